@@ -1,0 +1,43 @@
+/* One berth instance: the event loop's relays for every mapping of a plan.
+ * All state hangs off struct berth, so tests can run several in one process.
+ * Errors: -1/NULL with a one-line reason in err. */
+#ifndef BERTH_BERTH_H
+#define BERTH_BERTH_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "berth/plan.h"
+#include "berth/relay.h"
+#include "berth/sockaddr.h"
+
+struct berth;
+
+/* The plan must outlive the instance. */
+struct berth *berth_new(struct event_base *base, const struct plan *plan);
+void berth_free(struct berth *b);
+
+/* The shared relay settings, adjustable before berth_start. */
+struct relay_ctx *berth_ctx(struct berth *b);
+
+/* Binds every mapping, in order; nothing stays bound on failure. fds, when
+ * not NULL, gives per mapping an already bound socket to adopt (or -1). */
+int berth_start(struct berth *b, const int *fds, enum v6only v6only,
+                char *err, size_t errlen);
+
+/* Runs the loop until SIGINT or SIGTERM. Returns 0, or -1 if the loop
+ * failed. */
+int berth_run(struct berth *b);
+
+/* Sessions and flows open now, summed over all mappings (for tests). */
+size_t berth_tcp_sessions(const struct berth *b);
+size_t berth_udp_flows(const struct berth *b);
+
+/* The address mapping i is bound to (port 0 in the plan reads back the
+ * port the kernel chose). */
+int berth_local_addr(const struct berth *b, size_t i, struct addr *out);
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit. */
+void berth_raise_fd_limit(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* Settings from argv and from a --config JSON file, as plain values.
+ *
+ * Pure: no sockets, no binding. Parsers return 0, or -1 with a one-line
+ * message in err that names the offending text and the reason (main prefixes
+ * it with "berth: "). */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "berth/log.h"
+
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+struct config {
+    struct strlist publish;
+    char *docker;            /* NULL: $DOCKER_HOST or the default socket */
+    bool no_docker;
+    bool labels;
+    struct strlist dns;
+    char *domain;
+    unsigned ttl;
+    struct strlist upstream;
+    unsigned udp_timeout;    /* seconds */
+    unsigned max_conns;      /* per published TCP port; 0 = unlimited */
+    char *config_path;
+    bool check;
+    enum log_level log_level;
+    bool help;
+    bool version;
+};
+
+struct config *config_new(void);
+void config_free(struct config *c);
+
+/* Reads argv (argv[0] is the program). A --config file is loaded first and
+ * the command line then wins: scalars override, lists append. */
+int config_parse_args(struct config *c, int argc, char **argv, char *err,
+                      size_t errlen);
+
+/* Loads one JSON file (keys = long option names) into c. */
+int config_load_file(struct config *c, const char *path, char *err,
+                     size_t errlen);
+
+void config_usage(const char *prog, FILE *out);
+
+#endif

@@ -1,0 +1,25 @@
+/* A published TCP port: the listening socket, accepting in batches, the
+ * --max-conns limit, and a backoff when the process runs out of fds.
+ * Errors: NULL with a one-line reason in err. */
+#ifndef BERTH_LISTENER_H
+#define BERTH_LISTENER_H
+
+#include <stddef.h>
+
+#include "berth/plan.h"
+#include "berth/relay.h"
+
+struct tcp_listener;
+
+/* fd >= 0 adopts an already listening socket (docker-proxy's
+ * -use-listen-fd); -1 binds m->listen. m must outlive the listener. */
+struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
+                                      const struct mapping *m, int fd,
+                                      enum v6only v6only, char *err,
+                                      size_t errlen);
+/* Closes the listening socket and every session it accepted. */
+void tcp_listener_free(struct tcp_listener *l);
+size_t tcp_listener_sessions(const struct tcp_listener *l);
+int tcp_listener_fd(const struct tcp_listener *l);
+
+#endif

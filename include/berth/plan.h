@@ -1,0 +1,38 @@
+/* The plan: what berth will bind and where each port forwards, expanded from
+ * a validated config (ranges become one mapping per port). Pure, no I/O
+ * besides plan_print. Errors: -1/NULL with a one-line message in err. */
+#ifndef BERTH_PLAN_H
+#define BERTH_PLAN_H
+
+#include <stdio.h>
+
+#include "berth/config.h"
+#include "berth/sockaddr.h"
+#include "berth/spec.h"
+
+#define MAPPING_LABEL_MAX 128
+
+struct mapping {
+    enum proto proto;
+    struct addr listen;      /* host address and port to bind */
+    struct addr target;      /* where connections and datagrams go */
+    /* "127.0.0.1:8080->10.0.0.2:80/tcp", used in every log line. */
+    char label[MAPPING_LABEL_MAX];
+    size_t source;           /* index of the --publish entry it came from */
+};
+
+struct plan {
+    struct mapping *maps;
+    size_t n;
+    unsigned udp_timeout;
+    unsigned max_conns;
+};
+
+struct plan *plan_new(const struct config *c, char *err, size_t errlen);
+void plan_free(struct plan *p);
+/* Appends one mapping (used by the docker-proxy front end too). */
+int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
+             const struct addr *target);
+void plan_print(const struct plan *p, FILE *out);
+
+#endif

@@ -1,0 +1,47 @@
+/* Stateless address and socket helpers (the anet.c of berth).
+ * Return convention: 0 on success, -1 with errno set. */
+#ifndef BERTH_SOCKADDR_H
+#define BERTH_SOCKADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* An address plus its length: what bind/connect/sendto need. */
+struct addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* "1.2.3.4" or "::1" (no brackets) plus a port. -1 if not an IP literal. */
+int addr_from_ip(struct addr *a, const char *ip, uint16_t port);
+uint16_t addr_port(const struct addr *a);
+void addr_set_port(struct addr *a, uint16_t port);
+bool addr_is_any(const struct addr *a);
+bool addr_equal(const struct addr *a, const struct addr *b);
+uint32_t addr_hash(const struct addr *a);
+
+/* "1.2.3.4:80" or "[::1]:80" into buf; always NUL-terminated. */
+#define ADDR_STRLEN 64
+const char *addr_format(const struct addr *a, char *buf, size_t len);
+/* The IP alone ("1.2.3.4", "::1"). */
+const char *addr_format_ip(const struct addr *a, char *buf, size_t len);
+
+int sock_set_nonblock(int fd);
+int sock_set_nodelay(int fd);
+/* Makes the next close() send a RST instead of a FIN. */
+int sock_set_reset_on_close(int fd);
+/* Reads SO_ERROR: returns the pending error (0 if none), -1 on failure. */
+int sock_pending_error(int fd);
+
+/* How an IPv6 wildcard listener treats IPv4 clients. */
+enum v6only { V6ONLY_YES, V6ONLY_PREFER_DUAL };
+
+/* A non-blocking, close-on-exec socket bound to a (TCP: and listening).
+ * V6ONLY_PREFER_DUAL tries dual-stack first and falls back to IPv6-only
+ * when the IPv4 side of the port is taken (dockerd binds 0.0.0.0 and ::
+ * separately on some versions, on others only ::). */
+int sock_bind(const struct addr *a, int type, enum v6only v6only);
+
+#endif

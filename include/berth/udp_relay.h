@@ -1,0 +1,30 @@
+/* A published UDP port: a flow per client address, each with its own
+ * connected socket to the target; replies leave from the address the client
+ * wrote to; idle flows expire; the table is bounded and evicts the flow
+ * idle longest. Datagrams move in recvmmsg/sendmmsg batches.
+ * Errors: NULL with a one-line reason in err. */
+#ifndef BERTH_UDP_RELAY_H
+#define BERTH_UDP_RELAY_H
+
+#include <stddef.h>
+
+#include "berth/plan.h"
+#include "berth/relay.h"
+
+struct udp_listener;
+struct udp_batch;
+
+/* fd >= 0 adopts an already bound socket; -1 binds m->listen. */
+struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
+                                      const struct mapping *m, int fd,
+                                      enum v6only v6only, char *err,
+                                      size_t errlen);
+void udp_listener_free(struct udp_listener *l);
+size_t udp_listener_flows(const struct udp_listener *l);
+int udp_listener_fd(const struct udp_listener *l);
+
+/* The loop-wide batch buffers (2 MiB, touched only as datagrams need). */
+struct udp_batch *udp_batch_new(void);
+void udp_batch_free(struct udp_batch *b);
+
+#endif

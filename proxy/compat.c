@@ -1,0 +1,226 @@
+#include "berth/compat.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/berth.h"
+#include "berth/log.h"
+
+#define STATUS_FD 3
+#define LISTEN_FD 4
+
+static const char *const flag_names[] = {
+    "proto", "host-ip", "host-port", "container-ip", "container-port",
+    "use-listen-fd", "v", "version",
+};
+#define NFLAGS (sizeof flag_names / sizeof flag_names[0])
+
+/* "-name", "--name", "-name=value": returns the flag's index or -1. */
+static int match_flag(const char *arg, const char **value)
+{
+    if (arg[0] != '-')
+        return -1;
+    const char *name = arg + 1 + (arg[1] == '-');
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t i = 0; i < NFLAGS; i++) {
+        if (strlen(flag_names[i]) == len && strncmp(flag_names[i], name, len) == 0) {
+            *value = eq ? eq + 1 : NULL;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+bool compat_wanted(int argc, char **argv)
+{
+    /* berth's own options are all --long or -p/-h; docker-proxy's are
+     * single-dash words, and dockerd always passes -proto first. */
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int k = match_flag(argv[i], &v);
+        if (k >= 0 && k <= 5 && argv[i][1] != '-')
+            return true;
+    }
+    return false;
+}
+
+static int parse_port(const char *s, uint16_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno || v < 1 || v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
+                 size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->proto = PROTO_TCP;
+    const char *host_ip = "0.0.0.0", *container_ip = "0.0.0.0";
+    uint16_t host_port = 0, container_port = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        int k = match_flag(argv[i], &value);
+        if (k < 0) {
+            snprintf(err, errlen, "docker-proxy mode: unknown flag '%s'", argv[i]);
+            return -1;
+        }
+        const char *name = flag_names[k];
+        if (strcmp(name, "use-listen-fd") == 0 || strcmp(name, "v") == 0 ||
+            strcmp(name, "version") == 0) {
+            bool on = !value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+            if (value && !on && strcmp(value, "false") != 0 && strcmp(value, "0") != 0) {
+                snprintf(err, errlen, "-%s '%s': want true or false", name, value);
+                return -1;
+            }
+            if (name[0] == 'u')
+                out->use_listen_fd = on;
+            else
+                out->version = on;
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "flag '-%s' needs a value", name);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (strcmp(name, "proto") == 0) {
+            if (strcmp(value, "tcp") == 0 || strcmp(value, "tcp4") == 0 ||
+                strcmp(value, "tcp6") == 0)
+                out->proto = PROTO_TCP;
+            else if (strcmp(value, "udp") == 0 || strcmp(value, "udp4") == 0 ||
+                     strcmp(value, "udp6") == 0)
+                out->proto = PROTO_UDP;
+            else {
+                snprintf(err, errlen, "-proto '%s': berth forwards tcp and udp", value);
+                return -1;
+            }
+        } else if (strcmp(name, "host-ip") == 0) {
+            host_ip = value;
+        } else if (strcmp(name, "container-ip") == 0) {
+            container_ip = value;
+        } else if (parse_port(value, strcmp(name, "host-port") == 0
+                                         ? &host_port : &container_port) < 0) {
+            snprintf(err, errlen, "-%s '%s': want a port in 1-65535", name, value);
+            return -1;
+        }
+    }
+    if (out->version)
+        return 0;
+    if (addr_from_ip(&out->host, host_ip, host_port) < 0) {
+        snprintf(err, errlen, "-host-ip '%s': not an IP address", host_ip);
+        return -1;
+    }
+    if (addr_from_ip(&out->container, container_ip, container_port) < 0) {
+        snprintf(err, errlen, "-container-ip '%s': not an IP address", container_ip);
+        return -1;
+    }
+    if (!host_port || !container_port) {
+        snprintf(err, errlen, "-%s is required", !host_port ? "host-port" : "container-port");
+        return -1;
+    }
+    return 0;
+}
+
+/* Tells dockerd how start-up went, once; fd 3 is closed afterwards so
+ * dockerd's read sees EOF. Run by hand, without fd 3, this is a no-op. */
+static void report(bool have_status_fd, const char *error)
+{
+    if (!have_status_fd)
+        return;
+    char buf[600];
+    int n = error ? snprintf(buf, sizeof buf, "1\n%s", error)
+                  : snprintf(buf, sizeof buf, "0\n");
+    if (n > (int)sizeof buf - 1)
+        n = (int)sizeof buf - 1;
+    for (int off = 0; off < n;) {
+        ssize_t w = write(STATUS_FD, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (int)w;
+    }
+    close(STATUS_FD);
+}
+
+static int check_listen_fd(enum proto proto, char *err, size_t errlen)
+{
+    int type;
+    socklen_t len = sizeof type;
+    if (getsockopt(LISTEN_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+        snprintf(err, errlen, "-use-listen-fd: fd %d: %s", LISTEN_FD, strerror(errno));
+        return -1;
+    }
+    if (type != (proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM)) {
+        snprintf(err, errlen, "-use-listen-fd: fd %d is not a %s socket", LISTEN_FD,
+                 proto_name(proto));
+        return -1;
+    }
+    fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+int compat_main(int argc, char **argv)
+{
+    /* Decide about fd 3 before anything can open a descriptor there. */
+    bool have_status_fd = fcntl(STATUS_FD, F_GETFD) != -1;
+    if (have_status_fd)
+        fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC);
+    char err[512];
+    struct compat_args a;
+    if (compat_parse(argc, argv, &a, err, sizeof err) < 0) {
+        fprintf(stderr, "berth: %s\n", err);
+        report(have_status_fd, err);
+        return 2;
+    }
+    if (a.version) {
+        printf("berth %s (docker-proxy compatible)\n", BERTH_VERSION);
+        return 0;
+    }
+    if (a.use_listen_fd && check_listen_fd(a.proto, err, sizeof err) < 0) {
+        fprintf(stderr, "berth: %s\n", err);
+        report(have_status_fd, err);
+        return 1;
+    }
+    berth_raise_fd_limit();
+
+    int rc = 1;
+    struct plan plan = {.udp_timeout = 90};
+    struct event_base *base = event_base_new();
+    struct berth *b = NULL;
+    int fd = a.use_listen_fd ? LISTEN_FD : -1;
+    if (!base || plan_add(&plan, a.proto, &a.host, &a.container) < 0 ||
+        !(b = berth_new(base, &plan))) {
+        snprintf(err, sizeof err, "out of memory");
+        if (fd >= 0)
+            close(fd);
+    } else if (berth_start(b, &fd, V6ONLY_PREFER_DUAL, err, sizeof err) == 0) {
+        report(have_status_fd, NULL);
+        have_status_fd = false;
+        rc = berth_run(b) == 0 ? 0 : 1;
+        if (rc)
+            snprintf(err, sizeof err, "event loop failed");
+    }
+    if (rc) {
+        log_error("%s", err);
+        report(have_status_fd, err);
+    }
+    berth_free(b);
+    free(plan.maps);
+    if (base)
+        event_base_free(base);
+    return rc;
+}

@@ -1,0 +1,508 @@
+#include "berth/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/sockaddr.h"
+#include "berth/spec.h"
+
+enum kind { K_FLAG, K_STRING, K_LIST, K_UINT };
+
+struct option_def {
+    const char *name;
+    char short_name;
+    enum kind kind;
+    unsigned max;            /* K_UINT: largest accepted value */
+    unsigned min;
+};
+
+/* Order matters only for --help. */
+static const struct option_def options[] = {
+    {"publish", 'p', K_LIST, 0, 0},
+    {"docker", 0, K_STRING, 0, 0},
+    {"no-docker", 0, K_FLAG, 0, 0},
+    {"labels", 0, K_FLAG, 0, 0},
+    {"dns", 0, K_LIST, 0, 0},
+    {"domain", 0, K_STRING, 0, 0},
+    {"ttl", 0, K_UINT, INT32_MAX, 0},
+    {"upstream", 0, K_LIST, 0, 0},
+    {"udp-timeout", 0, K_UINT, INT32_MAX, 1},
+    {"max-conns", 0, K_UINT, 1000000, 0},
+    {"config", 0, K_STRING, 0, 0},
+    {"check", 0, K_FLAG, 0, 0},
+    {"log-level", 0, K_STRING, 0, 0},
+    {"help", 'h', K_FLAG, 0, 0},
+    {"version", 0, K_FLAG, 0, 0},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+struct config *config_new(void)
+{
+    struct config *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ttl = 5;
+    c->udp_timeout = 90;
+    c->log_level = LOG_INFO;
+    c->domain = strdup("docker");
+    if (!c->domain) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void strlist_clear(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static int strlist_add(struct strlist *l, const char *s)
+{
+    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->v = v;
+    if (!(l->v[l->n] = strdup(s)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    strlist_clear(&c->publish);
+    strlist_clear(&c->dns);
+    strlist_clear(&c->upstream);
+    free(c->docker);
+    free(c->domain);
+    free(c->config_path);
+    free(c);
+}
+
+static const struct option_def *find_long(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == len &&
+            strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static const struct option_def *find_short(char c)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].short_name == c)
+            return &options[i];
+    return NULL;
+}
+
+/* "ADDR:PORT" with a bracketed IPv6 address; port required unless
+ * default_port is non-zero. */
+static int check_hostport(const char *s, uint16_t default_port)
+{
+    char ip[64];
+    const char *port = NULL;
+    struct addr a;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || (size_t)(end - s - 1) >= sizeof ip)
+            return -1;
+        snprintf(ip, sizeof ip, "%.*s", (int)(end - s - 1), s + 1);
+        if (end[1] == ':')
+            port = end + 2;
+        else if (end[1] != '\0')
+            return -1;
+        if (addr_from_ip(&a, ip, 0) < 0 || a.ss.ss_family != AF_INET6)
+            return -1;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon) {
+            /* Several colons and no brackets: a bare IPv6, no port. */
+            if (!default_port || addr_from_ip(&a, s, 0) < 0)
+                return -1;
+            return 0;
+        }
+        size_t iplen = colon ? (size_t)(colon - s) : strlen(s);
+        if (iplen >= sizeof ip)
+            return -1;
+        snprintf(ip, sizeof ip, "%.*s", (int)iplen, s);
+        if (addr_from_ip(&a, ip, 0) < 0)
+            return -1;
+        port = colon ? colon + 1 : NULL;
+    }
+    if (!port)
+        return default_port ? 0 : -1;
+    uint16_t lo, hi;
+    char e[8];
+    if (spec_parse_ports(port, strlen(port), "", &lo, &hi, e, sizeof e) < 0 ||
+        lo != hi)
+        return -1;
+    return 0;
+}
+
+static bool valid_domain(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 200 || s[0] == '.' || s[len - 1] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+                  (ch == '.' && s[i + 1] != '.');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Validates one value and stores it. where is "--name" on the command line
+ * or "config 'f.json': name" from a file; messages read
+ * "<where> '<value>': <reason>". */
+static int apply(struct config *c, const struct option_def *o, const char *v,
+                 const char *where, char *err, size_t errlen)
+{
+    const char *name = o->name;
+    char why[200];
+    if (strcmp(name, "publish") == 0) {
+        struct spec sp;
+        if (spec_parse(v, &sp, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s '%s': %s", where, v, why);
+            return -1;
+        }
+        return strlist_add(&c->publish, v);
+    }
+    if (strcmp(name, "dns") == 0) {
+        if (check_hostport(v, 0) < 0) {
+            snprintf(err, errlen,
+                     "%s '%s': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)",
+                     where, v);
+            return -1;
+        }
+        return strlist_add(&c->dns, v);
+    }
+    if (strcmp(name, "upstream") == 0) {
+        if (check_hostport(v, 53) < 0) {
+            snprintf(err, errlen, "%s '%s': want an IP address with an optional :PORT",
+                     where, v);
+            return -1;
+        }
+        return strlist_add(&c->upstream, v);
+    }
+    if (strcmp(name, "docker") == 0) {
+        bool unix_url = strncmp(v, "unix://", 7) == 0 && v[7] == '/';
+        bool tcp_url = strncmp(v, "tcp://", 6) == 0 && v[6] != '\0';
+        if (!unix_url && !tcp_url) {
+            snprintf(err, errlen, "%s '%s': want unix:///path or tcp://host:port",
+                     where, v);
+            return -1;
+        }
+        return set_string(&c->docker, v);
+    }
+    if (strcmp(name, "domain") == 0) {
+        if (!valid_domain(v)) {
+            snprintf(err, errlen, "%s '%s': not a valid DNS domain", where, v);
+            return -1;
+        }
+        return set_string(&c->domain, v);
+    }
+    if (strcmp(name, "log-level") == 0) {
+        if (log_level_parse(v, &c->log_level) < 0) {
+            snprintf(err, errlen, "%s '%s': want error, warn, info or debug",
+                     where, v);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "config") == 0)
+        return set_string(&c->config_path, v);
+    if (o->kind == K_UINT) {
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno || n > o->max ||
+            n < o->min) {
+            snprintf(err, errlen, "%s '%s': want a whole number in %u-%u", where,
+                     v, o->min, o->max);
+            return -1;
+        }
+        if (strcmp(name, "ttl") == 0)
+            c->ttl = (unsigned)n;
+        else if (strcmp(name, "udp-timeout") == 0)
+            c->udp_timeout = (unsigned)n;
+        else
+            c->max_conns = (unsigned)n;
+        return 0;
+    }
+    return 0;
+}
+
+static void set_flag(struct config *c, const struct option_def *o, bool on)
+{
+    const char *n = o->name;
+    if (strcmp(n, "no-docker") == 0)
+        c->no_docker = on;
+    else if (strcmp(n, "labels") == 0)
+        c->labels = on;
+    else if (strcmp(n, "check") == 0)
+        c->check = on;
+    else if (strcmp(n, "help") == 0)
+        c->help = on;
+    else if (strcmp(n, "version") == 0)
+        c->version = on;
+}
+
+/* Walks argv. With only_config, records --config and nothing else. */
+static int walk_args(struct config *c, int argc, char **argv, bool only_config,
+                     char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const struct option_def *o = NULL;
+        const char *value = NULL;
+        char where[64];
+        if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+            const char *eq = strchr(arg + 2, '=');
+            size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+            o = find_long(arg + 2, len);
+            if (o && eq)
+                value = eq + 1;
+        } else if (arg[0] == '-' && arg[1] != '\0' && arg[1] != '-') {
+            o = find_short(arg[1]);
+            if (o && arg[2] != '\0')
+                value = o->kind == K_FLAG ? NULL : arg + 2;
+            if (o && o->kind == K_FLAG && arg[2] != '\0')
+                o = NULL;
+        } else {
+            snprintf(err, errlen, "unexpected argument '%s' (see berth --help)",
+                     arg);
+            return -1;
+        }
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%s' (see berth --help)", arg);
+            return -1;
+        }
+        snprintf(where, sizeof where, "--%s", o->name);
+        if (o->kind == K_FLAG) {
+            if (value) {
+                snprintf(err, errlen, "option '--%s' takes no value", o->name);
+                return -1;
+            }
+            if (!only_config)
+                set_flag(c, o, true);
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "option '%s' needs a value", arg);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        bool is_config = strcmp(o->name, "config") == 0;
+        if (is_config != only_config)
+            continue;
+        if (apply(c, o, value, where, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int config_parse_args(struct config *c, int argc, char **argv, char *err,
+                      size_t errlen)
+{
+    if (walk_args(c, argc, argv, true, err, errlen) < 0)
+        return -1;
+    if (c->config_path && config_load_file(c, c->config_path, err, errlen) < 0)
+        return -1;
+    return walk_args(c, argc, argv, false, err, errlen);
+}
+
+/* 1-based line of a byte offset, for JSON syntax errors. */
+static int line_of(const char *text, const char *at)
+{
+    int line = 1;
+    for (const char *p = text; p < at && *p; p++)
+        line += *p == '\n';
+    return line;
+}
+
+static int load_json_value(struct config *c, const struct option_def *o,
+                           const cJSON *item, const char *prefix, char *err,
+                           size_t errlen)
+{
+    char where[300];
+    snprintf(where, sizeof where, "%s: %s", prefix, o->name);
+    if (o->kind == K_FLAG) {
+        if (!cJSON_IsBool(item)) {
+            snprintf(err, errlen, "%s: '%s' must be true or false", prefix, o->name);
+            return -1;
+        }
+        set_flag(c, o, cJSON_IsTrue(item));
+        return 0;
+    }
+    if (o->kind == K_LIST) {
+        if (!cJSON_IsArray(item)) {
+            snprintf(err, errlen, "%s: '%s' must be an array of strings", prefix,
+                     o->name);
+            return -1;
+        }
+        int idx = 0;
+        const cJSON *el;
+        cJSON_ArrayForEach(el, item) {
+            if (!cJSON_IsString(el)) {
+                snprintf(err, errlen, "%s: '%s' must be an array of strings",
+                         prefix, o->name);
+                return -1;
+            }
+            snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
+            if (apply(c, o, el->valuestring, where, err, errlen) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (o->kind == K_UINT) {
+        char num[32];
+        if (cJSON_IsNumber(item)) {
+            double d = item->valuedouble;
+            if (d < 0 || d > 4e9 || d != (double)(unsigned long)d) {
+                snprintf(err, errlen, "%s: '%s' must be a whole number in %u-%u",
+                         prefix, o->name, o->min, o->max);
+                return -1;
+            }
+            snprintf(num, sizeof num, "%lu", (unsigned long)d);
+            return apply(c, o, num, where, err, errlen);
+        }
+        snprintf(err, errlen, "%s: '%s' must be a number", prefix, o->name);
+        return -1;
+    }
+    if (!cJSON_IsString(item)) {
+        snprintf(err, errlen, "%s: '%s' must be a string", prefix, o->name);
+        return -1;
+    }
+    return apply(c, o, item->valuestring, where, err, errlen);
+}
+
+int config_load_file(struct config *c, const char *path, char *err,
+                     size_t errlen)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "config '%s'", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", prefix, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 4096) {
+            if (cap > (1u << 24)) {
+                snprintf(err, errlen, "%s: larger than 16 MiB", prefix);
+                fclose(f);
+                free(text);
+                return -1;
+            }
+            char *bigger = realloc(text, cap = cap * 2 + 8192);
+            if (!bigger) {
+                fclose(f);
+                free(text);
+                snprintf(err, errlen, "%s: out of memory", prefix);
+                return -1;
+            }
+            text = bigger;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    bool read_error = ferror(f);
+    fclose(f);
+    text[len] = '\0';
+    if (read_error) {
+        snprintf(err, errlen, "%s: read error", prefix);
+        free(text);
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root || !cJSON_IsObject(root)) {
+        if (!root)
+            snprintf(err, errlen, "%s: invalid JSON at line %d", prefix,
+                     line_of(text, end ? end : text + len));
+        else
+            snprintf(err, errlen, "%s: must be a JSON object", prefix);
+        cJSON_Delete(root);
+        free(text);
+        return -1;
+    }
+    int rc = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        const struct option_def *o = find_long(item->string, strlen(item->string));
+        if (!o || strcmp(o->name, "config") == 0 || strcmp(o->name, "help") == 0 ||
+            strcmp(o->name, "version") == 0) {
+            snprintf(err, errlen, "%s: unknown key '%s'", prefix, item->string);
+            rc = -1;
+            break;
+        }
+        if (load_json_value(c, o, item, prefix, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+void config_usage(const char *prog, FILE *out)
+{
+    fprintf(out,
+        "Usage: %s [OPTIONS]\n"
+        "       %s -proto tcp|udp -host-ip IP -host-port N -container-ip IP -container-port N [-use-listen-fd]\n"
+        "\n"
+        "Publishes TCP and UDP ports, as `docker run -p` does, from one process.\n"
+        "\n"
+        "  -p, --publish SPEC     [HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp]\n"
+        "                         repeatable; HOST_IP defaults to 0.0.0.0, IPv6 in brackets\n"
+        "      --docker URL       Docker Engine API (default $DOCKER_HOST or unix:///var/run/docker.sock)\n"
+        "      --no-docker        never contact a Docker engine (IP targets only)\n"
+        "      --labels           also publish containers' berth.publish labels\n"
+        "      --dns ADDR:PORT    serve DNS for container names (repeatable)\n"
+        "      --domain NAME      DNS zone of container names (default docker)\n"
+        "      --ttl SECONDS      TTL of local DNS answers (default 5)\n"
+        "      --upstream ADDR[:PORT]  where other DNS names go (repeatable)\n"
+        "      --udp-timeout SECONDS   idle timeout of a UDP flow (default 90)\n"
+        "      --max-conns N      concurrent TCP connections per port (default 0: no limit)\n"
+        "      --config FILE      JSON file with the same settings\n"
+        "      --check            validate, print the plan, exit without binding\n"
+        "      --log-level LEVEL  error, warn, info or debug (default info)\n"
+        "  -h, --help             this text\n"
+        "      --version          print the version\n"
+        "\n"
+        "Exit status: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 bad usage.\n",
+        prog, prog);
+}

@@ -1,0 +1,92 @@
+/* berth: publishes TCP and UDP ports from one process, or stands in for
+ * dockerd's docker-proxy. main() wires argv to a plan, starts the relays,
+ * runs the loop until SIGINT/SIGTERM and stops in reverse. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "berth/berth.h"
+#include "berth/compat.h"
+#include "berth/config.h"
+#include "berth/log.h"
+#include "berth/plan.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* dockerd may start us with 0-2 closed or on /dev/null; keep them taken so
+ * no socket lands on a stdio number and gets written to by accident. */
+static void keep_stdio_taken(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) < 0)
+            return;
+}
+
+int main(int argc, char **argv)
+{
+    /* open() takes the lowest free number, so this never lands on the
+     * status pipe (fd 3) or the listen socket (fd 4) dockerd passes. */
+    keep_stdio_taken();
+    signal(SIGPIPE, SIG_IGN);
+    if (compat_wanted(argc, argv))
+        return compat_main(argc, argv);
+
+    char err[512];
+    struct config *c = config_new();
+    if (!c) {
+        fprintf(stderr, "berth: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    if (config_parse_args(c, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "berth: %s\n", err);
+        config_free(c);
+        return EXIT_USAGE;
+    }
+    if (c->help || c->version) {
+        if (c->help)
+            config_usage("berth", stdout);
+        else
+            printf("berth %s\n", BERTH_VERSION);
+        config_free(c);
+        return EXIT_OK;
+    }
+    log_set_level(c->log_level);
+
+    struct plan *plan = plan_new(c, err, sizeof err);
+    if (!plan) {
+        fprintf(stderr, "berth: %s\n", err);
+        config_free(c);
+        return EXIT_USAGE;
+    }
+    if (plan->n == 0) {
+        fprintf(stderr, "berth: nothing to publish: give --publish or --config "
+                        "(see berth --help)\n");
+        plan_free(plan);
+        config_free(c);
+        return EXIT_USAGE;
+    }
+    if (c->check) {
+        plan_print(plan, stdout);
+        plan_free(plan);
+        config_free(c);
+        return EXIT_OK;
+    }
+    config_free(c);
+    berth_raise_fd_limit();
+
+    int rc = EXIT_RUNTIME;
+    struct event_base *base = event_base_new();
+    struct berth *b = base ? berth_new(base, plan) : NULL;
+    if (!b)
+        log_error("out of memory");
+    else if (berth_start(b, NULL, V6ONLY_YES, err, sizeof err) < 0)
+        log_error("%s", err);
+    else if (berth_run(b) == 0)
+        rc = EXIT_OK;
+    berth_free(b);
+    if (base)
+        event_base_free(base);
+    plan_free(plan);
+    return rc;
+}

@@ -1,0 +1,166 @@
+#include "berth/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void make_label(struct mapping *m)
+{
+    char l[ADDR_STRLEN], t[ADDR_STRLEN];
+    snprintf(m->label, sizeof m->label, "%s->%s/%s",
+             addr_format(&m->listen, l, sizeof l),
+             addr_format(&m->target, t, sizeof t), proto_name(m->proto));
+}
+
+int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
+             const struct addr *target)
+{
+    if ((p->n & (p->n - 1)) == 0) {      /* grow at powers of two */
+        size_t cap = p->n ? p->n * 2 : 4;
+        struct mapping *m = realloc(p->maps, cap * sizeof *m);
+        if (!m)
+            return -1;
+        p->maps = m;
+    }
+    struct mapping *m = &p->maps[p->n++];
+    memset(m, 0, sizeof *m);
+    m->proto = proto;
+    m->listen = *listen;
+    m->target = *target;
+    make_label(m);
+    return 0;
+}
+
+/* Two mappings collide when the kernel would refuse the second bind: same
+ * protocol and port, and the same address or a wildcard of that family. */
+static bool collides(const struct mapping *a, const struct mapping *b)
+{
+    if (a->proto != b->proto || addr_port(&a->listen) != addr_port(&b->listen) ||
+        a->listen.ss.ss_family != b->listen.ss.ss_family)
+        return false;
+    return addr_is_any(&a->listen) || addr_is_any(&b->listen) ||
+           addr_equal(&a->listen, &b->listen);
+}
+
+static int by_port(const void *x, const void *y)
+{
+    const struct mapping *a = *(const struct mapping *const *)x;
+    const struct mapping *b = *(const struct mapping *const *)y;
+    int ka = (int)addr_port(&a->listen) * 4 + (int)a->proto * 2 +
+             (a->listen.ss.ss_family == AF_INET6);
+    int kb = (int)addr_port(&b->listen) * 4 + (int)b->proto * 2 +
+             (b->listen.ss.ss_family == AF_INET6);
+    if (ka != kb)
+        return ka < kb ? -1 : 1;
+    return a < b ? -1 : a > b; /* keep publish order inside a group */
+}
+
+/* Sorting by port keeps this O(n log n) for 65535-port ranges. */
+static int check_collisions(const struct plan *p, const struct config *c,
+                            char *err, size_t errlen)
+{
+    const struct mapping **v = malloc((p->n ? p->n : 1) * sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        v[i] = &p->maps[i];
+    qsort(v, p->n, sizeof *v, by_port);
+    int rc = 0;
+    for (size_t i = 0; i < p->n && rc == 0; i++) {
+        for (size_t j = i + 1;
+             j < p->n && addr_port(&v[j]->listen) == addr_port(&v[i]->listen);
+             j++) {
+            if (!collides(v[i], v[j]))
+                continue;
+            char a[ADDR_STRLEN];
+            snprintf(err, errlen, "--publish '%s': %s/%s is already published (%s)",
+                     c->publish.v[v[j]->source],
+                     addr_format(&v[j]->listen, a, sizeof a),
+                     proto_name(v[j]->proto), v[i]->label);
+            rc = -1;
+            break;
+        }
+    }
+    free(v);
+    return rc;
+}
+
+struct plan *plan_new(const struct config *c, char *err, size_t errlen)
+{
+    if (c->dns.n) {
+        snprintf(err, errlen,
+                 "--dns '%s': the DNS responder is not part of this build yet",
+                 c->dns.v[0]);
+        return NULL;
+    }
+    if (c->labels) {
+        snprintf(err, errlen,
+                 "--labels: label publishing needs the Docker API client, "
+                 "which is not part of this build yet");
+        return NULL;
+    }
+    struct plan *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->udp_timeout = c->udp_timeout;
+    p->max_conns = c->max_conns;
+    for (size_t i = 0; i < c->publish.n; i++) {
+        const char *text = c->publish.v[i];
+        struct spec sp;
+        char why[200];
+        if (spec_parse(text, &sp, why, sizeof why) < 0) {
+            snprintf(err, errlen, "--publish '%s': %s", text, why);
+            goto fail;
+        }
+        if (!sp.target_is_ip) {
+            snprintf(err, errlen,
+                     "--publish '%s': target '%s' is a name; name targets need "
+                     "the Docker API client, not part of this build yet (use an IP)",
+                     text, sp.target_name);
+            goto fail;
+        }
+        for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
+            struct addr l = sp.host, t = sp.target;
+            addr_set_port(&l, (uint16_t)(sp.host_lo + k));
+            addr_set_port(&t, (uint16_t)(sp.target_lo + k));
+            if (plan_add(p, sp.proto, &l, &t) < 0) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            p->maps[p->n - 1].source = i;
+        }
+    }
+    if (check_collisions(p, c, err, errlen) < 0)
+        goto fail;
+    return p;
+fail:
+    plan_free(p);
+    return NULL;
+}
+
+void plan_free(struct plan *p)
+{
+    if (!p)
+        return;
+    free(p->maps);
+    free(p);
+}
+
+void plan_print(const struct plan *p, FILE *out)
+{
+    fprintf(out, "berth plan: %zu mapping%s\n", p->n, p->n == 1 ? "" : "s");
+    for (size_t i = 0; i < p->n; i++) {
+        char l[ADDR_STRLEN], t[ADDR_STRLEN];
+        fprintf(out, "  %s %s -> %s\n", proto_name(p->maps[i].proto),
+                addr_format(&p->maps[i].listen, l, sizeof l),
+                addr_format(&p->maps[i].target, t, sizeof t));
+    }
+    fprintf(out, "udp-timeout %us, max-conns per port ", p->udp_timeout);
+    if (p->max_conns)
+        fprintf(out, "%u\n", p->max_conns);
+    else
+        fprintf(out, "unlimited\n");
+}

@@ -1,0 +1,188 @@
+#include "berth/sockaddr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int addr_from_ip(struct addr *a, const char *ip, uint16_t port)
+{
+    memset(a, 0, sizeof *a);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        a->len = sizeof *s4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        a->len = sizeof *s6;
+        return 0;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+uint16_t addr_port(const struct addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return 0;
+}
+
+void addr_set_port(struct addr *a, uint16_t port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+    else if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
+bool addr_is_any(const struct addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               htonl(INADDR_ANY);
+    if (a->ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(
+            &((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    return false;
+}
+
+bool addr_equal(const struct addr *a, const struct addr *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+        return x->sin6_port == y->sin6_port &&
+               x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return false;
+}
+
+/* FNV-1a over the bytes that addr_equal compares. */
+static uint32_t fnv(uint32_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 16777619u;
+    return h;
+}
+
+uint32_t addr_hash(const struct addr *a)
+{
+    uint32_t h = 2166136261u;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->ss;
+        h = fnv(h, &x->sin_addr, sizeof x->sin_addr);
+        return fnv(h, &x->sin_port, sizeof x->sin_port);
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->ss;
+        h = fnv(h, &x->sin6_addr, sizeof x->sin6_addr);
+        return fnv(h, &x->sin6_port, sizeof x->sin6_port);
+    }
+    return h;
+}
+
+const char *addr_format_ip(const struct addr *a, char *buf, size_t len)
+{
+    const void *src = NULL;
+    if (a->ss.ss_family == AF_INET)
+        src = &((const struct sockaddr_in *)&a->ss)->sin_addr;
+    else if (a->ss.ss_family == AF_INET6)
+        src = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    if (!src || !inet_ntop(a->ss.ss_family, src, buf, (socklen_t)len))
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+const char *addr_format(const struct addr *a, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    addr_format_ip(a, ip, sizeof ip);
+    if (a->ss.ss_family == AF_INET6)
+        snprintf(buf, len, "[%s]:%u", ip, addr_port(a));
+    else
+        snprintf(buf, len, "%s:%u", ip, addr_port(a));
+    return buf;
+}
+
+int sock_set_nonblock(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int sock_set_nodelay(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int sock_set_reset_on_close(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+int sock_pending_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -1;
+    return err;
+}
+
+static int bind_once(const struct addr *a, int type, int v6only)
+{
+    int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (type == SOCK_STREAM &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail;
+    if (a->ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+        goto fail;
+    if (type == SOCK_STREAM && listen(fd, 4096) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int sock_bind(const struct addr *a, int type, enum v6only v6only)
+{
+    if (v6only == V6ONLY_PREFER_DUAL && a->ss.ss_family == AF_INET6 &&
+        addr_is_any(a)) {
+        int fd = bind_once(a, type, 0);
+        if (fd >= 0 || errno != EADDRINUSE)
+            return fd;
+    }
+    return bind_once(a, type, 1);
+}

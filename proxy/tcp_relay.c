@@ -1,0 +1,367 @@
+#include "berth/tcp_relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/log.h"
+#include "berth/pipe_pool.h"
+
+/* Bytes moved per wake-up before yielding to other sessions, so one bulk
+ * transfer cannot starve the loop. */
+#define ROUNDS_PER_WAKEUP 8
+
+/* One direction. Bytes flow from src to dst through a borrowed pipe
+ * (splice) or, on the buffered path, through the loop's scratch buffer; only
+ * bytes dst could not take yet are held, in buf. */
+struct half {
+    struct tcp_session *s;
+    int *src, *dst;          /* point at the session's fds */
+    struct event *rd;        /* src readable */
+    struct event *wr;        /* dst writable: armed only while dst is full */
+    int pipe[2];             /* borrowed from the pool while pending > 0 */
+    size_t pending;          /* bytes taken from src, not yet given to dst */
+    char *buf;               /* buffered path: the pending bytes */
+    size_t off;
+    bool eof;                /* src sent FIN */
+    bool shut;               /* FIN passed on to dst */
+    bool buffered;           /* splice refused this pair: copy instead */
+};
+
+struct tcp_session {
+    struct relay_ctx *ctx;
+    struct tcp_session_list *list;
+    struct tcp_session *prev, *next;
+    const struct mapping *m;
+    int cfd;                 /* client */
+    int tfd;                 /* target */
+    bool connected;
+    struct half up;          /* client -> target; up.wr doubles as connect wait */
+    struct half down;        /* target -> client */
+    struct addr client;
+    tcp_session_end_fn *on_end;
+    void *arg;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void slog(const struct tcp_session *s, enum log_level level,
+                 const char *fmt, ...)
+{
+    if (level > log_get_level())
+        return;
+    char peer[ADDR_STRLEN], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_msg(level, "%s client %s: %s", s->m->label,
+            addr_format(&s->client, peer, sizeof peer), msg);
+}
+
+static void half_release(struct half *h)
+{
+    pipe_pool_put(h->s->ctx->pipes, h->pipe, h->pending == 0);
+    free(h->buf);
+    h->buf = NULL;
+    h->off = 0;
+}
+
+void tcp_session_free(struct tcp_session *s)
+{
+    if (!s)
+        return;
+    struct half *halves[2] = {&s->up, &s->down};
+    for (int i = 0; i < 2; i++) {
+        event_free(halves[i]->rd);
+        event_free(halves[i]->wr);
+        halves[i]->pending = 0;
+        half_release(halves[i]);
+    }
+    if (s->cfd >= 0)
+        close(s->cfd);
+    if (s->tfd >= 0)
+        close(s->tfd);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->list->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->list->count--;
+    free(s);
+}
+
+/* The session is over: free it, then tell the owner (which may start
+ * accepting again). Callers return right after. */
+static void session_end(struct tcp_session *s)
+{
+    tcp_session_end_fn *fn = s->on_end;
+    void *arg = s->arg;
+    tcp_session_free(s);
+    if (fn)
+        fn(arg);
+}
+
+/* A peer reset or failed: pass the reset on to the other peer rather than a
+ * clean FIN, so neither side mistakes a broken stream for a complete one. */
+static void session_reset(struct tcp_session *s, const char *what, int err)
+{
+    slog(s, LOG_DEBUG, "%s: %s; resetting both sides", what, strerror(err));
+    if (s->cfd >= 0)
+        sock_set_reset_on_close(s->cfd);
+    if (s->tfd >= 0)
+        sock_set_reset_on_close(s->tfd);
+    session_end(s);
+}
+
+/* Gives dst what this half holds. Returns 1 when all is delivered, 0 when
+ * dst is full, -1 on error (errno). */
+static int half_flush(struct half *h)
+{
+    while (h->pending > 0) {
+        ssize_t n;
+        if (h->buf)
+            n = send(*h->dst, h->buf + h->off, h->pending, MSG_NOSIGNAL);
+        else
+            n = splice(h->pipe[0], NULL, *h->dst, NULL, h->pending,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        h->pending -= (size_t)n;
+        h->off += (size_t)n;
+    }
+    half_release(h);
+    return 1;
+}
+
+/* Buffered path: read into the shared scratch buffer, send at once, keep
+ * only what dst refused. */
+static ssize_t fill_buffered(struct half *h)
+{
+    struct relay_ctx *ctx = h->s->ctx;
+    ssize_t n = recv(*h->src, ctx->scratch, ctx->scratch_len, 0);
+    if (n <= 0)
+        return n;
+    ssize_t sent = send(*h->dst, ctx->scratch, (size_t)n, MSG_NOSIGNAL);
+    if (sent < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -2;
+        sent = 0;
+    }
+    if (sent < n) {
+        h->pending = (size_t)(n - sent);
+        if (!(h->buf = malloc(h->pending))) {
+            errno = ENOMEM;
+            return -2;
+        }
+        memcpy(h->buf, ctx->scratch + sent, h->pending);
+        h->off = 0;
+    }
+    return n;
+}
+
+/* Takes bytes from src. Returns the count, 0 at EOF, -1 on a read error
+ * (errno; EAGAIN when drained) and -2 on a write error. */
+static ssize_t half_fill(struct half *h)
+{
+    struct relay_ctx *ctx = h->s->ctx;
+    if (h->buffered || ctx->no_splice)
+        return fill_buffered(h);
+    if (h->pipe[0] < 0 && pipe_pool_get(ctx->pipes, h->pipe) < 0) {
+        /* Out of fds for a pipe: this round goes through memory. */
+        h->pipe[0] = h->pipe[1] = -1;
+        return fill_buffered(h);
+    }
+    ssize_t n = splice(*h->src, NULL, h->pipe[1], NULL, pipe_pool_capacity(),
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0 && errno == EINVAL) {
+        h->buffered = true;
+        half_release(h);
+        return fill_buffered(h);
+    }
+    if (n > 0)
+        h->pending = (size_t)n;
+    else
+        half_release(h);
+    return n;
+}
+
+static void finish_if_done(struct tcp_session *s)
+{
+    if (s->up.shut && s->down.shut) {
+        slog(s, LOG_DEBUG, "closed");
+        session_end(s);
+    }
+}
+
+/* Moves bytes from src to dst until src is drained, dst is full or the
+ * round budget is spent. May end the session: callers return right after. */
+static void half_pump(struct half *h)
+{
+    struct tcp_session *s = h->s;
+    bool drained = false;
+    for (int round = 0;; round++) {
+        if (h->pending) {
+            int r = half_flush(h);
+            if (r < 0) {
+                session_reset(s, "send", errno);
+                return;
+            }
+            if (r == 0) {
+                /* dst is full: stop reading until it drains. */
+                event_del(h->rd);
+                event_add(h->wr, NULL);
+                return;
+            }
+            event_del(h->wr);
+            if (!h->eof)
+                event_add(h->rd, NULL);
+        }
+        if (h->eof) {
+            if (!h->shut) {
+                h->shut = true;
+                event_del(h->rd);
+                if (shutdown(*h->dst, SHUT_WR) < 0 && errno != ENOTCONN) {
+                    session_reset(s, "shutdown", errno);
+                    return;
+                }
+            }
+            finish_if_done(s);
+            return;
+        }
+        /* Checked after the flush, so a yield never strands bytes. */
+        if (drained || round == ROUNDS_PER_WAKEUP)
+            return;
+        ssize_t n = half_fill(h);
+        if (n == 0) {
+            h->eof = true;
+            continue;
+        }
+        if (n == -2) {
+            session_reset(s, "send", errno);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            session_reset(s, "recv", errno);
+            return;
+        }
+        /* A short read means src is drained for now; the level-triggered
+         * loop calls again when more arrives, which saves the EAGAIN call. */
+        drained = (size_t)n < pipe_pool_capacity();
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    half_pump(arg);
+}
+
+static void start_relaying(struct tcp_session *s)
+{
+    s->connected = true;
+    event_del(s->up.wr);
+    sock_set_nodelay(s->tfd);
+    slog(s, LOG_DEBUG, "connected");
+    event_add(s->up.rd, NULL);
+    event_add(s->down.rd, NULL);
+}
+
+/* The target refused, timed out or is unreachable: reset the client at
+ * once so it sees the failure instead of a silent hang. */
+static void connect_failed(struct tcp_session *s, int err)
+{
+    slog(s, LOG_WARN, "connect: %s", strerror(err));
+    sock_set_reset_on_close(s->cfd);
+    session_end(s);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct half *h = arg;
+    struct tcp_session *s = h->s;
+    (void)fd;
+    if (!s->connected) {
+        if (what & EV_TIMEOUT) {
+            connect_failed(s, ETIMEDOUT);
+            return;
+        }
+        int err = sock_pending_error(s->tfd);
+        if (err != 0) {
+            connect_failed(s, err < 0 ? errno : err);
+            return;
+        }
+        start_relaying(s);
+        return;
+    }
+    half_pump(h);
+}
+
+static int half_init(struct tcp_session *s, struct half *h, int *src, int *dst)
+{
+    h->s = s;
+    h->src = src;
+    h->dst = dst;
+    h->pipe[0] = h->pipe[1] = -1;
+    h->rd = event_new(s->ctx->base, *src, EV_READ | EV_PERSIST, on_readable, h);
+    h->wr = event_new(s->ctx->base, *dst, EV_WRITE | EV_PERSIST, on_writable, h);
+    return h->rd && h->wr ? 0 : -1;
+}
+
+struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
+                                    struct tcp_session_list *list,
+                                    const struct mapping *m, int client_fd,
+                                    const struct addr *client,
+                                    tcp_session_end_fn *on_end, void *arg)
+{
+    struct tcp_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(client_fd);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->list = list;
+    s->m = m;
+    s->cfd = client_fd;
+    s->client = *client;
+    s->on_end = on_end;
+    s->arg = arg;
+    s->next = list->head;
+    if (list->head)
+        list->head->prev = s;
+    list->head = s;
+    list->count++;
+
+    sock_set_nodelay(s->cfd);
+    s->tfd = socket(m->target.ss.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->tfd < 0 || half_init(s, &s->up, &s->cfd, &s->tfd) < 0 ||
+        half_init(s, &s->down, &s->tfd, &s->cfd) < 0) {
+        slog(s, LOG_WARN, "cannot start session: %s", strerror(errno));
+        sock_set_reset_on_close(s->cfd);
+        tcp_session_free(s);
+        return NULL;
+    }
+    /* Nothing is read from the client until the target accepts: its bytes
+     * wait in the kernel, and a refusal can still reset it cleanly. */
+    if (connect(s->tfd, (const struct sockaddr *)&m->target.ss, m->target.len) == 0) {
+        start_relaying(s);
+    } else if (errno == EINPROGRESS) {
+        event_add(s->up.wr, &ctx->connect_timeout);
+    } else {
+        int err = errno;
+        slog(s, LOG_WARN, "connect: %s", strerror(err));
+        sock_set_reset_on_close(s->cfd);
+        tcp_session_free(s);
+        return NULL;
+    }
+    return s;
+}

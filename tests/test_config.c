@@ -1,0 +1,202 @@
+/* Options and --config files: defaults, precedence, and the exact one-line
+ * error for each kind of mistake. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth/config.h"
+
+#define MAXARGS 16
+
+static int parse(const char *const *args, struct config **out, char *err,
+                 size_t errlen)
+{
+    char *argv[MAXARGS + 1];
+    int argc = 0;
+    argv[argc++] = (char *)"berth";
+    for (; args[argc - 1]; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    argv[argc] = NULL;
+    *out = config_new();
+    ck_assert_ptr_nonnull(*out);
+    return config_parse_args(*out, argc, argv, err, errlen);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static buffer). */
+static const char *temp_json(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/berth-test-XXXXXX.json");
+    int fd = mkstemps(path, 5);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+START_TEST(test_defaults)
+{
+    struct config *c;
+    char err[512];
+    const char *args[] = {NULL};
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
+    ck_assert_uint_eq(c->udp_timeout, 90);
+    ck_assert_uint_eq(c->ttl, 5);
+    ck_assert_uint_eq(c->max_conns, 0);
+    ck_assert_str_eq(c->domain, "docker");
+    ck_assert_int_eq(c->log_level, LOG_INFO);
+    ck_assert_uint_eq(c->publish.n, 0);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_all_options)
+{
+    struct config *c;
+    char err[512];
+    const char *args[] = {"-p", "8080:1.2.3.4:80", "--publish=9090:1.2.3.4:90/udp",
+                          "-p9000:[::1]:9", "--udp-timeout", "30", "--max-conns=7",
+                          "--log-level", "debug", "--check", "--no-docker",
+                          "--ttl", "0", "--upstream", "127.0.0.1:5300",
+                          NULL};
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
+    ck_assert_uint_eq(c->publish.n, 3);
+    ck_assert_str_eq(c->publish.v[1], "9090:1.2.3.4:90/udp");
+    ck_assert_str_eq(c->publish.v[2], "9000:[::1]:9");
+    ck_assert_uint_eq(c->udp_timeout, 30);
+    ck_assert_uint_eq(c->max_conns, 7);
+    ck_assert_int_eq(c->log_level, LOG_DEBUG);
+    ck_assert(c->check && c->no_docker);
+    ck_assert_uint_eq(c->ttl, 0);
+    ck_assert_str_eq(c->upstream.v[0], "127.0.0.1:5300");
+    config_free(c);
+}
+END_TEST
+
+struct bad {
+    const char *args[4];
+    const char *error;
+};
+
+static const struct bad bads[] = {
+    {{"--frobnicate"}, "unknown option '--frobnicate' (see berth --help)"},
+    {{"-x"}, "unknown option '-x' (see berth --help)"},
+    {{"stray"}, "unexpected argument 'stray' (see berth --help)"},
+    {{"-p"}, "option '-p' needs a value"},
+    {{"--publish"}, "option '--publish' needs a value"},
+    {{"--check=yes"}, "option '--check' takes no value"},
+    {{"-p", "8080:web"}, "--publish '8080:web': missing target port"},
+    {{"--udp-timeout", "0"}, "--udp-timeout '0': want a whole number in 1-2147483647"},
+    {{"--udp-timeout", "ten"}, "--udp-timeout 'ten': want a whole number in 1-2147483647"},
+    {{"--max-conns", "-1"}, "--max-conns '-1': want a whole number in 0-1000000"},
+    {{"--ttl", "99999999999"}, "--ttl '99999999999': want a whole number in 0-2147483647"},
+    {{"--log-level", "loud"}, "--log-level 'loud': want error, warn, info or debug"},
+    {{"--docker", "http://x"}, "--docker 'http://x': want unix:///path or tcp://host:port"},
+    {{"--dns", "127.0.0.1"}, "--dns '127.0.0.1': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
+    {{"--dns", "::1:53"}, "--dns '::1:53': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
+    {{"--upstream", "dns.example"}, "--upstream 'dns.example': want an IP address with an optional :PORT"},
+    {{"--domain", "a..b"}, "--domain 'a..b': not a valid DNS domain"},
+    {{"--config", "/nonexistent/berth.json"}, "config '/nonexistent/berth.json': cannot read: No such file or directory"},
+};
+
+START_TEST(test_bad)
+{
+    struct config *c;
+    char err[512] = "";
+    ck_assert_int_eq(parse(bads[_i].args, &c, err, sizeof err), -1);
+    ck_assert_str_eq(err, bads[_i].error);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_good_hostports)
+{
+    const char *ok[] = {"--dns", "[::1]:5353", "--dns", "127.0.0.1:53",
+                        "--upstream", "::1", "--upstream", "[::1]:53",
+                        "--upstream", "10.0.0.1", NULL};
+    struct config *c;
+    char err[512];
+    ck_assert_int_eq(parse(ok, &c, err, sizeof err), 0);
+    ck_assert_uint_eq(c->dns.n, 2);
+    ck_assert_uint_eq(c->upstream.n, 3);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_file_and_precedence)
+{
+    const char *path = temp_json(
+        "{\"publish\": [\"8080:1.2.3.4:80\", \"5353:1.2.3.4:53/udp\"],\n"
+        " \"udp-timeout\": 20, \"max-conns\": 100, \"log-level\": \"warn\",\n"
+        " \"no-docker\": true}\n");
+    const char *args[] = {"--config", path, "--udp-timeout", "45",
+                          "-p", "9090:1.2.3.4:90", NULL};
+    struct config *c;
+    char err[512];
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
+    unlink(path);
+    ck_assert_uint_eq(c->publish.n, 3);         /* file first, then argv */
+    ck_assert_str_eq(c->publish.v[0], "8080:1.2.3.4:80");
+    ck_assert_str_eq(c->publish.v[2], "9090:1.2.3.4:90");
+    ck_assert_uint_eq(c->udp_timeout, 45);      /* argv wins */
+    ck_assert_uint_eq(c->max_conns, 100);
+    ck_assert_int_eq(c->log_level, LOG_WARN);
+    ck_assert(c->no_docker);
+    config_free(c);
+}
+END_TEST
+
+struct bad_file {
+    const char *json;
+    const char *error;                          /* after "config '<path>': " */
+};
+
+static const struct bad_file bad_files[] = {
+    {"{\"publish\": [\"8080:web\"]}", "publish[0] '8080:web': missing target port"},
+    {"{\"publish\": [\"8080:1.1.1.1:80\", 7]}", "'publish' must be an array of strings"},
+    {"{\"publish\": \"8080:1.1.1.1:80\"}", "'publish' must be an array of strings"},
+    {"{\"colour\": 1}", "unknown key 'colour'"},
+    {"{\"config\": \"x\"}", "unknown key 'config'"},
+    {"{\"udp-timeout\": \"90\"}", "'udp-timeout' must be a number"},
+    {"{\"udp-timeout\": 1.5}", "'udp-timeout' must be a whole number in 1-2147483647"},
+    {"{\"udp-timeout\": 0}", "udp-timeout '0': want a whole number in 1-2147483647"},
+    {"{\"check\": 1}", "'check' must be true or false"},
+    {"{\"domain\": 5}", "'domain' must be a string"},
+    {"[1, 2]", "must be a JSON object"},
+    {"{\n\"publish\": [\n\"8080:1.1.1.1:80\"\n,]}", "invalid JSON at line 4"},
+    {"", "invalid JSON at line 1"},
+};
+
+START_TEST(test_bad_file)
+{
+    const char *path = temp_json(bad_files[_i].json);
+    const char *args[] = {"--config", path, NULL};
+    struct config *c;
+    char err[512] = "", want[512];
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "config '%s': %s", path, bad_files[_i].error);
+    unlink(path);
+    ck_assert_str_eq(err, want);
+    config_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_all_options);
+    tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
+    tcase_add_test(tc, test_good_hostports);
+    tcase_add_test(tc, test_file_and_precedence);
+    tcase_add_loop_test(tc, test_bad_file, 0, sizeof bad_files / sizeof bad_files[0]);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
