@@ -1,0 +1,101 @@
+/* docker-proxy's command line, parsed as Go's flag package would. The fd 3 /
+ * fd 4 protocol itself is tested end to end against the binary. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/compat.h"
+
+static int parse(const char *const *args, struct compat_args *a, char *err,
+                 size_t errlen)
+{
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = (char *)"docker-proxy";
+    while (args[argc - 1]) {
+        argv[argc] = (char *)args[argc - 1];
+        argc++;
+    }
+    return compat_parse(argc, argv, a, err, errlen);
+}
+
+START_TEST(test_dockerd_forms)
+{
+    struct compat_args a;
+    char err[256], buf[ADDR_STRLEN];
+    const char *tcp[] = {"-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080",
+                         "-container-ip", "172.17.0.2", "-container-port", "80", NULL};
+    ck_assert_int_eq(parse(tcp, &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.proto, PROTO_TCP);
+    ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "0.0.0.0:8080");
+    ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf), "172.17.0.2:80");
+    ck_assert(!a.use_listen_fd);
+
+    const char *udp6[] = {"-proto", "udp", "-host-ip", "::", "-host-port", "53",
+                          "-container-ip", "172.17.0.2", "-container-port", "5353",
+                          "-use-listen-fd", NULL};
+    ck_assert_int_eq(parse(udp6, &a, err, sizeof err), 0);
+    ck_assert_int_eq(a.proto, PROTO_UDP);
+    ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "[::]:53");
+    ck_assert(a.use_listen_fd);
+
+    const char *eq[] = {"--proto=udp", "-host-port=1", "-container-ip=::1",
+                        "-container-port=2", "-use-listen-fd=false", NULL};
+    ck_assert_int_eq(parse(eq, &a, err, sizeof err), 0);
+    ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "0.0.0.0:1");
+    ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf), "[::1]:2");
+    ck_assert(!a.use_listen_fd);
+}
+END_TEST
+
+struct bad {
+    const char *args[8];
+    const char *error;
+};
+
+static const struct bad bads[] = {
+    {{"-proto", "sctp", "-host-port", "1", "-container-port", "2"}, "-proto 'sctp': berth forwards tcp and udp"},
+    {{"-host-port", "0", "-container-port", "2"}, "-host-port '0': want a port in 1-65535"},
+    {{"-host-port", "1"}, "-container-port is required"},
+    {{"-host-ip", "example", "-host-port", "1", "-container-port", "2"}, "-host-ip 'example': not an IP address"},
+    {{"-host-port", "1", "-container-port", "2", "-bogus"}, "docker-proxy mode: unknown flag '-bogus'"},
+    {{"-host-port"}, "flag '-host-port' needs a value"},
+    {{"-use-listen-fd=maybe"}, "-use-listen-fd 'maybe': want true or false"},
+};
+
+START_TEST(test_bad)
+{
+    struct compat_args a;
+    char err[256] = "";
+    ck_assert_int_eq(parse(bads[_i].args, &a, err, sizeof err), -1);
+    ck_assert_str_eq(err, bads[_i].error);
+}
+END_TEST
+
+START_TEST(test_wanted)
+{
+    char *dp[] = {"berth", "-proto", "tcp", NULL};
+    char *dp2[] = {"berth", "-host-ip", "::", NULL};
+    char *native[] = {"berth", "-p", "8080:1.1.1.1:80", "--check", NULL};
+    char *native2[] = {"berth", "--help", NULL};
+    ck_assert(compat_wanted(3, dp));
+    ck_assert(compat_wanted(3, dp2));
+    ck_assert(!compat_wanted(4, native));
+    ck_assert(!compat_wanted(2, native2));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("compat");
+    TCase *tc = tcase_create("compat");
+    tcase_add_test(tc, test_dockerd_forms);
+    tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
+    tcase_add_test(tc, test_wanted);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,123 @@
+/* Plans: ranges expand to one mapping per port, collisions the kernel would
+ * refuse are caught before anything binds, and --check prints the plan. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/plan.h"
+
+static struct plan *plan_of(const char *const *specs, char *err, size_t errlen)
+{
+    struct config *c = config_new();
+    for (; *specs; specs++) {
+        char *argv[] = {(char *)"berth", (char *)"-p", (char *)*specs, NULL};
+        ck_assert_int_eq(config_parse_args(c, 3, argv, err, errlen), 0);
+    }
+    struct plan *p = plan_new(c, err, errlen);
+    config_free(c);
+    return p;
+}
+
+START_TEST(test_range_expands)
+{
+    char err[512];
+    const char *specs[] = {"127.0.0.1:20000-20002:10.0.0.5:30000-30002/udp", NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->n, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_uint_eq(addr_port(&p->maps[i].listen), 20000 + i);
+        ck_assert_uint_eq(addr_port(&p->maps[i].target), 30000 + i);
+        ck_assert_int_eq(p->maps[i].proto, PROTO_UDP);
+    }
+    ck_assert_str_eq(p->maps[1].label, "127.0.0.1:20001->10.0.0.5:30001/udp");
+    plan_free(p);
+}
+END_TEST
+
+START_TEST(test_full_range_is_fast)
+{
+    char err[512];
+    const char *specs[] = {"1-65535:10.0.0.5:1-65535", "1-65535:10.0.0.5:1-65535/udp", NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->n, 2 * 65535);
+    plan_free(p);
+}
+END_TEST
+
+struct clash {
+    const char *a, *b, *error;
+};
+
+static const struct clash clashes[] = {
+    {"8080:1.1.1.1:80", "8080:1.1.1.2:81",
+     "--publish '8080:1.1.1.2:81': 0.0.0.0:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
+    {"8080:1.1.1.1:80", "127.0.0.1:8080:1.1.1.2:81",
+     "--publish '127.0.0.1:8080:1.1.1.2:81': 127.0.0.1:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
+    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1", NULL},   /* other family */
+    {"8080:1.1.1.1:80", "8080:1.1.1.1:80/udp", NULL},                 /* other protocol */
+    {"127.0.0.1:8080:1.1.1.1:80", "127.0.0.2:8080:1.1.1.1:80", NULL}, /* other address */
+    {"[::]:53:1.1.1.1:53/udp", "[::1]:50-60:1.1.1.1:50-60/udp",
+     "--publish '[::1]:50-60:1.1.1.1:50-60/udp': [::1]:53/udp is already published ([::]:53->1.1.1.1:53/udp)"},
+};
+
+START_TEST(test_clash)
+{
+    char err[512] = "";
+    const char *specs[] = {clashes[_i].a, clashes[_i].b, NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    if (clashes[_i].error) {
+        ck_assert_ptr_null(p);
+        ck_assert_str_eq(err, clashes[_i].error);
+    } else {
+        ck_assert_msg(p != NULL, "%s", err);
+        plan_free(p);
+    }
+}
+END_TEST
+
+START_TEST(test_names_and_unbuilt_features_refused)
+{
+    char err[512];
+    const char *specs[] = {"8080:web:80", NULL};
+    ck_assert_ptr_null(plan_of(specs, err, sizeof err));
+    ck_assert_str_eq(err, "--publish '8080:web:80': target 'web' is a name; name targets "
+                          "need the Docker API client, not part of this build yet (use an IP)");
+}
+END_TEST
+
+START_TEST(test_print)
+{
+    char err[512], *out = NULL;
+    size_t len = 0;
+    const char *specs[] = {"[::1]:53:10.0.0.2:53/udp", "8080:10.0.0.3:80", NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    FILE *f = open_memstream(&out, &len);
+    plan_print(p, f);
+    fclose(f);
+    ck_assert_str_eq(out, "berth plan: 2 mappings\n"
+                          "  udp [::1]:53 -> 10.0.0.2:53\n"
+                          "  tcp 0.0.0.0:8080 -> 10.0.0.3:80\n"
+                          "udp-timeout 90s, max-conns per port unlimited\n");
+    free(out);
+    plan_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, test_range_expands);
+    tcase_add_test(tc, test_full_range_is_fast);
+    tcase_add_loop_test(tc, test_clash, 0, sizeof clashes / sizeof clashes[0]);
+    tcase_add_test(tc, test_names_and_unbuilt_features_refused);
+    tcase_add_test(tc, test_print);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
