@@ -1,0 +1,299 @@
+/* The TCP relay in process: berth, client and backend on one loop thread,
+ * all on loopback. */
+#include <sys/resource.h>
+
+#include "berth/pipe_pool.h"
+#include "testnet.h"
+
+struct pair {
+    struct fx f;
+    int backend_listener;
+    int client, backend;
+};
+
+static void open_pair(struct pair *p, void (*tune)(struct relay_ctx *))
+{
+    struct addr target;
+    p->backend_listener = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    fx_start(&p->f, PROTO_TCP, "127.0.0.1", &target, tune);
+    p->client = t_connect(&p->f.front);
+    p->backend = t_accept(&p->f, p->backend_listener);
+}
+
+static void close_pair(struct pair *p)
+{
+    if (p->client >= 0)
+        close(p->client);
+    if (p->backend >= 0)
+        close(p->backend);
+    close(p->backend_listener);
+    fx_stop(&p->f);
+}
+
+static void no_splice(struct relay_ctx *ctx) { ctx->no_splice = true; }
+
+static void integrity(void (*tune)(struct relay_ctx *))
+{
+    struct pair p;
+    open_pair(&p, tune);
+    t_transfer(&p.f, p.client, p.backend, 24u << 20);
+    t_transfer(&p.f, p.backend, p.client, 24u << 20);
+    t_transfer(&p.f, p.client, p.backend, 1);
+    close_pair(&p);
+}
+
+START_TEST(test_integrity_splice) { integrity(NULL); }
+END_TEST
+
+START_TEST(test_integrity_buffered) { integrity(no_splice); }
+END_TEST
+
+/* Each side's FIN reaches the other while the opposite direction still
+ * flows; the session ends only when both directions are done. */
+static void half_close(void (*tune)(struct relay_ctx *), bool client_first)
+{
+    struct pair p;
+    open_pair(&p, tune);
+    int first = client_first ? p.client : p.backend;
+    int second = client_first ? p.backend : p.client;
+    char buf[64];
+    t_transfer(&p.f, first, second, 1000);
+    ck_assert_int_eq(shutdown(first, SHUT_WR), 0);
+    ck_assert_int_eq(t_recv(&p.f, second, buf, sizeof buf, 3000), 0);
+    t_transfer(&p.f, second, first, 300000);   /* the other way still works */
+    ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
+    ck_assert_int_eq(shutdown(second, SHUT_WR), 0);
+    ck_assert_int_eq(t_recv(&p.f, first, buf, sizeof buf, 3000), 0);
+    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    close_pair(&p);
+}
+
+START_TEST(test_half_close_client_first) { half_close(NULL, true); }
+END_TEST
+
+START_TEST(test_half_close_backend_first) { half_close(NULL, false); }
+END_TEST
+
+START_TEST(test_half_close_buffered) { half_close(no_splice, true); }
+END_TEST
+
+START_TEST(test_reset_propagates)
+{
+    struct pair p;
+    open_pair(&p, NULL);
+    t_transfer(&p.f, p.client, p.backend, 100);
+    sock_set_reset_on_close(p.backend);
+    close(p.backend);
+    p.backend = -1;
+    char buf[16];
+    ck_assert_int_eq(t_recv(&p.f, p.client, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_refused_backend_resets_client_fast)
+{
+    struct fx f;
+    struct addr target;
+    int gone = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    close(gone);                          /* nothing listens there now */
+    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    int c = t_connect(&f.front);
+    uint64_t t0 = t_now_ms();
+    char buf[4];
+    ck_assert_int_eq(t_recv(&f, c, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    ck_assert_uint_lt(t_now_ms() - t0, 100);
+    ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
+    close(c);
+    fx_stop(&f);
+}
+END_TEST
+
+static void short_connect_timeout(struct relay_ctx *ctx)
+{
+    ctx->connect_timeout.tv_sec = 0;
+    ctx->connect_timeout.tv_usec = 300000;
+}
+
+/* A backend whose accept queue is full drops SYNs: connect hangs, and the
+ * timeout must end the session. */
+START_TEST(test_connect_timeout)
+{
+    struct addr target = t_addr("127.0.0.1", 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&target.ss, target.len), 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    target.len = sizeof target.ss;
+    getsockname(lfd, (struct sockaddr *)&target.ss, &target.len);
+    int fillers[4];
+    for (int i = 0; i < 4; i++)
+        fillers[i] = t_connect(&target);
+    usleep(100000);
+    struct fx f;
+    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, short_connect_timeout);
+    int c = t_connect(&f.front);
+    char buf[4];
+    uint64_t t0 = t_now_ms();
+    ck_assert_int_eq(t_recv(&f, c, buf, sizeof buf, 5000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    ck_assert_uint_ge(t_now_ms() - t0, 250);
+    ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
+    close(c);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
+    fx_stop(&f);
+}
+END_TEST
+
+static void max_two(struct relay_ctx *ctx) { ctx->max_conns = 2; }
+
+START_TEST(test_max_conns)
+{
+    struct addr target;
+    int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, max_two);
+    int c[3], b[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = t_connect(&f.front);
+    b[0] = t_accept(&f, lfd);
+    b[1] = t_accept(&f, lfd);
+    /* The third waits in berth's backlog: no session, no backend socket. */
+    PUMP_UNTIL(&f, 300, false);
+    ck_assert_uint_eq(berth_tcp_sessions(f.b), 2);
+    ck_assert_int_lt(accept4(lfd, NULL, NULL, SOCK_NONBLOCK), 0);
+    close(c[0]);
+    close(b[0]);
+    b[2] = t_accept(&f, lfd);
+    t_transfer(&f, c[2], b[2], 1000);
+    ck_assert_uint_eq(berth_tcp_sessions(f.b), 2);
+    for (int i = 1; i < 3; i++) {
+        close(c[i]);
+        close(b[i]);
+    }
+    ck_assert(PUMP_UNTIL(&f, 3000, berth_tcp_sessions(f.b) == 0));
+    close(lfd);
+    fx_stop(&f);
+}
+END_TEST
+
+/* Sequential sessions leave nothing behind but pooled pipes. */
+START_TEST(test_no_fd_leak)
+{
+    struct addr target;
+    int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    struct pipe_pool *pool = berth_ctx(f.b)->pipes;
+    int before = t_count_fds() - 2 * (int)pipe_pool_idle(pool);
+    for (int i = 0; i < 300; i++) {
+        int c = t_connect(&f.front);
+        int b = t_accept(&f, lfd);
+        t_transfer(&f, c, b, 2000);
+        t_transfer(&f, b, c, 70000);
+        close(c);
+        close(b);
+        ck_assert(PUMP_UNTIL(&f, 3000, berth_tcp_sessions(f.b) == 0));
+    }
+    ck_assert_int_eq(t_count_fds() - 2 * (int)pipe_pool_idle(pool), before);
+    ck_assert_uint_le(pipe_pool_idle(pool), 2);
+    close(lfd);
+    fx_stop(&f);
+}
+END_TEST
+
+/* Out of fds: accept fails with EMFILE; berth must back off rather than
+ * spin on a listener that stays readable, and recover when fds free up. */
+START_TEST(test_emfile_backoff)
+{
+    struct addr target;
+    int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    int c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = t_connect(&f.front);
+    usleep(50000);
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = old;
+    low.rlim_cur = (rlim_t)(c[2] + 1);    /* no fd left for accept */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    struct timeval half = {0, 500000};
+    event_base_loopexit(f.base, &half);
+    event_base_dispatch(f.base);
+    getrusage(RUSAGE_SELF, &r1);
+    setrlimit(RLIMIT_NOFILE, &old);
+    long cpu_us = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000L +
+                  (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+                  (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+                  (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+    ck_assert_msg(cpu_us < 150000, "spun for %ld us of CPU in 500 ms", cpu_us);
+    ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
+    int b[3];
+    for (int i = 0; i < 3; i++)
+        b[i] = t_accept(&f, lfd);
+    for (int i = 0; i < 3; i++) {
+        t_transfer(&f, c[i], b[i], 100);
+        close(c[i]);
+        close(b[i]);
+    }
+    close(lfd);
+    fx_stop(&f);
+}
+END_TEST
+
+START_TEST(test_ipv6_listener_ipv4_backend)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct addr six = t_addr("::1", 0);
+    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&six.ss, six.len) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (!have_v6)
+        return;                              /* no IPv6 loopback here */
+    struct addr target;
+    int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_TCP, "::1", &target, NULL);
+    int c = t_connect(&f.front);
+    int b = t_accept(&f, lfd);
+    t_transfer(&f, c, b, 100000);
+    t_transfer(&f, b, c, 100000);
+    close(c);
+    close(b);
+    close(lfd);
+    fx_stop(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tcp_relay");
+    TCase *tc = tcase_create("tcp_relay");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_integrity_splice);
+    tcase_add_test(tc, test_integrity_buffered);
+    tcase_add_test(tc, test_half_close_client_first);
+    tcase_add_test(tc, test_half_close_backend_first);
+    tcase_add_test(tc, test_half_close_buffered);
+    tcase_add_test(tc, test_reset_propagates);
+    tcase_add_test(tc, test_refused_backend_resets_client_fast);
+    tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_max_conns);
+    tcase_add_test(tc, test_no_fd_leak);
+    tcase_add_test(tc, test_emfile_backoff);
+    tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,280 @@
+/* The UDP relay in process: flows, boundaries, sizes, reply source address,
+ * eviction and idle expiry, all on loopback. */
+#include "berth/udp_relay.h"
+#include "testnet.h"
+
+static int udp_client(const char *ip)
+{
+    struct addr a;
+    return t_bind(ip, SOCK_DGRAM, &a);
+}
+
+static void send_to(int fd, const struct addr *to, const void *buf, size_t len)
+{
+    ck_assert_int_eq(sendto(fd, buf, len, 0, (const struct sockaddr *)&to->ss, to->len),
+                     (ssize_t)len);
+}
+
+/* Receives one datagram, pumping berth meanwhile. */
+static ssize_t recv_dgram(struct fx *f, int fd, void *buf, size_t len,
+                          struct addr *from)
+{
+    ssize_t r = -1;
+    struct addr tmp;
+    if (!from)
+        from = &tmp;
+    PUMP_UNTIL(f, 3000, (from->len = sizeof from->ss,
+                         r = recvfrom(fd, buf, len, 0, (struct sockaddr *)&from->ss,
+                                      &from->len)) >= 0);
+    return r;
+}
+
+/* The backend: answers every pending datagram with its own bytes. */
+static int echo_all(int backend)
+{
+    static char buf[65536];
+    int n = 0;
+    struct addr from;
+    for (;;) {
+        from.len = sizeof from.ss;
+        ssize_t r = recvfrom(backend, buf, sizeof buf, MSG_DONTWAIT,
+                             (struct sockaddr *)&from.ss, &from.len);
+        if (r < 0)
+            return n;
+        sendto(backend, buf, (size_t)r, 0, (struct sockaddr *)&from.ss, from.len);
+        n++;
+    }
+}
+
+static ssize_t echo_one(struct fx *f, int client, int backend, const struct addr *to,
+                        const char *msg, size_t len, char *reply, size_t cap)
+{
+    send_to(client, to, msg, len);
+    ssize_t r = -1;
+    PUMP_UNTIL(f, 3000, (echo_all(backend),
+                         r = recv(client, reply, cap, MSG_DONTWAIT)) >= 0);
+    return r;
+}
+
+START_TEST(test_sizes_and_boundaries)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    int rcv = 1 << 20;
+    setsockopt(backend, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
+    int c = udp_client("127.0.0.1");
+    setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    static char msg[65507], reply[65536];
+    const size_t sizes[] = {0, 1, 100, 1472, 9000, 32768, 65507};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        for (size_t i = 0; i < sizes[k]; i++)
+            msg[i] = (char)t_pattern(i + k);
+        ssize_t r = echo_one(&f, c, backend, &f.front, msg, sizes[k], reply, sizeof reply);
+        ck_assert_int_eq(r, (ssize_t)sizes[k]);
+        ck_assert(memcmp(msg, reply, sizes[k]) == 0);
+    }
+    /* Several datagrams in a row keep their boundaries. */
+    for (int i = 0; i < 10; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof m, "datagram %d", i);
+        send_to(c, &f.front, m, (size_t)n);
+    }
+    for (int i = 0; i < 10; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof want, "datagram %d", i);
+        ssize_t r = -1;
+        PUMP_UNTIL(&f, 3000, (echo_all(backend), r = recv(c, reply, sizeof reply,
+                                                          MSG_DONTWAIT)) >= 0);
+        ck_assert_int_eq(r, n);
+        ck_assert(memcmp(reply, want, (size_t)n) == 0);
+    }
+    ck_assert_uint_eq(berth_udp_flows(f.b), 1);
+    close(c);
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+START_TEST(test_fifty_clients)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
+    enum { N = 50, EACH = 3 };
+    int c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = udp_client("127.0.0.1");
+    for (int k = 0; k < EACH; k++)
+        for (int i = 0; i < N; i++) {
+            char m[32];
+            int n = snprintf(m, sizeof m, "client %d message %d", i, k);
+            send_to(c[i], &f.front, m, (size_t)n);
+        }
+    int got = 0, next[N] = {0};
+    PUMP_UNTIL(&f, 5000, ({
+        echo_all(backend);
+        for (int i = 0; i < N; i++) {
+            char r[64], want[32];
+            ssize_t n = recv(c[i], r, sizeof r, MSG_DONTWAIT);
+            if (n < 0)
+                continue;
+            int wn = snprintf(want, sizeof want, "client %d message %d", i, next[i]++);
+            ck_assert_int_eq(n, wn);
+            ck_assert(memcmp(r, want, (size_t)wn) == 0);
+            got++;
+        }
+        got == N * EACH;
+    }));
+    ck_assert_int_eq(got, N * EACH);
+    ck_assert_uint_eq(berth_udp_flows(f.b), N);
+    for (int i = 0; i < N; i++)
+        close(c[i]);
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+/* A wildcard listener must answer from the address each client wrote to. */
+START_TEST(test_reply_from_the_address_asked)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "0.0.0.0", &target, NULL);
+    const char *dests[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
+    for (int i = 0; i < 3; i++) {
+        int c = udp_client("127.0.0.1");
+        struct addr to = t_addr(dests[i], addr_port(&f.front)), from;
+        send_to(c, &to, "ping", 4);
+        char buf[8];
+        ssize_t r = -1;
+        PUMP_UNTIL(&f, 3000, (echo_all(backend), from.len = sizeof from.ss,
+                              r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                                           (struct sockaddr *)&from.ss, &from.len)) >= 0);
+        ck_assert_int_eq(r, 4);
+        ck_assert_msg(addr_equal(&from, &to), "reply to a query sent to %s came from elsewhere",
+                      dests[i]);
+        close(c);
+    }
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+static void four_flows(struct relay_ctx *ctx) { ctx->udp_max_flows = 4; }
+
+START_TEST(test_table_evicts_longest_idle)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, four_flows);
+    int c[6];
+    char buf[16];
+    for (int i = 0; i < 6; i++) {
+        c[i] = udp_client("127.0.0.1");
+        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "x", 1, buf, sizeof buf), 1);
+        if (i == 3) /* client 0 becomes the most recent again */
+            ck_assert_int_eq(echo_one(&f, c[0], backend, &f.front, "y", 1, buf, sizeof buf), 1);
+        ck_assert_uint_le(berth_udp_flows(f.b), 4);
+    }
+    ck_assert_uint_eq(berth_udp_flows(f.b), 4);
+    /* Clients 1 and 2 were evicted; 0 survived. All still get answers. */
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "z", 1, buf, sizeof buf), 1);
+    for (int i = 0; i < 6; i++)
+        close(c[i]);
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+static void one_second(struct relay_ctx *ctx) { ctx->udp_timeout = 1; }
+
+START_TEST(test_idle_expiry_and_refresh)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, one_second);
+    int c = udp_client("127.0.0.1");
+    char buf[16];
+    int fds_before = t_count_fds();
+    ck_assert_int_eq(echo_one(&f, c, backend, &f.front, "a", 1, buf, sizeof buf), 1);
+    ck_assert_int_eq(t_count_fds(), fds_before + 1);
+
+    /* Replies alone keep the flow: the backend writes every 300 ms. */
+    struct addr flow_addr;
+    flow_addr.len = sizeof flow_addr.ss;
+    send_to(c, &f.front, "b", 1);
+    ssize_t r = -1;
+    PUMP_UNTIL(&f, 3000, (r = recvfrom(backend, buf, sizeof buf, MSG_DONTWAIT,
+                                       (struct sockaddr *)&flow_addr.ss,
+                                       &flow_addr.len)) >= 0);
+    ck_assert_int_eq(r, 1);
+    for (int i = 0; i < 6; i++) {
+        send_to(backend, &flow_addr, "p", 1);
+        ck_assert_int_eq(recv_dgram(&f, c, buf, sizeof buf, NULL), 1);
+        PUMP_UNTIL(&f, 300, false);
+        ck_assert_uint_eq(berth_udp_flows(f.b), 1);
+    }
+    /* Silence: gone after the timeout, its socket closed. */
+    ck_assert(PUMP_UNTIL(&f, 2500, berth_udp_flows(f.b) == 0));
+    ck_assert_int_eq(t_count_fds(), fds_before);
+    ck_assert_int_eq(echo_one(&f, c, backend, &f.front, "c", 1, buf, sizeof buf), 1);
+    close(c);
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+START_TEST(test_ipv6_listener_ipv4_backend)
+{
+    struct addr six = t_addr("::1", 0);
+    int probe = socket(AF_INET6, SOCK_DGRAM, 0);
+    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&six.ss, six.len) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (!have_v6)
+        return;
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct fx f;
+    fx_start(&f, PROTO_UDP, "::", &target, NULL);
+    int c = udp_client("::1");
+    struct addr to = t_addr("::1", addr_port(&f.front)), from;
+    char buf[16];
+    send_to(c, &to, "six", 3);
+    ssize_t r = -1;
+    PUMP_UNTIL(&f, 3000, (echo_all(backend), from.len = sizeof from.ss,
+                          r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                                       (struct sockaddr *)&from.ss, &from.len)) >= 0);
+    ck_assert_int_eq(r, 3);
+    ck_assert(addr_equal(&from, &to));
+    close(c);
+    close(backend);
+    fx_stop(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("udp_relay");
+    TCase *tc = tcase_create("udp_relay");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_sizes_and_boundaries);
+    tcase_add_test(tc, test_fifty_clients);
+    tcase_add_test(tc, test_reply_from_the_address_asked);
+    tcase_add_test(tc, test_table_evicts_longest_idle);
+    tcase_add_test(tc, test_idle_expiry_and_refresh);
+    tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
