@@ -340,10 +340,10 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
 }
 
 /* 1-based line of a byte offset, for JSON syntax errors. */
-static int line_of(const char *text, const char *at)
+static int line_of(const char *text, size_t len, const char *at)
 {
     int line = 1;
-    for (const char *p = text; p < at && *p; p++)
+    for (const char *p = text; p < at && p < text + len; p++)
         line += *p == '\n';
     return line;
 }
@@ -446,16 +446,33 @@ int config_load_file(struct config *c, const char *path, char *err,
         free(text);
         return -1;
     }
+    int rc = config_load_json(c, text, len, prefix, err, errlen);
+    free(text);
+    return rc;
+}
+
+int config_load_json(struct config *c, const char *text, size_t len,
+                     const char *prefix, char *err, size_t errlen)
+{
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (root) {
+        /* Trailing garbage after the object is an error too. */
+        while (end < text + len && (*end == ' ' || *end == '\n' ||
+                                    *end == '\t' || *end == '\r' || *end == '\0'))
+            end++;
+        if (end < text + len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
     if (!root || !cJSON_IsObject(root)) {
         if (!root)
             snprintf(err, errlen, "%s: invalid JSON at line %d", prefix,
-                     line_of(text, end ? end : text + len));
+                     line_of(text, len, end ? end : text + len));
         else
             snprintf(err, errlen, "%s: must be a JSON object", prefix);
         cJSON_Delete(root);
-        free(text);
         return -1;
     }
     int rc = 0;
@@ -474,7 +491,6 @@ int config_load_file(struct config *c, const char *path, char *err,
         }
     }
     cJSON_Delete(root);
-    free(text);
     return rc;
 }
 

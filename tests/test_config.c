@@ -167,6 +167,7 @@ static const struct bad_file bad_files[] = {
     {"[1, 2]", "must be a JSON object"},
     {"{\n\"publish\": [\n\"8080:1.1.1.1:80\"\n,]}", "invalid JSON at line 4"},
     {"", "invalid JSON at line 1"},
+    {"{}\n\n{}", "invalid JSON at line 3"},
 };
 
 START_TEST(test_bad_file)

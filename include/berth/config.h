@@ -47,6 +47,11 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
 int config_load_file(struct config *c, const char *path, char *err,
                      size_t errlen);
 
+/* The same from memory; text need not be NUL-terminated. prefix starts
+ * every message ("config 'f.json'"). */
+int config_load_json(struct config *c, const char *text, size_t len,
+                     const char *prefix, char *err, size_t errlen);
+
 void config_usage(const char *prog, FILE *out);
 
 #endif
