@@ -22,6 +22,7 @@ struct berth {
     struct relay_ctx *ctx;
     struct tcp_listener **tcp;   /* per mapping; NULL for UDP ones */
     struct udp_listener **udp;
+    struct event *sigint, *sigterm;
 };
 
 struct relay_ctx *relay_ctx_new(struct event_base *base)
@@ -52,6 +53,26 @@ void relay_ctx_free(struct relay_ctx *ctx)
     free(ctx);
 }
 
+struct event_base *berth_event_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK |
+                                   EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct berth *b = arg;
+    (void)what;
+    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(b->base);
+}
+
 struct berth *berth_new(struct event_base *base, const struct plan *plan)
 {
     struct berth *b = calloc(1, sizeof *b);
@@ -61,7 +82,10 @@ struct berth *berth_new(struct event_base *base, const struct plan *plan)
     b->plan = plan;
     size_t n = plan->n ? plan->n : 1;
     if (!(b->ctx = relay_ctx_new(base)) || !(b->tcp = calloc(n, sizeof *b->tcp)) ||
-        !(b->udp = calloc(n, sizeof *b->udp))) {
+        !(b->udp = calloc(n, sizeof *b->udp)) ||
+        !(b->sigint = evsignal_new(base, SIGINT, on_signal, b)) ||
+        !(b->sigterm = evsignal_new(base, SIGTERM, on_signal, b)) ||
+        evsignal_add(b->sigint, NULL) < 0 || evsignal_add(b->sigterm, NULL) < 0) {
         berth_free(b);
         return NULL;
     }
@@ -88,22 +112,25 @@ void berth_free(struct berth *b)
         stop_all(b);
     free(b->tcp);
     free(b->udp);
+    if (b->sigint)
+        event_free(b->sigint);
+    if (b->sigterm)
+        event_free(b->sigterm);
     relay_ctx_free(b->ctx);
     free(b);
 }
 
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
 
-int berth_start(struct berth *b, const int *fds, enum v6only v6only,
-                char *err, size_t errlen)
+int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     for (size_t i = 0; i < b->plan->n; i++) {
         const struct mapping *m = &b->plan->maps[i];
         int fd = fds ? fds[i] : -1;
         if (m->proto == PROTO_TCP)
-            b->tcp[i] = tcp_listener_new(b->ctx, m, fd, v6only, err, errlen);
+            b->tcp[i] = tcp_listener_new(b->ctx, m, fd, err, errlen);
         else
-            b->udp[i] = udp_listener_new(b->ctx, m, fd, v6only, err, errlen);
+            b->udp[i] = udp_listener_new(b->ctx, m, fd, err, errlen);
         if (!b->tcp[i] && !b->udp[i]) {
             stop_all(b);
             return -1;
@@ -113,27 +140,11 @@ int berth_start(struct berth *b, const int *fds, enum v6only v6only,
     return 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct berth *b = arg;
-    (void)what;
-    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    event_base_loopbreak(b->base);
-}
-
 int berth_run(struct berth *b)
 {
-    struct event *sigint = evsignal_new(b->base, SIGINT, on_signal, b);
-    struct event *sigterm = evsignal_new(b->base, SIGTERM, on_signal, b);
-    int rc = -1;
-    if (sigint && sigterm && evsignal_add(sigint, NULL) == 0 &&
-        evsignal_add(sigterm, NULL) == 0)
-        rc = event_base_dispatch(b->base) < 0 ? -1 : 0;
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
-    return rc;
+    /* A signal caught during start-up is delivered by the first pass of
+     * the loop, which then stops it. */
+    return event_base_dispatch(b->base) < 0 ? -1 : 0;
 }
 
 size_t berth_tcp_sessions(const struct berth *b)

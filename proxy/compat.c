@@ -199,7 +199,7 @@ int compat_main(int argc, char **argv)
 
     int rc = 1;
     struct plan plan = {.udp_timeout = 90};
-    struct event_base *base = event_base_new();
+    struct event_base *base = berth_event_base_new();
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;
     if (!base || plan_add(&plan, a.proto, &a.host, &a.container) < 0 ||
@@ -207,7 +207,7 @@ int compat_main(int argc, char **argv)
         snprintf(err, sizeof err, "out of memory");
         if (fd >= 0)
             close(fd);
-    } else if (berth_start(b, &fd, V6ONLY_PREFER_DUAL, err, sizeof err) == 0) {
+    } else if (berth_start(b, &fd, err, sizeof err) == 0) {
         report(have_status_fd, NULL);
         have_status_fd = false;
         rc = berth_run(b) == 0 ? 0 : 1;

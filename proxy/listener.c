@@ -120,8 +120,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 
 struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
-                                      enum v6only v6only, char *err,
-                                      size_t errlen)
+                                      char *err, size_t errlen)
 {
     char a[ADDR_STRLEN];
     struct tcp_listener *l = calloc(1, sizeof *l);
@@ -134,7 +133,7 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_STREAM, v6only)) < 0) {
+    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_STREAM)) < 0) {
         snprintf(err, errlen, "listen tcp %s: %s",
                  addr_format(&m->listen, a, sizeof a), strerror(errno));
         free(l);
@@ -145,6 +144,9 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
         tcp_listener_free(l);
         return NULL;
     }
+    /* Accepted sockets inherit TCP_NODELAY: one call here instead of one
+     * per connection. */
+    sock_set_nodelay(l->fd);
     l->ev = event_new(ctx->base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
     l->backoff = evtimer_new(ctx->base, on_backoff, l);
     if (!l->ev || !l->backoff || event_add(l->ev, NULL) < 0) {

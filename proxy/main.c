@@ -76,11 +76,11 @@ int main(int argc, char **argv)
     berth_raise_fd_limit();
 
     int rc = EXIT_RUNTIME;
-    struct event_base *base = event_base_new();
+    struct event_base *base = berth_event_base_new();
     struct berth *b = base ? berth_new(base, plan) : NULL;
     if (!b)
         log_error("out of memory");
-    else if (berth_start(b, NULL, V6ONLY_YES, err, sizeof err) < 0)
+    else if (berth_start(b, NULL, err, sizeof err) < 0)
         log_error("%s", err);
     else if (berth_run(b) == 0)
         rc = EXIT_OK;

@@ -152,7 +152,7 @@ int sock_pending_error(int fd)
     return err;
 }
 
-static int bind_once(const struct addr *a, int type, int v6only)
+int sock_bind(const struct addr *a, int type)
 {
     int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -162,7 +162,7 @@ static int bind_once(const struct addr *a, int type, int v6only)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto fail;
     if (a->ss.ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail;
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;
@@ -174,15 +174,4 @@ fail:;
     close(fd);
     errno = saved;
     return -1;
-}
-
-int sock_bind(const struct addr *a, int type, enum v6only v6only)
-{
-    if (v6only == V6ONLY_PREFER_DUAL && a->ss.ss_family == AF_INET6 &&
-        addr_is_any(a)) {
-        int fd = bind_once(a, type, 0);
-        if (fd >= 0 || errno != EADDRINUSE)
-            return fd;
-    }
-    return bind_once(a, type, 1);
 }

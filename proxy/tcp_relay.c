@@ -340,7 +340,6 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     list->head = s;
     list->count++;
 
-    sock_set_nodelay(s->cfd);
     s->tfd = socket(m->target.ss.ss_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->tfd < 0 || half_init(s, &s->up, &s->cfd, &s->tfd) < 0 ||

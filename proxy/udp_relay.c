@@ -371,8 +371,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
 
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
-                                      enum v6only v6only, char *err,
-                                      size_t errlen)
+                                      char *err, size_t errlen)
 {
     char a[ADDR_STRLEN];
     struct udp_listener *l = calloc(1, sizeof *l);
@@ -385,7 +384,7 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_DGRAM, v6only)) < 0) {
+    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_DGRAM)) < 0) {
         snprintf(err, errlen, "listen udp %s: %s",
                  addr_format(&m->listen, a, sizeof a), strerror(errno));
         free(l);

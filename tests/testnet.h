@@ -45,7 +45,7 @@ static inline struct addr t_addr(const char *ip, uint16_t port)
 static inline int t_bind(const char *ip, int type, struct addr *bound)
 {
     struct addr a = t_addr(ip, 0);
-    int fd = sock_bind(&a, type, V6ONLY_YES);
+    int fd = sock_bind(&a, type);
     ck_assert_int_ge(fd, 0);
     bound->len = sizeof bound->ss;
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len), 0);
@@ -58,7 +58,7 @@ static inline void fx_start(struct fx *f, enum proto proto, const char *listen_i
                             void (*tune)(struct relay_ctx *))
 {
     memset(f, 0, sizeof *f);
-    f->base = event_base_new();
+    f->base = berth_event_base_new();
     ck_assert_ptr_nonnull(f->base);
     struct addr l = t_addr(listen_ip, 0);
     ck_assert_int_eq(plan_add(&f->plan, proto, &l, target), 0);
@@ -68,7 +68,7 @@ static inline void fx_start(struct fx *f, enum proto proto, const char *listen_i
     if (tune)
         tune(berth_ctx(f->b));
     char err[256];
-    ck_assert_msg(berth_start(f->b, NULL, V6ONLY_YES, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(berth_start(f->b, NULL, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(berth_local_addr(f->b, 0, &f->front), 0);
 }
 

@@ -13,7 +13,13 @@
 
 struct berth;
 
-/* The plan must outlive the instance. */
+/* An event_base tuned for berth: one thread, no locks, epoll changes
+ * batched into the next epoll_wait. */
+struct event_base *berth_event_base_new(void);
+
+/* The plan must outlive the instance. SIGINT and SIGTERM are caught from
+ * here on (they end berth_run), so a signal that arrives while starting up
+ * still means a clean stop. */
 struct berth *berth_new(struct event_base *base, const struct plan *plan);
 void berth_free(struct berth *b);
 
@@ -22,11 +28,10 @@ struct relay_ctx *berth_ctx(struct berth *b);
 
 /* Binds every mapping, in order; nothing stays bound on failure. fds, when
  * not NULL, gives per mapping an already bound socket to adopt (or -1). */
-int berth_start(struct berth *b, const int *fds, enum v6only v6only,
-                char *err, size_t errlen);
+int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
 
-/* Runs the loop until SIGINT or SIGTERM. Returns 0, or -1 if the loop
- * failed. */
+/* Runs the loop until SIGINT or SIGTERM (also one caught before the call).
+ * Returns 0, or -1 if the loop failed. */
 int berth_run(struct berth *b);
 
 /* Sessions and flows open now, summed over all mappings (for tests). */

@@ -15,8 +15,7 @@ struct tcp_listener;
  * -use-listen-fd); -1 binds m->listen. m must outlive the listener. */
 struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
-                                      enum v6only v6only, char *err,
-                                      size_t errlen);
+                                      char *err, size_t errlen);
 /* Closes the listening socket and every session it accepted. */
 void tcp_listener_free(struct tcp_listener *l);
 size_t tcp_listener_sessions(const struct tcp_listener *l);

@@ -35,13 +35,9 @@ int sock_set_reset_on_close(int fd);
 /* Reads SO_ERROR: returns the pending error (0 if none), -1 on failure. */
 int sock_pending_error(int fd);
 
-/* How an IPv6 wildcard listener treats IPv4 clients. */
-enum v6only { V6ONLY_YES, V6ONLY_PREFER_DUAL };
-
 /* A non-blocking, close-on-exec socket bound to a (TCP: and listening).
- * V6ONLY_PREFER_DUAL tries dual-stack first and falls back to IPv6-only
- * when the IPv4 side of the port is taken (dockerd binds 0.0.0.0 and ::
- * separately on some versions, on others only ::). */
-int sock_bind(const struct addr *a, int type, enum v6only v6only);
+ * IPv6 sockets are IPv6-only: [::]:80 must not take 0.0.0.0:80 as well,
+ * since dockerd and users publish the two families separately. */
+int sock_bind(const struct addr *a, int type);
 
 #endif

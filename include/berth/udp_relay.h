@@ -17,8 +17,7 @@ struct udp_batch;
 /* fd >= 0 adopts an already bound socket; -1 binds m->listen. */
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
-                                      enum v6only v6only, char *err,
-                                      size_t errlen);
+                                      char *err, size_t errlen);
 void udp_listener_free(struct udp_listener *l);
 size_t udp_listener_flows(const struct udp_listener *l);
 int udp_listener_fd(const struct udp_listener *l);

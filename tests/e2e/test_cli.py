@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""berth's command line: help/version, bad usage (exit 2, one line, nothing
+bound), --check, --config, port ranges, port in use (exit 1), signals."""
+
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_util as u  # noqa: E402
+
+
+def setUpModule():
+    u.require_berth()
+
+
+class HelpVersion(unittest.TestCase):
+    def test_help(self):
+        for opt in ("--help", "-h"):
+            rc, out, err, _ = u.run_berth([opt], no_docker=False)
+            self.assertEqual(rc, 0, f"{opt}: stderr={err!r}")
+            self.assertIn("--publish", out, f"{opt} should list --publish on stdout")
+
+    def test_version(self):
+        rc, out, err, _ = u.run_berth(["--version"], no_docker=False)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\d+\.\d+", "version number on stdout")
+
+
+class BadUsage(unittest.TestCase):
+    """Each case: exit 2, exactly one stderr line 'berth: ...' naming the
+    offending text, and no AF_INET/AF_INET6 bind() (checked with strace when
+    available; otherwise the good port must still be free)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="berth-cli-")
+        cls.P = u.free_ports(4)       # P..P+3
+        cls.Q = u.free_ports(3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def config(self, name, text):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def check_bad(self, args, needles, good_ports=()):
+        rc, out, err, binds = u.run_berth(args, strace_binds=True)
+        ctx = f"args={args!r} stderr={err!r}"
+        self.assertEqual(rc, 2, ctx)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, "exactly one stderr line: " + ctx)
+        self.assertTrue(lines[0].startswith("berth: "), ctx)
+        if isinstance(needles, str):
+            needles = [needles]
+        self.assertTrue(any(n in lines[0] for n in needles),
+                        f"stderr should name one of {needles!r}: {ctx}")
+        if binds is not None:
+            self.assertEqual(binds, [], "nothing may be bound: " + ctx)
+        for port in good_ports:
+            self.assertFalse(u.port_in_use("tcp", port), ctx)
+            self.assertFalse(u.port_in_use("udp", port), ctx)
+
+    def test_bad_options(self):
+        P, Q = self.P, self.Q
+        cases = [
+            (["--bogus"], "--bogus"),
+            (["-p"], ["-p", "publish"]),
+            (["--udp-timeout", "abc"], "abc"),
+            (["--udp-timeout", "-1"], "-1"),
+            (["--max-conns", "many"], "many"),
+            (["--max-conns", "-3"], "-3"),
+            (["--log-level", "loud"], "loud"),
+            (["stray-argument"], "stray-argument"),
+            (["--config", "/nonexistent/berth.json"], "/nonexistent/berth.json"),
+        ]
+        for args, needles in cases:
+            with self.subTest(args=args):
+                self.check_bad(["-p", f"127.0.0.1:{P}:127.0.0.1:{Q}"] + args,
+                               needles, good_ports=[P])
+
+    def test_bad_specs(self):
+        P, Q = self.P, self.Q
+        specs = [
+            f"{P}",                                    # only a port
+            f"{P}:127.0.0.1",                          # missing target port
+            f"127.0.0.1:{P}:127.0.0.1",                # missing target port
+            f"{P}:127.0.0.1:",                         # empty target port
+            f"{P}:127.0.0.1:abc",                      # non-numeric port
+            f"70000:127.0.0.1:{Q}",                    # host port too large
+            f"{P}:127.0.0.1:70000",                    # target port too large
+            f"{P}:127.0.0.1:{Q}/sctp",                 # unknown protocol
+            f"{P}-{P + 2}:127.0.0.1:{Q}-{Q + 1}",      # range lengths differ
+            f"{P + 2}-{P}:127.0.0.1:{Q + 2}-{Q}",      # reversed range
+            f"256.1.1.1:{P}:127.0.0.1:{Q}",            # bad host IP
+            f"127.0.0.1:{P}:999.0.0.1:{Q}",            # bad target IP
+            f"[::1:{P}:127.0.0.1:{Q}",                 # unclosed bracket
+            f"{P}:web:{Q}",                            # names: exit 2 for now
+            "",                                        # empty spec
+        ]
+        for spec in specs:
+            with self.subTest(spec=spec):
+                needles = [spec] if spec else ["''", '""', "empty", "publish"]
+                # A good spec first: berth must not bind it before failing.
+                self.check_bad(["-p", f"127.0.0.1:{P + 3}:127.0.0.1:{Q}",
+                                "-p", spec], needles, good_ports=[P + 3])
+
+    def test_bad_config_files(self):
+        P, Q = self.P, self.Q
+        good = f"127.0.0.1:{P}:127.0.0.1:{Q}"
+        cases = [
+            ("syntax.json", '{"publish": [', None),
+            ("notobject.json", '["publish"]', None),
+            ("unknown.json", json.dumps({"publish": [good], "bogus-key": 1}), "bogus-key"),
+            ("badspec.json", json.dumps({"publish": [good, f"{P + 1}:127.0.0.1"]}),
+             f"{P + 1}:127.0.0.1"),
+            ("badtimeout.json", json.dumps({"udp-timeout": "abc"}), ["abc", "udp-timeout"]),
+            ("badlevel.json", json.dumps({"log-level": "loud"}), "loud"),
+        ]
+        for name, text, needles in cases:
+            with self.subTest(config=name):
+                path = self.config(name, text)
+                # A parse error should name the file; a bad value may name
+                # the value (or the file).
+                self.check_bad(["--config", path],
+                               [path, name] + ([] if needles is None else
+                                               ([needles] if isinstance(needles, str) else needles)),
+                               good_ports=[P])
+
+
+class Check(unittest.TestCase):
+    def test_check_prints_plan_binds_nothing(self):
+        P = u.free_ports(3)
+        Q = u.free_ports(3)
+        U = u.free_port()
+        args = ["--check",
+                "-p", f"127.0.0.1:{P}-{P + 2}:127.0.0.1:{Q}-{Q + 2}",
+                "-p", f"127.0.0.1:{U}:127.0.0.1:{Q}/udp"]
+        rc, out, err, binds = u.run_berth(args, strace_binds=True)
+        self.assertEqual(rc, 0, f"stderr={err!r}")
+        self.assertTrue(out.strip(), "--check prints the plan on stdout")
+        for port in (P, Q, U):
+            self.assertIn(str(port), out, f"plan should mention {port}:\n{out}")
+        if binds is not None:
+            self.assertEqual(binds, [], "--check binds nothing")
+        for port in (P, P + 1, P + 2, U):
+            self.assertFalse(u.port_in_use("tcp", port))
+            self.assertFalse(u.port_in_use("udp", port))
+
+    def test_check_bad_spec_exits_2(self):
+        P = u.free_port()
+        rc, out, err, _ = u.run_berth(["--check", "-p", f"{P}:127.0.0.1"])
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+
+    def test_check_config_file(self):
+        P, Q = u.free_port(), u.free_port()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.json")
+            with open(path, "w") as f:
+                json.dump({"publish": [f"127.0.0.1:{P}:127.0.0.1:{Q}/udp"],
+                           "udp-timeout": 7, "max-conns": 3,
+                           "log-level": "debug"}, f)
+            rc, out, err, binds = u.run_berth(["--check", "--config", path],
+                                              strace_binds=True)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(str(P), out)
+        if binds is not None:
+            self.assertEqual(binds, [])
+
+
+class Running(unittest.TestCase):
+    def test_config_file_forwards(self):
+        P, U = u.free_port(), u.free_port()
+        with u.EchoServer() as echo, u.UdpEcho() as uecho, \
+                tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.json")
+            with open(path, "w") as f:
+                json.dump({"publish": [f"127.0.0.1:{P}:127.0.0.1:{echo.port}",
+                                       f"127.0.0.1:{U}:127.0.0.1:{uecho.port}/udp"],
+                           "udp-timeout": 30, "max-conns": 100,
+                           "no-docker": True, "log-level": "warn"}, f)
+            with u.Berth(["--config", path]) as b:
+                b.wait_bound([("tcp", P), ("udp", U)])
+                self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P), b"config"), b"config")
+                with u.udp_socket() as s:
+                    r, _ = u.udp_roundtrip(s, b"config-udp", ("127.0.0.1", U))
+                self.assertEqual(r, b"config-udp")
+                self.assertEqual(b.stop(), 0, b.stderr())
+
+    def test_command_line_adds_to_config(self):
+        """--config publish list plus -p on the command line: both served."""
+        P1, P2 = u.free_port(), u.free_port()
+        with u.EchoServer(greet=b"1") as e1, u.EchoServer(greet=b"2") as e2, \
+                tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.json")
+            with open(path, "w") as f:
+                json.dump({"publish": [f"127.0.0.1:{P1}:127.0.0.1:{e1.port}"]}, f)
+            with u.Berth(["--config", path, "-p", f"127.0.0.1:{P2}:127.0.0.1:{e2.port}"]) as b:
+                b.wait_bound([("tcp", P1), ("tcp", P2)])
+                self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P1), b"x", extra=1), b"1x")
+                self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P2), b"x", extra=1), b"2x")
+
+    def test_ranges_expand(self):
+        P = u.free_ports(3, hosts=("127.0.0.1",))
+        Q = u.free_ports(3, hosts=("127.0.0.1",))
+        UP = u.free_ports(3, hosts=("127.0.0.1",))
+        tcp = [u.EchoServer(port=Q + i, greet=b"T%d" % i) for i in range(3)]
+        udp = [u.UdpEcho(port=Q + i, tag=b"U%d" % i) for i in range(3)]
+        try:
+            with u.Berth(["-p", f"127.0.0.1:{P}-{P + 2}:127.0.0.1:{Q}-{Q + 2}",
+                          "-p", f"127.0.0.1:{UP}-{UP + 2}:127.0.0.1:{Q}-{Q + 2}/udp"]) as b:
+                b.wait_bound([("tcp", P + i) for i in range(3)] +
+                             [("udp", UP + i) for i in range(3)])
+                for i in range(3):
+                    self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P + i), b"-r", extra=2),
+                                     b"T%d-r" % i, f"tcp port {P + i}")
+                    with u.udp_socket() as s:
+                        s.sendto(b"-r", ("127.0.0.1", UP + i))
+                        got = None
+                        for _ in range(3):
+                            try:
+                                got, _a = s.recvfrom(100)
+                                break
+                            except socket.timeout:
+                                s.sendto(b"-r", ("127.0.0.1", UP + i))
+                        self.assertEqual(got, b"U%d-r" % i, f"udp port {UP + i}")
+                self.assertEqual(b.stop(), 0, b.stderr())
+        finally:
+            for s in tcp + udp:
+                s.close()
+
+    def test_port_in_use_exits_1(self):
+        for proto in ("tcp", "udp"):
+            with self.subTest(proto=proto):
+                P, P2 = u.free_port(), u.free_port()
+                typ = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+                with socket.socket(socket.AF_INET, typ) as hog:
+                    hog.bind(("127.0.0.1", P))
+                    if proto == "tcp":
+                        hog.listen(1)
+                    with u.Berth(["-p", f"127.0.0.1:{P2}:127.0.0.1:9/{proto}",
+                                  "-p", f"127.0.0.1:{P}:127.0.0.1:9/{proto}"]) as b:
+                        rc = b.wait(20)
+                        self.assertEqual(rc, 1, f"stderr={b.stderr()!r}")
+                        err = b.stderr()
+                        # A runtime error is a log line, not a usage line:
+                        # only ask that it names the port.
+                        self.assertIn(str(P), err, "the error should name the port")
+                    self.assertFalse(u.port_in_use(proto, P2))
+
+    def test_signals_exit_0(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(sig=sig.name):
+                P = u.free_port()
+                with u.EchoServer() as e, \
+                        u.Berth(["-p", f"127.0.0.1:{P}:127.0.0.1:{e.port}"]) as b:
+                    b.wait_bound([("tcp", P)])
+                    # An open connection must not keep berth from exiting.
+                    c = socket.create_connection(("127.0.0.1", P), timeout=10)
+                    try:
+                        c.sendall(b"a")
+                        self.assertEqual(u.recv_exact(c, 1), b"a")
+                        self.assertEqual(b.stop(sig), 0, b.stderr())
+                    finally:
+                        c.close()
+                    self.assertFalse(u.port_in_use("tcp", P))
+
+
+if __name__ == "__main__":
+    u.main()

@@ -1,0 +1,353 @@
+#!/usr/bin/python3
+"""TCP forwarding through berth: integrity of bulk data both ways,
+half-close both ways, reset propagation, refused backends, 1,000 concurrent
+connections, no leaked fds after 10,000 connections, --max-conns, and an
+IPv6 listener in front of an IPv4 backend."""
+
+import os
+import socket
+import statistics
+import struct
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_util as u  # noqa: E402
+
+BULK = int(os.environ.get("BERTH_E2E_BULK_MIB", "256")) << 20
+# The refused-backend close is expected within 100 ms; the assertion allows
+# for a noisy machine and looks at the median of several tries.
+REFUSED_MAX_MS = float(os.environ.get("BERTH_E2E_REFUSED_MAX_MS", "300"))
+
+
+def setUpModule():
+    u.require_berth()
+    u.raise_fd_limit()
+
+
+class Forward:
+    """One berth forwarding 127.0.0.1:P to 127.0.0.1:backend_port."""
+
+    def __init__(self, backend_port, extra=(), listen_host="127.0.0.1"):
+        self.port = u.free_port()
+        host = f"[{listen_host}]" if ":" in listen_host else listen_host
+        self.berth = u.Berth(list(extra) +
+                             ["-p", f"{host}:{self.port}:127.0.0.1:{backend_port}"])
+        self.addr = (listen_host, self.port)
+        try:
+            self.berth.wait_bound([("tcp", self.port)])
+        except BaseException:
+            self.berth.close()
+            raise
+
+    def connect(self, timeout=u.IO_TIMEOUT):
+        fam = socket.AF_INET6 if ":" in self.addr[0] else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.addr)
+        return s
+
+    def close(self):
+        self.berth.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Integrity(unittest.TestCase):
+    def test_client_to_backend(self):
+        def sink(conn, srv):
+            return u.recv_hash(conn)
+
+        with u.ThreadServer(sink) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            try:
+                sent = u.send_pattern(c, BULK, seed=1)
+                c.shutdown(socket.SHUT_WR)
+                # berth passes the backend's close back: EOF here.
+                self.assertEqual(c.recv(1), b"")
+            finally:
+                c.close()
+            srv.join_handlers()
+            self.assertEqual(srv.errors, [])
+            self.assertEqual(srv.results, [(BULK, sent)])
+            self.assertTrue(fw.berth.alive(), fw.berth.stderr())
+
+    def test_backend_to_client(self):
+        def source(conn, srv):
+            digest = u.send_pattern(conn, BULK, seed=2)
+            conn.shutdown(socket.SHUT_WR)
+            return digest
+
+        with u.ThreadServer(source) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            try:
+                got = u.recv_hash(c)
+            finally:
+                c.close()
+            srv.join_handlers()
+            self.assertEqual(srv.errors, [])
+            self.assertEqual(got, (BULK, srv.results[0]))
+
+    def test_both_directions_at_once(self):
+        size = BULK // 4
+
+        def both(conn, srv):
+            out = {}
+            t = threading.Thread(target=lambda: out.update(
+                sent=u.send_pattern(conn, size, seed=4)))
+            t.start()
+            got = u.recv_hash(conn)
+            t.join(u.IO_TIMEOUT * 3)
+            conn.shutdown(socket.SHUT_WR)
+            return got, out.get("sent")
+
+        with u.ThreadServer(both) as srv, Forward(srv.port) as fw:
+            c = fw.connect(timeout=60)
+            res = {}
+            try:
+                t = threading.Thread(target=lambda: res.update(got=u.recv_hash(c)))
+                t.start()
+                sent = u.send_pattern(c, size, seed=3)
+                c.shutdown(socket.SHUT_WR)
+                t.join(120)
+                self.assertFalse(t.is_alive(), "client reader did not finish")
+            finally:
+                c.close()
+            srv.join_handlers()
+            self.assertEqual(srv.errors, [])
+            (back_got, back_sent), = srv.results
+            self.assertEqual(back_got, (size, sent))
+            self.assertEqual(res["got"], (size, back_sent))
+
+
+class HalfClose(unittest.TestCase):
+    def test_client_shuts_write_first(self):
+        reply = os.urandom(4 << 20)
+
+        def backend(conn, srv):
+            data = u.recv_all(conn)          # returns at EOF
+            conn.sendall(reply)              # may still write after EOF
+            return data
+
+        with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            try:
+                request = os.urandom(2 << 20)
+                c.sendall(request)
+                c.shutdown(socket.SHUT_WR)
+                got = u.recv_all(c)          # reply, then EOF
+            finally:
+                c.close()
+            srv.join_handlers()
+            self.assertEqual(srv.errors, [])
+            self.assertEqual(srv.results, [request], "backend saw request then EOF")
+            self.assertEqual(len(got), len(reply))
+            self.assertEqual(got, reply, "client got the reply sent after its EOF")
+
+    def test_backend_shuts_write_first(self):
+        greeting = os.urandom(1 << 20)
+
+        def backend(conn, srv):
+            conn.sendall(greeting)
+            conn.shutdown(socket.SHUT_WR)
+            return u.recv_all(conn)          # the client's answer, then EOF
+
+        with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            try:
+                got = u.recv_all(c)          # greeting, then EOF
+                self.assertEqual(got, greeting)
+                answer = os.urandom(3 << 20)
+                c.sendall(answer)            # still allowed after EOF
+                c.shutdown(socket.SHUT_WR)
+                self.assertEqual(c.recv(1), b"", "connection ends after both sides")
+            finally:
+                c.close()
+            srv.join_handlers()
+            self.assertEqual(srv.errors, [])
+            self.assertEqual(srv.results, [answer])
+
+
+def _reset(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class Resets(unittest.TestCase):
+    def test_backend_reset_reaches_client(self):
+        def backend(conn, srv):
+            u.recv_exact(conn, 5)
+            _reset(conn)
+
+        with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            try:
+                c.sendall(b"hello")
+                try:
+                    data = u.recv_all(c)
+                    outcome = f"EOF after {len(data)} bytes"
+                    self.assertEqual(data, b"")
+                except ConnectionResetError:
+                    outcome = "ECONNRESET"
+            finally:
+                c.close()
+            print(f"\n  backend RST -> client saw {outcome}", file=sys.stderr)
+            self.assertTrue(fw.berth.alive())
+
+    def test_client_reset_reaches_backend(self):
+        seen = threading.Event()
+        outcome = []
+
+        def backend(conn, srv):
+            conn.sendall(b"hi")
+            try:
+                outcome.append(f"EOF {u.recv_all(conn)!r}")
+            except ConnectionResetError:
+                outcome.append("ECONNRESET")
+            seen.set()
+
+        with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+            c = fw.connect()
+            self.assertEqual(u.recv_exact(c, 2), b"hi")
+            _reset(c)
+            self.assertTrue(seen.wait(u.IO_TIMEOUT), "backend connection not closed")
+            print(f"\n  client RST -> backend saw {outcome[0]}", file=sys.stderr)
+            self.assertIn(outcome[0], ("ECONNRESET", "EOF b''"))
+            self.assertTrue(fw.berth.alive())
+            # berth still serves after resets.
+            with u.EchoServer() as e, Forward(e.port) as fw2:
+                self.assertEqual(u.tcp_roundtrip(fw2.addr, b"ok"), b"ok")
+
+    def test_refused_backend_closes_client(self):
+        dead = u.free_port()                 # nothing listens there
+        times = []
+        with Forward(dead) as fw:
+            outcomes = set()
+            for _ in range(7):
+                t0 = time.monotonic()
+                try:
+                    c = fw.connect(timeout=5)
+                except ConnectionResetError:
+                    # Reset before connect() even returned: closed at once.
+                    outcomes.add("RST during connect")
+                    times.append((time.monotonic() - t0) * 1000)
+                    continue
+                try:
+                    try:
+                        data = c.recv(1)
+                        outcomes.add("EOF")
+                    except ConnectionResetError:
+                        data = b""
+                        outcomes.add("RST")
+                    except socket.timeout:
+                        self.fail("client connection still open 5 s after the "
+                                  "backend refused")
+                    self.assertEqual(data, b"")
+                finally:
+                    times.append((time.monotonic() - t0) * 1000)
+                    c.close()
+            self.assertTrue(fw.berth.alive(), fw.berth.stderr())
+        med = statistics.median(times)
+        print(f"\n  refused backend: client closed after {med:.1f} ms median "
+              f"(max {max(times):.1f} ms) by {', '.join(sorted(outcomes))}",
+              file=sys.stderr)
+        self.assertLess(med, REFUSED_MAX_MS)
+
+
+class Scale(unittest.TestCase):
+    def test_1000_concurrent(self):
+        n = 1000
+        with u.EchoServer() as echo, Forward(echo.port) as fw:
+            socks = []
+            try:
+                for i in range(n):
+                    socks.append(fw.connect())
+                for i, s in enumerate(socks):
+                    s.sendall(b"conn-%06d" % i)
+                for i, s in enumerate(socks):
+                    self.assertEqual(u.recv_exact(s, 11), b"conn-%06d" % i, f"connection {i}")
+                # All 1,000 were open at the backend at the same time.
+                self.assertTrue(u.poll_until(lambda: echo.open == n, 10),
+                                f"backend has {echo.open} open, want {n}")
+            finally:
+                for s in socks:
+                    s.close()
+            self.assertTrue(u.poll_until(lambda: echo.open == 0, 20),
+                            f"{echo.open} backend connections still open")
+            self.assertEqual(echo.accepted, n)
+
+    def test_no_fd_leak_after_10000_connections(self):
+        with u.EchoServer(close_after_echo=True) as echo, Forward(echo.port) as fw:
+            def one(i):
+                with fw.connect() as s:
+                    msg = b"%d" % i
+                    s.sendall(msg)
+                    self.assertEqual(u.recv_all(s), msg)
+
+            for i in range(50):              # warm up pools and caches
+                one(i)
+
+            def stable():
+                a = fw.berth.fds()
+                time.sleep(0.3)
+                return a if fw.berth.fds() == a else None
+
+            base = u.poll_until(stable, 10)
+            self.assertIsNotNone(base)
+            for i in range(10000):
+                one(i)
+            final = u.poll_until(lambda: fw.berth.fds() <= base and fw.berth.fds(), 15)
+            self.assertTrue(final, f"berth holds {fw.berth.fds()} fds, had {base}: "
+                            f"{sorted(os.listdir(f'/proc/{fw.berth.pid}/fd'), key=int)}")
+            self.assertEqual(echo.accepted, 10050)
+
+    def test_max_conns(self):
+        with u.EchoServer() as echo, Forward(echo.port, ["--max-conns", "5"]) as fw:
+            socks = []
+            try:
+                for i in range(5):
+                    s = fw.connect()
+                    socks.append(s)
+                    s.sendall(b"%d" % i)
+                    self.assertEqual(u.recv_exact(s, 1), b"%d" % i)
+                sixth = fw.connect()         # the kernel backlog takes it
+                socks.append(sixth)
+                sixth.sendall(b"6")
+                sixth.settimeout(1.5)
+                with self.assertRaises(socket.timeout, msg="6th served past --max-conns 5"):
+                    sixth.recv(1)
+                self.assertEqual(echo.accepted, 5)
+                socks.pop(0).close()
+                sixth.settimeout(u.IO_TIMEOUT)
+                self.assertEqual(sixth.recv(1), b"6", "6th served once one closed")
+                self.assertEqual(echo.accepted, 6)
+            finally:
+                for s in socks:
+                    s.close()
+
+
+class IPv6(unittest.TestCase):
+    def test_ipv6_listener_ipv4_backend(self):
+        if not u.have_ipv6():
+            self.skipTest("no IPv6 on loopback")
+        with u.EchoServer() as echo, Forward(echo.port, listen_host="::1") as fw:
+            data = os.urandom(1 << 20)
+            with fw.connect() as c:
+                c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+                self.assertEqual(u.recv_all(c), data)
+            # Not reachable over IPv4: the listener is [::1] only.
+            with socket.socket() as s4:
+                s4.settimeout(5)
+                with self.assertRaises(OSError):
+                    s4.connect(("127.0.0.1", fw.port))
+
+
+if __name__ == "__main__":
+    u.main()
