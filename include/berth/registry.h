@@ -1,0 +1,100 @@
+/* The registry: what berth knows about running containers, as names to
+ * addresses. Pure data, no I/O: docker.c fills it from the Engine API (or a
+ * test fills it by hand); the relays and the DNS server read it.
+ *
+ * Names are relative to the DNS zone (no ".docker", no trailing dot) and
+ * case-insensitive:
+ *   <container-name>              every address of the container
+ *   <short-id> (12 hex digits)    the same
+ *   <service>.<project>           every running replica of a Compose service
+ *                                 (one-off containers excluded), by number
+ *   <number>.<service>.<project>  one replica
+ *   <alias>.<network>             the address on that network
+ *   <container-name>.<network>    the same
+ * When one name could mean several of these, the earlier row wins.
+ *
+ * Lookups are hash lookups on an index rebuilt when the content changes
+ * (changes are rare, lookups are per query or per connection).
+ * Return convention: 0 / -1 (errno ENOMEM) for updates; lookups as stated. */
+#ifndef BERTH_REGISTRY_H
+#define BERTH_REGISTRY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "berth/sockaddr.h"
+
+#define REG_NAME_MAX 256
+#define REG_ID_MAX 65
+
+/* One container's presence on one network. */
+struct reg_endpoint {
+    const char *network;
+    bool has_v4, has_v6;
+    struct in_addr v4;
+    struct in6_addr v6;
+    const char *const *aliases;   /* from inspect; may include the name */
+    size_t naliases;
+};
+
+/* A running container as docker.c sees it. Strings are borrowed for the
+ * call; the registry copies what it keeps. */
+struct reg_container {
+    const char *id;               /* full 64-hex id */
+    const char *name;             /* without the leading '/' */
+    const char *project;          /* com.docker.compose.project, or NULL */
+    const char *service;          /* com.docker.compose.service, or NULL */
+    int number;                   /* com.docker.compose.container-number */
+    bool oneoff;                  /* com.docker.compose.oneoff=True */
+    const char *publish;          /* berth.publish label, or NULL */
+    const struct reg_endpoint *eps;
+    size_t neps;
+};
+
+struct reg_subnet {
+    struct addr net;              /* port unused */
+    unsigned prefix;
+};
+
+struct registry;
+
+struct registry *registry_new(void);
+void registry_free(struct registry *r);
+
+/* Inserts or replaces (by id) a running container. */
+int registry_put(struct registry *r, const struct reg_container *c);
+/* Forgets a container by full id; unknown ids are fine (events repeat). */
+void registry_drop(struct registry *r, const char *id);
+/* Records a network's subnets, replacing what was known of it. */
+int registry_put_network(struct registry *r, const char *name,
+                         const struct reg_subnet *subnets, size_t n);
+void registry_drop_network(struct registry *r, const char *name);
+/* Forgets everything (before a full resynchronisation). */
+void registry_clear(struct registry *r);
+
+/* Resolves name (len bytes, not NUL-terminated) for family AF_INET or
+ * AF_INET6. Returns -1 if the name does not exist; otherwise the number of
+ * addresses of that family (0: the name exists with the other family only),
+ * of which the first min(n, max) are written to out (port 0), in a stable
+ * order (replicas by number). */
+int registry_resolve(struct registry *r, const char *name, size_t len,
+                     int family, struct addr *out, size_t max);
+
+/* The container name owning ip, into name. Returns 0, or -1 if none. */
+int registry_ptr(struct registry *r, const struct addr *ip, char *name,
+                 size_t len);
+
+/* True when ip is inside a subnet of a network berth knows. */
+bool registry_knows_client(struct registry *r, const struct addr *ip);
+
+/* Changes every time the content does. */
+uint64_t registry_version(const struct registry *r);
+size_t registry_count(const struct registry *r);
+
+/* Calls fn for every container, in no particular order. */
+typedef void registry_visit_fn(const struct reg_container *c, void *arg);
+void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg);
+
+#endif
