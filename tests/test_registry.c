@@ -1,0 +1,208 @@
+/* The registry: every kind of name, the rank that wins a clash, case,
+ * PTR, subnets, and updates that repeat (events do). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/registry.h"
+
+static struct reg_endpoint ep(const char *net, const char *v4, const char *v6,
+                              const char *const *aliases, size_t naliases)
+{
+    struct reg_endpoint e = {.network = net, .aliases = aliases, .naliases = naliases};
+    if (v4) {
+        e.has_v4 = true;
+        inet_pton(AF_INET, v4, &e.v4);
+    }
+    if (v6) {
+        e.has_v6 = true;
+        inet_pton(AF_INET6, v6, &e.v6);
+    }
+    return e;
+}
+
+static void put(struct registry *r, const char *id, const char *name,
+                const char *project, const char *service, int number,
+                const struct reg_endpoint *eps, size_t neps)
+{
+    struct reg_container c = {.id = id, .name = name, .project = project,
+                              .service = service, .number = number,
+                              .eps = eps, .neps = neps};
+    ck_assert_int_eq(registry_put(r, &c), 0);
+}
+
+/* Resolves and formats the answers as "a,b,c" (or "NX"). */
+static const char *resolve(struct registry *r, const char *name, int family)
+{
+    static char out[512];
+    struct addr a[8];
+    int n = registry_resolve(r, name, strlen(name), family, a, 8);
+    if (n < 0)
+        return "NX";
+    out[0] = '\0';
+    for (int i = 0; i < n && i < 8; i++) {
+        char ip[64];
+        addr_format_ip(&a[i], ip, sizeof ip);
+        if (i)
+            strcat(out, ",");
+        strcat(out, ip);
+    }
+    return out;
+}
+
+#define ID(c) c "00000000000000000000000000000000000000000000000000000000000"
+
+static struct registry *lab(void)
+{
+    struct registry *r = registry_new();
+    const char *api_alias[] = {"api", "lab_api_1"};
+    struct reg_endpoint web[] = {ep("bridge", "172.17.0.2", "fd00::2", NULL, 0),
+                                 ep("backend", "10.5.0.2", NULL, NULL, 0)};
+    put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, web, 2);
+    /* Replicas registered out of order: answers come by number. */
+    struct reg_endpoint a3[] = {ep("lab_default", "10.9.0.13", NULL, api_alias, 2)};
+    struct reg_endpoint a1[] = {ep("lab_default", "10.9.0.11", NULL, api_alias, 2)};
+    struct reg_endpoint a2[] = {ep("lab_default", "10.9.0.12", NULL, api_alias, 2)};
+    put(r, ID("3333333333333"), "lab_api_3", "lab", "api", 3, a3, 1);
+    put(r, ID("1111111111111"), "lab_api_1", "lab", "api", 1, a1, 1);
+    put(r, ID("2222222222222"), "lab_api_2", "lab", "api", 2, a2, 1);
+    const char *db_alias[] = {"db"};
+    struct reg_endpoint db[] = {ep("backend", "10.5.0.9", NULL, db_alias, 1)};
+    put(r, ID("ddddddddddddd"), "postgres", NULL, NULL, 0, db, 1);
+    return r;
+}
+
+START_TEST(test_names)
+{
+    struct registry *r = lab();
+    ck_assert_str_eq(resolve(r, "web", AF_INET), "172.17.0.2,10.5.0.2");
+    ck_assert_str_eq(resolve(r, "web", AF_INET6), "fd00::2");
+    ck_assert_str_eq(resolve(r, "WeB", AF_INET), "172.17.0.2,10.5.0.2");
+    ck_assert_str_eq(resolve(r, "aaaaaaaaaaaa", AF_INET), "172.17.0.2,10.5.0.2");
+    ck_assert_str_eq(resolve(r, "aaaaaaaaaaa", AF_INET), "NX");   /* 11 digits */
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET6), "");        /* exists, no v6 */
+    ck_assert_str_eq(resolve(r, "2.api.lab", AF_INET), "10.9.0.12");
+    ck_assert_str_eq(resolve(r, "4.api.lab", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.5.0.9");
+    ck_assert_str_eq(resolve(r, "postgres.backend", AF_INET), "10.5.0.9");
+    ck_assert_str_eq(resolve(r, "web.backend", AF_INET), "10.5.0.2");
+    ck_assert_str_eq(resolve(r, "web.bridge", AF_INET6), "fd00::2");
+    ck_assert_str_eq(resolve(r, "api.lab_default", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    ck_assert_str_eq(resolve(r, "nope", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "db", AF_INET), "NX");
+    registry_free(r);
+}
+END_TEST
+
+/* A container named like a service wins over the service reading. */
+START_TEST(test_rank_on_clash)
+{
+    struct registry *r = lab();
+    struct reg_endpoint e[] = {ep("bridge", "172.17.0.50", NULL, NULL, 0)};
+    put(r, ID("eeeeeeeeeeeee"), "api.lab", NULL, NULL, 0, e, 1);
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "172.17.0.50");
+    registry_drop(r, ID("eeeeeeeeeeeee"));
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    registry_free(r);
+}
+END_TEST
+
+START_TEST(test_updates_repeat_and_drop)
+{
+    struct registry *r = lab();
+    uint64_t v = registry_version(r);
+    struct reg_endpoint moved[] = {ep("bridge", "172.17.0.7", NULL, NULL, 0)};
+    put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, moved, 1);
+    put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, moved, 1);   /* repeated */
+    ck_assert_uint_gt(registry_version(r), v);
+    ck_assert_uint_eq(registry_count(r), 5);
+    ck_assert_str_eq(resolve(r, "web", AF_INET), "172.17.0.7");
+    registry_drop(r, ID("2222222222222"));
+    registry_drop(r, ID("2222222222222"));                          /* repeated */
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.13");
+    ck_assert_str_eq(resolve(r, "2.api.lab", AF_INET), "NX");
+    registry_clear(r);
+    ck_assert_str_eq(resolve(r, "web", AF_INET), "NX");
+    registry_free(r);
+}
+END_TEST
+
+START_TEST(test_oneoff_not_in_service)
+{
+    struct registry *r = lab();
+    struct reg_endpoint e[] = {ep("lab_default", "10.9.0.99", NULL, NULL, 0)};
+    struct reg_container c = {.id = ID("fffffffffffff"), .name = "lab_api_run_1",
+                              .project = "lab", .service = "api", .number = 1,
+                              .oneoff = true, .eps = e, .neps = 1};
+    ck_assert_int_eq(registry_put(r, &c), 0);
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    ck_assert_str_eq(resolve(r, "lab_api_run_1", AF_INET), "10.9.0.99");
+    registry_free(r);
+}
+END_TEST
+
+START_TEST(test_ptr_and_subnets)
+{
+    struct registry *r = lab();
+    char name[REG_NAME_MAX];
+    struct addr a;
+    addr_from_ip(&a, "10.9.0.12", 53);
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), 0);
+    ck_assert_str_eq(name, "lab_api_2");
+    addr_from_ip(&a, "fd00::2", 0);
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), 0);
+    ck_assert_str_eq(name, "web");
+    addr_from_ip(&a, "10.9.0.200", 0);
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), -1);
+
+    ck_assert(!registry_knows_client(r, &a));
+    struct reg_subnet s = {.prefix = 16};
+    addr_from_ip(&s.net, "10.9.0.0", 0);
+    ck_assert_int_eq(registry_put_network(r, "lab_default", &s, 1), 0);
+    ck_assert(registry_knows_client(r, &a));
+    addr_from_ip(&a, "10.10.0.1", 0);
+    ck_assert(!registry_knows_client(r, &a));
+    registry_drop_network(r, "lab_default");
+    addr_from_ip(&a, "10.9.0.200", 0);
+    ck_assert(!registry_knows_client(r, &a));
+    registry_free(r);
+}
+END_TEST
+
+static void count_visit(const struct reg_container *c, void *arg)
+{
+    int *n = arg;
+    if (c->service && strcmp(c->service, "api") == 0)
+        *n += (int)c->neps;
+}
+
+START_TEST(test_foreach)
+{
+    struct registry *r = lab();
+    int n = 0;
+    registry_foreach(r, count_visit, &n);
+    ck_assert_int_eq(n, 3);
+    registry_free(r);
+    registry_free(NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("registry");
+    tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_rank_on_clash);
+    tcase_add_test(tc, test_updates_repeat_and_drop);
+    tcase_add_test(tc, test_oneoff_not_in_service);
+    tcase_add_test(tc, test_ptr_and_subnets);
+    tcase_add_test(tc, test_foreach);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
