@@ -1,6 +1,7 @@
 #include "berth/berth.h"
 
 #include <signal.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include "berth/listener.h"
 #include "berth/log.h"
 #include "berth/pipe_pool.h"
+#include "berth/registry.h"
 #include "berth/udp_relay.h"
 
 /* Idle pipes kept for reuse: enough for the bursts of a busy port, small
@@ -41,6 +43,27 @@ struct relay_ctx *relay_ctx_new(struct event_base *base)
         return NULL;
     }
     return ctx;
+}
+
+size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m,
+                     unsigned *rr, struct addr *out, size_t max)
+{
+    if (!ctx->reg || max == 0)
+        return 0;
+    struct addr found[16];
+    size_t len = strlen(m->target_name), cap = max < 16 ? max : 16;
+    int n = registry_resolve(ctx->reg, m->target_name, len, AF_INET, found, cap);
+    if (n <= 0)
+        n = registry_resolve(ctx->reg, m->target_name, len, AF_INET6, found, cap);
+    if (n <= 0)
+        return 0;
+    size_t k = (size_t)n < cap ? (size_t)n : cap;
+    size_t first = (*rr)++ % k;
+    for (size_t i = 0; i < k; i++) {
+        out[i] = found[(first + i) % k];
+        addr_set_port(&out[i], m->target_port);
+    }
+    return k;
 }
 
 void relay_ctx_free(struct relay_ctx *ctx)

@@ -23,6 +23,7 @@ struct tcp_listener {
     struct event *backoff;       /* re-arms accepting after EMFILE */
     unsigned backoff_ms;
     bool paused;                 /* ev removed: at --max-conns or backing off */
+    unsigned rr;                 /* round-robin over a service's replicas */
     struct tcp_session_list sessions;
 };
 
@@ -114,7 +115,25 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             }
         }
         l->backoff_ms = 0;
-        tcp_session_new(l->ctx, &l->sessions, l->m, c, &peer, on_session_end, l);
+        if (!l->m->target_name[0]) {
+            tcp_session_new(l->ctx, &l->sessions, l->m, c, &peer, NULL, 0,
+                            on_session_end, l);
+            continue;
+        }
+        struct addr replicas[8];
+        size_t n = relay_resolve(l->ctx, l->m, &l->rr, replicas, 8);
+        if (n == 0) {
+            /* Nothing runs by that name now: close at once rather than
+             * hold the client; the port comes alive with the container. */
+            char p[ADDR_STRLEN];
+            log_info("%s client %s: no running container '%s'", l->m->label,
+                     addr_format(&peer, p, sizeof p), l->m->target_name);
+            sock_set_reset_on_close(c);
+            close(c);
+            continue;
+        }
+        tcp_session_new(l->ctx, &l->sessions, l->m, c, &peer, replicas, n,
+                        on_session_end, l);
     }
 }
 

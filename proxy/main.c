@@ -9,6 +9,8 @@
 #include "berth/berth.h"
 #include "berth/compat.h"
 #include "berth/config.h"
+#include "berth/docker.h"
+#include "berth/registry.h"
 #include "berth/log.h"
 #include "berth/plan.h"
 
@@ -68,25 +70,46 @@ int main(int argc, char **argv)
     }
     if (c->check) {
         plan_print(plan, stdout);
+        if (plan->names || c->labels)
+            printf("names from the Docker API at %s\n",
+                   c->docker ? c->docker : "$DOCKER_HOST or unix:///var/run/docker.sock");
         plan_free(plan);
         config_free(c);
         return EXIT_OK;
     }
-    config_free(c);
     berth_raise_fd_limit();
 
     int rc = EXIT_RUNTIME;
     struct event_base *base = berth_event_base_new();
     struct berth *b = base ? berth_new(base, plan) : NULL;
-    if (!b)
+    struct registry *reg = NULL;
+    struct docker *docker = NULL;
+    bool need_docker = !c->no_docker && (plan->names || c->labels);
+    if (!b || (need_docker && !(reg = registry_new()))) {
         log_error("out of memory");
-    else if (berth_start(b, NULL, err, sizeof err) < 0)
+        goto out;
+    }
+    berth_ctx(b)->reg = reg;
+    if (berth_start(b, NULL, err, sizeof err) < 0) {
         log_error("%s", err);
-    else if (berth_run(b) == 0)
+        goto out;
+    }
+    /* Ports are bound before Docker answers: a name with nothing running
+     * behind it yet closes clients at once, then comes alive. */
+    if (need_docker &&
+        !(docker = docker_new(base, reg, c->docker, NULL, NULL, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (berth_run(b) == 0)
         rc = EXIT_OK;
+out:
+    docker_free(docker);
     berth_free(b);
+    registry_free(reg);
     if (base)
         event_base_free(base);
     plan_free(plan);
+    config_free(c);
     return rc;
 }

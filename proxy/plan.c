@@ -3,12 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void make_label(struct mapping *m)
+void mapping_label(struct mapping *m)
 {
     char l[ADDR_STRLEN], t[ADDR_STRLEN];
+    if (m->target_name[0])
+        snprintf(t, sizeof t, "%.40s:%u", m->target_name, m->target_port);
+    else
+        addr_format(&m->target, t, sizeof t);
     snprintf(m->label, sizeof m->label, "%s->%s/%s",
-             addr_format(&m->listen, l, sizeof l),
-             addr_format(&m->target, t, sizeof t), proto_name(m->proto));
+             addr_format(&m->listen, l, sizeof l), t, proto_name(m->proto));
 }
 
 int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
@@ -25,8 +28,22 @@ int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
     memset(m, 0, sizeof *m);
     m->proto = proto;
     m->listen = *listen;
-    m->target = *target;
-    make_label(m);
+    if (target)
+        m->target = *target;
+    mapping_label(m);
+    return 0;
+}
+
+int plan_add_named(struct plan *p, enum proto proto, const struct addr *listen,
+                   const char *name, uint16_t port)
+{
+    if (plan_add(p, proto, listen, NULL) < 0)
+        return -1;
+    struct mapping *m = &p->maps[p->n - 1];
+    snprintf(m->target_name, sizeof m->target_name, "%s", name);
+    m->target_port = port;
+    mapping_label(m);
+    p->names = true;
     return 0;
 }
 
@@ -94,10 +111,9 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
                  c->dns.v[0]);
         return NULL;
     }
-    if (c->labels) {
-        snprintf(err, errlen,
-                 "--labels: label publishing needs the Docker API client, "
-                 "which is not part of this build yet");
+    if (c->labels && c->no_docker) {
+        snprintf(err, errlen, "--labels: reading labels needs the Docker API "
+                              "(drop --no-docker)");
         return NULL;
     }
     struct plan *p = calloc(1, sizeof *p);
@@ -115,10 +131,10 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
             snprintf(err, errlen, "--publish '%s': %s", text, why);
             goto fail;
         }
-        if (!sp.target_is_ip) {
+        if (!sp.target_is_ip && c->no_docker) {
             snprintf(err, errlen,
-                     "--publish '%s': target '%s' is a name; name targets need "
-                     "the Docker API client, not part of this build yet (use an IP)",
+                     "--publish '%s': target '%s' is a container name, which "
+                     "needs the Docker API (drop --no-docker or use an IP)",
                      text, sp.target_name);
             goto fail;
         }
@@ -126,7 +142,11 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
             struct addr l = sp.host, t = sp.target;
             addr_set_port(&l, (uint16_t)(sp.host_lo + k));
             addr_set_port(&t, (uint16_t)(sp.target_lo + k));
-            if (plan_add(p, sp.proto, &l, &t) < 0) {
+            int r = sp.target_is_ip
+                        ? plan_add(p, sp.proto, &l, &t)
+                        : plan_add_named(p, sp.proto, &l, sp.target_name,
+                                         (uint16_t)(sp.target_lo + k));
+            if (r < 0) {
                 snprintf(err, errlen, "out of memory");
                 goto fail;
             }
@@ -154,9 +174,13 @@ void plan_print(const struct plan *p, FILE *out)
     fprintf(out, "berth plan: %zu mapping%s\n", p->n, p->n == 1 ? "" : "s");
     for (size_t i = 0; i < p->n; i++) {
         char l[ADDR_STRLEN], t[ADDR_STRLEN];
-        fprintf(out, "  %s %s -> %s\n", proto_name(p->maps[i].proto),
-                addr_format(&p->maps[i].listen, l, sizeof l),
-                addr_format(&p->maps[i].target, t, sizeof t));
+        const struct mapping *m = &p->maps[i];
+        if (m->target_name[0])
+            snprintf(t, sizeof t, "%.40s:%u", m->target_name, m->target_port);
+        else
+            addr_format(&m->target, t, sizeof t);
+        fprintf(out, "  %s %s -> %s\n", proto_name(m->proto),
+                addr_format(&m->listen, l, sizeof l), t);
     }
     fprintf(out, "udp-timeout %us, max-conns per port ", p->udp_timeout);
     if (p->max_conns)

@@ -44,6 +44,8 @@ struct tcp_session {
     struct half up;          /* client -> target; up.wr doubles as connect wait */
     struct half down;        /* target -> client */
     struct addr client;
+    struct addr *cands;      /* name targets, while connecting: replicas */
+    unsigned ncands, cur;    /* cands[cur] is being tried */
     tcp_session_end_fn *on_end;
     void *arg;
 };
@@ -77,8 +79,10 @@ void tcp_session_free(struct tcp_session *s)
         return;
     struct half *halves[2] = {&s->up, &s->down};
     for (int i = 0; i < 2; i++) {
-        event_free(halves[i]->rd);
-        event_free(halves[i]->wr);
+        if (halves[i]->rd)
+            event_free(halves[i]->rd);
+        if (halves[i]->wr)
+            event_free(halves[i]->wr);
         halves[i]->pending = 0;
         half_release(halves[i]);
     }
@@ -86,6 +90,7 @@ void tcp_session_free(struct tcp_session *s)
         close(s->cfd);
     if (s->tfd >= 0)
         close(s->tfd);
+    free(s->cands);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -258,6 +263,13 @@ static void half_pump(struct half *h)
     }
 }
 
+static const struct addr *target_of(const struct tcp_session *s)
+{
+    return s->cands ? &s->cands[s->cur] : &s->m->target;
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -270,18 +282,65 @@ static void start_relaying(struct tcp_session *s)
     s->connected = true;
     event_del(s->up.wr);
     sock_set_nodelay(s->tfd);
-    slog(s, LOG_DEBUG, "connected");
+    slog(s, LOG_DEBUG, "connected to %s",
+         addr_format(target_of(s), (char[ADDR_STRLEN]){0}, ADDR_STRLEN));
+    free(s->cands);
+    s->cands = NULL;
     event_add(s->up.rd, NULL);
     event_add(s->down.rd, NULL);
 }
 
-/* The target refused, timed out or is unreachable: reset the client at
- * once so it sees the failure instead of a silent hang. */
-static void connect_failed(struct tcp_session *s, int err)
+/* Opens a socket to the current target with its two events and starts a
+ * non-blocking connect. Returns 0 (connecting or connected), or -1 with
+ * errno when this target failed at once. */
+static int connect_target(struct tcp_session *s)
 {
+    const struct addr *t = target_of(s);
+    if (s->up.wr)
+        event_free(s->up.wr);
+    if (s->down.rd)
+        event_free(s->down.rd);
+    s->up.wr = s->down.rd = NULL;
+    if (s->tfd >= 0)
+        close(s->tfd);
+    s->tfd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->tfd < 0)
+        return -1;
+    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_writable, &s->up);
+    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_readable, &s->down);
+    if (!s->up.wr || !s->down.rd) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (connect(s->tfd, (const struct sockaddr *)&t->ss, t->len) == 0) {
+        start_relaying(s);
+        return 0;
+    }
+    if (errno != EINPROGRESS)
+        return -1;
+    event_add(s->up.wr, &s->ctx->connect_timeout);
+    return 0;
+}
+
+/* The target refused, timed out or is unreachable. With replicas left,
+ * try the next: the client has sent nothing we read, so it never notices.
+ * Otherwise reset the client at once instead of leaving it hanging.
+ * Returns 0 if the session goes on, -1 if it ended. */
+static int connect_failed(struct tcp_session *s, int err)
+{
+    while (s->cands && s->cur + 1 < s->ncands) {
+        char t[ADDR_STRLEN];
+        slog(s, LOG_INFO, "connect %s: %s; trying the next replica",
+             addr_format(target_of(s), t, sizeof t), strerror(err));
+        s->cur++;
+        if (connect_target(s) == 0)
+            return 0;
+        err = errno;
+    }
     slog(s, LOG_WARN, "connect: %s", strerror(err));
     sock_set_reset_on_close(s->cfd);
     session_end(s);
+    return -1;
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -305,21 +364,11 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     half_pump(h);
 }
 
-static int half_init(struct tcp_session *s, struct half *h, int *src, int *dst)
-{
-    h->s = s;
-    h->src = src;
-    h->dst = dst;
-    h->pipe[0] = h->pipe[1] = -1;
-    h->rd = event_new(s->ctx->base, *src, EV_READ | EV_PERSIST, on_readable, h);
-    h->wr = event_new(s->ctx->base, *dst, EV_WRITE | EV_PERSIST, on_writable, h);
-    return h->rd && h->wr ? 0 : -1;
-}
-
 struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                                     struct tcp_session_list *list,
                                     const struct mapping *m, int client_fd,
                                     const struct addr *client,
+                                    const struct addr *targets, size_t ntargets,
                                     tcp_session_end_fn *on_end, void *arg)
 {
     struct tcp_session *s = calloc(1, sizeof *s);
@@ -331,6 +380,7 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     s->list = list;
     s->m = m;
     s->cfd = client_fd;
+    s->tfd = -1;
     s->client = *client;
     s->on_end = on_end;
     s->arg = arg;
@@ -339,28 +389,27 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         list->head->prev = s;
     list->head = s;
     list->count++;
-
-    s->tfd = socket(m->target.ss.ss_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->tfd < 0 || half_init(s, &s->up, &s->cfd, &s->tfd) < 0 ||
-        half_init(s, &s->down, &s->tfd, &s->cfd) < 0) {
-        slog(s, LOG_WARN, "cannot start session: %s", strerror(errno));
+    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1}};
+    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1}};
+    s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
+    s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
+    if (targets) {
+        /* Kept only while connecting, for retries on the next replica. */
+        s->cands = malloc(ntargets * sizeof *s->cands);
+        if (s->cands) {
+            memcpy(s->cands, targets, ntargets * sizeof *s->cands);
+            s->ncands = ntargets;
+        }
+    }
+    if (!s->up.rd || !s->down.wr || (targets && !s->cands)) {
+        slog(s, LOG_WARN, "cannot start session: out of memory");
         sock_set_reset_on_close(s->cfd);
         tcp_session_free(s);
         return NULL;
     }
     /* Nothing is read from the client until the target accepts: its bytes
      * wait in the kernel, and a refusal can still reset it cleanly. */
-    if (connect(s->tfd, (const struct sockaddr *)&m->target.ss, m->target.len) == 0) {
-        start_relaying(s);
-    } else if (errno == EINPROGRESS) {
-        event_add(s->up.wr, &ctx->connect_timeout);
-    } else {
-        int err = errno;
-        slog(s, LOG_WARN, "connect: %s", strerror(err));
-        sock_set_reset_on_close(s->cfd);
-        tcp_session_free(s);
+    if (connect_target(s) < 0 && connect_failed(s, errno) < 0)
         return NULL;
-    }
     return s;
 }

@@ -51,6 +51,7 @@ struct udp_listener {
     struct udp_flow **buckets;
     size_t nbuckets, nflows;
     struct udp_flow *oldest, *newest;
+    unsigned rr;                     /* replica for the next new flow */
 };
 
 static uint64_t now_ms(void)
@@ -285,14 +286,21 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     }
     if (l->nflows >= l->nbuckets && grow(l) < 0)
         return NULL;
+    /* A flow sticks to the replica it starts with. */
+    struct addr target = l->m->target;
+    if (l->m->target_name[0] && relay_resolve(l->ctx, l->m, &l->rr, &target, 1) == 0) {
+        log_debug("%s client %s: no running container '%s'; datagram dropped",
+                  l->m->label, c, l->m->target_name);
+        return NULL;
+    }
     struct udp_flow *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->l = l;
     f->client = *client;
-    f->fd = socket(l->m->target.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    f->fd = socket(target.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (f->fd < 0 ||
-        connect(f->fd, (const struct sockaddr *)&l->m->target.ss, l->m->target.len) < 0 ||
+        connect(f->fd, (const struct sockaddr *)&target.ss, target.len) < 0 ||
         !(f->ev = event_new(l->ctx->base, f->fd, EV_READ | EV_PERSIST, on_reply, f)) ||
         event_add(f->ev, NULL) < 0) {
         log_warn("%s client %s: cannot open flow: %s", l->m->label, c,

@@ -15,7 +15,11 @@
 struct mapping {
     enum proto proto;
     struct addr listen;      /* host address and port to bind */
-    struct addr target;      /* where connections and datagrams go */
+    struct addr target;      /* where connections and datagrams go (IP) */
+    /* A Docker name instead ("web", "api.lab"): resolved through the
+     * registry per connection or flow; target_port goes with it. */
+    char target_name[SPEC_NAME_MAX + 1];
+    uint16_t target_port;
     /* "127.0.0.1:8080->10.0.0.2:80/tcp", used in every log line. */
     char label[MAPPING_LABEL_MAX];
     size_t source;           /* index of the --publish entry it came from */
@@ -26,6 +30,7 @@ struct plan {
     size_t n;
     unsigned udp_timeout;
     unsigned max_conns;
+    bool names;              /* some mapping needs the Docker API */
 };
 
 struct plan *plan_new(const struct config *c, char *err, size_t errlen);
@@ -33,6 +38,11 @@ void plan_free(struct plan *p);
 /* Appends one mapping (used by the docker-proxy front end too). */
 int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
              const struct addr *target);
+/* The same with a Docker name as the target. */
+int plan_add_named(struct plan *p, enum proto proto, const struct addr *listen,
+                   const char *name, uint16_t port);
+/* Fills m's label from its fields. */
+void mapping_label(struct mapping *m);
 void plan_print(const struct plan *p, FILE *out);
 
 #endif

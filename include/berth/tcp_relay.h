@@ -26,11 +26,14 @@ struct tcp_session_list {
 typedef void tcp_session_end_fn(void *arg);
 
 /* Takes client_fd (non-blocking) in all cases: on failure it is closed and
- * NULL returned. m must outlive the session. */
+ * NULL returned. m must outlive the session. targets: NULL to connect to
+ * m->target, else the replicas to try in order (copied), each one refusing
+ * passing the client on to the next. */
 struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                                     struct tcp_session_list *list,
                                     const struct mapping *m, int client_fd,
                                     const struct addr *client,
+                                    const struct addr *targets, size_t ntargets,
                                     tcp_session_end_fn *on_end, void *arg);
 void tcp_session_free(struct tcp_session *s);
 

@@ -1,0 +1,32 @@
+/* The Docker Engine API client: keeps a registry in step with the daemon.
+ *
+ * Subscribes to /events first, then lists and inspects, so no change is
+ * missed; applies events idempotently (they may repeat); when the daemon
+ * goes away keeps the last table, reconnects with backoff and resyncs.
+ * Never blocks: all I/O is libcurl on the event loop. */
+#ifndef BERTH_DOCKER_H
+#define BERTH_DOCKER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "berth/registry.h"
+
+struct docker;
+
+/* Called after every change the client made to the registry. */
+typedef void docker_changed_fn(void *arg);
+
+/* url: "unix:///path" or "tcp://host:port" (TLS per DOCKER_TLS_VERIFY and
+ * DOCKER_CERT_PATH, as the docker CLI). NULL: $DOCKER_HOST, else
+ * unix:///var/run/docker.sock. Returns NULL with err set. */
+struct docker *docker_new(struct event_base *base, struct registry *reg,
+                          const char *url, docker_changed_fn *changed,
+                          void *arg, char *err, size_t errlen);
+void docker_free(struct docker *d);
+
+/* True once the first full sync finished (and after each resync). */
+bool docker_synced(const struct docker *d);
+
+#endif

@@ -1,0 +1,56 @@
+/* HTTP/1.1 GETs on the event loop: libcurl's multi-socket interface driven
+ * by libevent, so a slow or stuck Docker daemon never blocks forwarding.
+ * Over a unix socket, TCP, or TLS with client certificates.
+ *
+ * Callbacks run from the loop, never from inside another call of this
+ * module; a request is freed right after its done callback returns. */
+#ifndef BERTH_HTTP_H
+#define BERTH_HTTP_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct http;
+struct http_req;
+
+/* Where requests go; strings are copied per request. */
+struct http_target {
+    const char *unix_path;   /* non-NULL: talk HTTP over this unix socket */
+    const char *base_url;    /* "http://localhost" or "https://host:2376" */
+    const char *ca, *cert, *key;   /* TLS files, or NULL */
+    bool verify;             /* verify the server's certificate */
+};
+
+struct http_callbacks {
+    /* Headers complete: status code and the header block ("Name: v\r\n"...).
+     * Optional. */
+    void (*headers)(void *arg, long status, const char *headers);
+    /* A piece of the body. When NULL, the body is collected and passed to
+     * done. */
+    void (*data)(void *arg, const char *data, size_t len);
+    /* Finished: status 0 and error set when no HTTP answer came. */
+    void (*done)(void *arg, long status, const char *body, size_t len,
+                 const char *error);
+    void *arg;
+};
+
+struct http *http_new(struct event_base *base);
+/* Cancels every request still running (without callbacks). */
+void http_free(struct http *h);
+
+/* Starts GET base_url + path. timeout_ms 0 = none (for streams). Returns
+ * NULL on failure (no callback then). */
+struct http_req *http_get(struct http *h, const struct http_target *t,
+                          const char *path, long timeout_ms,
+                          const struct http_callbacks *cb);
+/* Stops a request; its callbacks are not called. Not from inside its own
+ * data or headers callback. */
+void http_cancel(struct http_req *r);
+
+/* Finds a header's value in a header block (case-insensitive name) and
+ * copies it into out. Returns 0, or -1 if absent. */
+int http_header_value(const char *headers, const char *name, char *out,
+                      size_t len);
+
+#endif

@@ -1,0 +1,587 @@
+#include "berth/docker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/docker_parse.h"
+#include "berth/http.h"
+#include "berth/log.h"
+
+#define INSPECTS_AT_ONCE 16
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 8000
+#define REQUEST_TIMEOUT_MS 10000
+#define LINE_MAX_BYTES (1u << 20)
+/* filters={"type":["container","network"]} */
+#define EVENT_FILTER "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
+
+/* One inspect in flight. again: an event came for this container meanwhile,
+ * so the answer may be stale: ask again instead of applying it. */
+struct job {
+    struct docker *d;
+    struct job *next;
+    struct http_req *req;
+    bool again;
+    char id[REG_ID_MAX];
+};
+
+struct docker {
+    struct event_base *base;
+    struct registry *reg;
+    struct http *http;
+    struct http_target target;
+    char unix_path[256], base_url[300], ca[4200], cert[4200], key[4200];
+    char version[16];
+    struct http_req *ping, *events, *list, *nets;
+    long events_status;
+    char *line;                  /* event stream bytes after the last '\n' */
+    size_t llen, lcap;
+    int64_t last_event;          /* for since= on reconnect */
+    struct event *retry;
+    unsigned backoff_ms;
+    bool synced, syncing, list_done, outage;
+    char (*queue)[REG_ID_MAX];   /* ids waiting for an inspect slot */
+    size_t nqueue, qcap;
+    struct job *jobs;
+    size_t njobs;
+    docker_changed_fn *changed;
+    void *arg;
+};
+
+static void start(struct docker *d);
+static void inspect(struct docker *d, const char *id);
+
+static void changed(struct docker *d)
+{
+    if (d->changed)
+        d->changed(d->arg);
+}
+
+/* ---- failure and reconnection ---- */
+
+static void stop_requests(struct docker *d)
+{
+    http_cancel(d->ping);
+    http_cancel(d->events);
+    http_cancel(d->list);
+    http_cancel(d->nets);
+    d->ping = d->events = d->list = d->nets = NULL;
+    while (d->jobs) {
+        struct job *j = d->jobs;
+        d->jobs = j->next;
+        http_cancel(j->req);
+        free(j);
+    }
+    d->njobs = 0;
+    d->nqueue = 0;
+    d->llen = 0;
+    d->syncing = false;
+}
+
+/* Something went wrong talking to the daemon: keep serving the table we
+ * have, and start over after a growing pause. */
+static void fail(struct docker *d, const char *what, const char *why)
+{
+    stop_requests(d);
+    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (d->backoff_ms > BACKOFF_MAX_MS)
+        d->backoff_ms = BACKOFF_MAX_MS;
+    if (!d->outage)
+        log_warn("docker: %s: %s; serving the last known %zu containers, reconnecting",
+                 what, why, registry_count(d->reg));
+    else
+        log_debug("docker: %s: %s; retrying in %u ms", what, why, d->backoff_ms);
+    d->outage = true;
+    struct timeval tv = {d->backoff_ms / 1000, (d->backoff_ms % 1000) * 1000};
+    evtimer_add(d->retry, &tv);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start(arg);
+}
+
+/* An HTTP answer that is not a success, as one line. */
+static bool answer_failed(struct docker *d, const char *what, long status,
+                          const char *body, size_t len, const char *error)
+{
+    char msg[400];
+    if (error) {
+        fail(d, what, error);
+        return true;
+    }
+    if (status == 200)
+        return false;
+    char text[300];
+    docker_error_text(body, len, text, sizeof text);
+    snprintf(msg, sizeof msg, "HTTP %ld: %s", status, text);
+    fail(d, what, msg);
+    return true;
+}
+
+/* ---- inspects ---- */
+
+static void check_synced(struct docker *d)
+{
+    if (d->syncing && d->list_done && !d->njobs && !d->nqueue && !d->nets) {
+        d->syncing = false;
+        d->synced = true;
+        d->backoff_ms = 0;
+        log_info("docker: %s %zu running containers (API %s)",
+                 d->outage ? "reconnected, resynced" : "synced",
+                 registry_count(d->reg), d->version);
+        d->outage = false;
+    }
+}
+
+static void start_job(struct docker *d, struct job *j);
+
+static void next_queued(struct docker *d)
+{
+    while (d->nqueue && d->njobs < INSPECTS_AT_ONCE) {
+        char id[REG_ID_MAX];
+        memcpy(id, d->queue[0], sizeof id);
+        memmove(d->queue, d->queue + 1, --d->nqueue * sizeof *d->queue);
+        inspect(d, id);
+    }
+    check_synced(d);
+}
+
+static void apply_inspect(struct docker *d, const char *id, long status,
+                          const char *body, size_t len)
+{
+    if (status == 404) {                 /* gone already */
+        registry_drop(d->reg, id);
+        changed(d);
+        return;
+    }
+    char err[200];
+    if (status != 200) {
+        docker_error_text(body, len, err, sizeof err);
+        log_error("docker: inspect %.12s: HTTP %ld: %s; keeping what was known",
+                  id, status, err);
+        return;
+    }
+    struct docker_inspect in;
+    if (docker_parse_inspect(body, len, &in, err, sizeof err) < 0) {
+        log_error("docker: inspect %.12s: %s; keeping what was known", id, err);
+        return;
+    }
+    if (in.running) {
+        if (registry_put(d->reg, &in.c) < 0)
+            log_error("docker: inspect %.12s: out of memory", id);
+        else
+            log_debug("docker: %s (%.12s) running, %zu networks", in.c.name, id,
+                      in.c.neps);
+    } else {
+        registry_drop(d->reg, id);
+        log_debug("docker: %s (%.12s) not running", in.c.name, id);
+    }
+    docker_inspect_release(&in);
+    changed(d);
+}
+
+static void unlink_job(struct docker *d, struct job *j)
+{
+    for (struct job **p = &d->jobs; *p; p = &(*p)->next) {
+        if (*p == j) {
+            *p = j->next;
+            break;
+        }
+    }
+    d->njobs--;
+}
+
+static void on_inspect(void *arg, long status, const char *body, size_t len,
+                       const char *error)
+{
+    struct job *j = arg;
+    struct docker *d = j->d;
+    j->req = NULL;
+    if (j->again) {
+        j->again = false;
+        start_job(d, j);
+        return;
+    }
+    unlink_job(d, j);
+    if (error)
+        log_error("docker: inspect %.12s: %s", j->id, error);
+    else
+        apply_inspect(d, j->id, status, body, len);
+    free(j);
+    next_queued(d);
+}
+
+static void start_job(struct docker *d, struct job *j)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v%s/containers/%s/json", d->version, j->id);
+    struct http_callbacks cb = {.done = on_inspect, .arg = j};
+    j->req = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb);
+    if (!j->req) {
+        unlink_job(d, j);
+        log_error("docker: inspect %.12s: cannot start a request", j->id);
+        free(j);
+    }
+}
+
+/* Asks for a fresh view of one container; repeats collapse into one. */
+static void inspect(struct docker *d, const char *id)
+{
+    for (struct job *j = d->jobs; j; j = j->next) {
+        if (strcmp(j->id, id) == 0) {
+            j->again = true;
+            return;
+        }
+    }
+    if (d->njobs >= INSPECTS_AT_ONCE) {
+        for (size_t i = 0; i < d->nqueue; i++)
+            if (strcmp(d->queue[i], id) == 0)
+                return;
+        if (d->nqueue == d->qcap) {
+            size_t cap = d->qcap ? d->qcap * 2 : 64;
+            char(*q)[REG_ID_MAX] = realloc(d->queue, cap * sizeof *q);
+            if (!q)
+                return;
+            d->queue = q;
+            d->qcap = cap;
+        }
+        snprintf(d->queue[d->nqueue++], REG_ID_MAX, "%s", id);
+        return;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->d = d;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->next = d->jobs;
+    d->jobs = j;
+    d->njobs++;
+    start_job(d, j);
+}
+
+/* ---- the full list (after the event stream is up) ---- */
+
+struct sweep {
+    char (*keep)[REG_ID_MAX];
+    size_t nkeep;
+    char (*drop)[REG_ID_MAX];
+    size_t ndrop;
+};
+
+static void find_stale(const struct reg_container *c, void *arg)
+{
+    struct sweep *s = arg;
+    for (size_t i = 0; i < s->nkeep; i++)
+        if (strcmp(s->keep[i], c->id) == 0)
+            return;
+    snprintf(s->drop[s->ndrop++], REG_ID_MAX, "%s", c->id);
+}
+
+static void on_list(void *arg, long status, const char *body, size_t len,
+                    const char *error)
+{
+    struct docker *d = arg;
+    d->list = NULL;
+    if (answer_failed(d, "GET /containers/json", status, body, len, error))
+        return;
+    char err[200];
+    struct sweep s = {0};
+    if (docker_parse_list(body, len, &s.keep, &s.nkeep, err, sizeof err) < 0) {
+        fail(d, "GET /containers/json", err);
+        return;
+    }
+    /* Containers that stopped while we were away are not in the list. */
+    s.drop = calloc(registry_count(d->reg) + 1, sizeof *s.drop);
+    if (s.drop) {
+        registry_foreach(d->reg, find_stale, &s);
+        for (size_t i = 0; i < s.ndrop; i++)
+            registry_drop(d->reg, s.drop[i]);
+        if (s.ndrop)
+            changed(d);
+    }
+    d->list_done = true;
+    for (size_t i = 0; i < s.nkeep; i++)
+        inspect(d, s.keep[i]);
+    free(s.keep);
+    free(s.drop);
+    check_synced(d);
+}
+
+static void on_networks(void *arg, long status, const char *body, size_t len,
+                        const char *error)
+{
+    struct docker *d = arg;
+    d->nets = NULL;
+    char err[200];
+    if (error || status != 200) {
+        if (error)
+            snprintf(err, sizeof err, "%s", error);
+        else
+            docker_error_text(body, len, err, sizeof err);
+        log_error("docker: GET /networks: %s; keeping the known subnets", err);
+    } else if (docker_parse_networks(body, len, d->reg, err, sizeof err) < 0) {
+        log_error("docker: GET /networks: %s; keeping the known subnets", err);
+    }
+    check_synced(d);
+}
+
+static void refresh_networks(struct docker *d)
+{
+    if (d->nets)
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/v%s/networks", d->version);
+    struct http_callbacks cb = {.done = on_networks, .arg = d};
+    d->nets = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb);
+}
+
+static void begin_sync(struct docker *d)
+{
+    char path[64];
+    d->syncing = true;
+    d->list_done = false;
+    snprintf(path, sizeof path, "/v%s/containers/json", d->version);
+    struct http_callbacks cb = {.done = on_list, .arg = d};
+    if (!(d->list = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb))) {
+        fail(d, "GET /containers/json", "cannot start a request");
+        return;
+    }
+    refresh_networks(d);
+}
+
+/* ---- the event stream ---- */
+
+static void handle_event(struct docker *d, const char *line, size_t len)
+{
+    struct docker_event ev;
+    char err[200];
+    if (docker_parse_event(line, len, &ev, err, sizeof err) < 0) {
+        log_warn("docker: %s; event skipped", err);
+        return;
+    }
+    if (ev.time > d->last_event)
+        d->last_event = ev.time;
+    log_debug("docker: event %s %s %.12s", ev.type, ev.action, ev.id);
+    const char *a = ev.action;
+    if (strcmp(ev.type, "network") == 0) {
+        if (strcmp(a, "connect") == 0 || strcmp(a, "disconnect") == 0) {
+            if (ev.id[0])
+                inspect(d, ev.id);
+        } else if (strcmp(a, "create") == 0 || strcmp(a, "destroy") == 0 ||
+                   strcmp(a, "remove") == 0) {
+            refresh_networks(d);
+        }
+        return;
+    }
+    if (strcmp(ev.type, "container") != 0 || !ev.id[0])
+        return;
+    if (strcmp(a, "die") == 0 || strcmp(a, "destroy") == 0) {
+        /* Drop at once; an inspect in flight is marked stale by inspect(). */
+        registry_drop(d->reg, ev.id);
+        changed(d);
+        if (strcmp(a, "die") == 0)
+            inspect(d, ev.id);
+    } else if (strcmp(a, "start") == 0 || strcmp(a, "restart") == 0 ||
+               strcmp(a, "unpause") == 0 || strcmp(a, "rename") == 0 ||
+               strcmp(a, "update") == 0) {
+        inspect(d, ev.id);
+    }
+}
+
+static void on_events_headers(void *arg, long status, const char *headers)
+{
+    struct docker *d = arg;
+    (void)headers;
+    d->events_status = status;
+    if (status == 200)
+        begin_sync(d);
+}
+
+/* The stream is chunked by HTTP, not by event: split on newlines here and
+ * carry a partial line over to the next piece. */
+static void on_events_data(void *arg, const char *data, size_t len)
+{
+    struct docker *d = arg;
+    if (d->llen + len > LINE_MAX_BYTES) {
+        log_warn("docker: event line longer than 1 MiB; dropped");
+        d->llen = 0;
+        return;
+    }
+    if (d->llen + len > d->lcap) {
+        size_t cap = d->lcap ? d->lcap : 4096;
+        while (cap < d->llen + len)
+            cap *= 2;
+        char *b = realloc(d->line, cap);
+        if (!b)
+            return;
+        d->line = b;
+        d->lcap = cap;
+    }
+    memcpy(d->line + d->llen, data, len);
+    d->llen += len;
+    if (d->events_status != 200)
+        return;                           /* an error body: for done */
+    size_t start = 0;
+    for (size_t i = 0; i < d->llen; i++) {
+        if (d->line[i] != '\n')
+            continue;
+        if (i > start)
+            handle_event(d, d->line + start, i - start);
+        start = i + 1;
+    }
+    memmove(d->line, d->line + start, d->llen - start);
+    d->llen -= start;
+}
+
+static void on_events_done(void *arg, long status, const char *body, size_t len,
+                           const char *error)
+{
+    struct docker *d = arg;
+    (void)body;
+    (void)len;
+    d->events = NULL;
+    char why[400];
+    if (error) {
+        snprintf(why, sizeof why, "%s", error);
+    } else if (status != 200) {
+        char text[300];
+        docker_error_text(d->line ? d->line : "", d->llen, text, sizeof text);
+        snprintf(why, sizeof why, "HTTP %ld: %s", status, text);
+    } else {
+        snprintf(why, sizeof why, "the daemon closed the stream");
+    }
+    d->synced = false;
+    fail(d, "GET /events", why);
+}
+
+static void start_events(struct docker *d)
+{
+    char path[300];
+    int n = snprintf(path, sizeof path, "/v%s/events?filters=%s", d->version,
+                     EVENT_FILTER);
+    if (d->last_event)
+        snprintf(path + n, sizeof path - (size_t)n, "&since=%" PRId64, d->last_event);
+    d->events_status = 0;
+    d->llen = 0;
+    struct http_callbacks cb = {.headers = on_events_headers, .data = on_events_data,
+                                .done = on_events_done, .arg = d};
+    if (!(d->events = http_get(d->http, &d->target, path, 0, &cb)))
+        fail(d, "GET /events", "cannot start a request");
+}
+
+/* ---- version negotiation ---- */
+
+static void on_ping_headers(void *arg, long status, const char *headers)
+{
+    struct docker *d = arg;
+    char v[16];
+    if (status == 200 && http_header_value(headers, "Api-Version", v, sizeof v) == 0)
+        snprintf(d->version, sizeof d->version, "%s", v);
+}
+
+static void on_ping(void *arg, long status, const char *body, size_t len,
+                    const char *error)
+{
+    struct docker *d = arg;
+    d->ping = NULL;
+    if (answer_failed(d, "GET /_ping", status, body, len, error))
+        return;
+    start_events(d);
+}
+
+static void start(struct docker *d)
+{
+    stop_requests(d);
+    snprintf(d->version, sizeof d->version, "1.41");   /* if _ping has none */
+    struct http_callbacks cb = {.headers = on_ping_headers, .done = on_ping, .arg = d};
+    if (!(d->ping = http_get(d->http, &d->target, "/_ping", REQUEST_TIMEOUT_MS, &cb)))
+        fail(d, "GET /_ping", "cannot start a request");
+}
+
+/* ---- set-up ---- */
+
+static int parse_url(struct docker *d, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "unix://", 7) == 0 && url[7] == '/') {
+        snprintf(d->unix_path, sizeof d->unix_path, "%s", url + 7);
+        snprintf(d->base_url, sizeof d->base_url, "http://docker");
+        d->target.unix_path = d->unix_path;
+    } else if (strncmp(url, "tcp://", 6) == 0 && url[6]) {
+        const char *verify = getenv("DOCKER_TLS_VERIFY");
+        const char *certs = getenv("DOCKER_CERT_PATH");
+        bool tls = (verify && *verify) || (certs && *certs);
+        snprintf(d->base_url, sizeof d->base_url, "%s://%s", tls ? "https" : "http",
+                 url + 6);
+        if (tls) {
+            char home[4096];
+            if (!certs || !*certs) {
+                snprintf(home, sizeof home, "%s/.docker",
+                         getenv("HOME") ? getenv("HOME") : "");
+                certs = home;
+            }
+            snprintf(d->ca, sizeof d->ca, "%s/ca.pem", certs);
+            snprintf(d->cert, sizeof d->cert, "%s/cert.pem", certs);
+            snprintf(d->key, sizeof d->key, "%s/key.pem", certs);
+            d->target.ca = d->ca;
+            d->target.cert = d->cert;
+            d->target.key = d->key;
+            d->target.verify = verify && *verify;
+        }
+    } else {
+        snprintf(err, errlen, "--docker '%s': want unix:///path or tcp://host:port", url);
+        return -1;
+    }
+    d->target.base_url = d->base_url;
+    return 0;
+}
+
+struct docker *docker_new(struct event_base *base, struct registry *reg,
+                          const char *url, docker_changed_fn *changed_fn,
+                          void *arg, char *err, size_t errlen)
+{
+    if (!url)
+        url = getenv("DOCKER_HOST") && *getenv("DOCKER_HOST")
+                  ? getenv("DOCKER_HOST") : "unix:///var/run/docker.sock";
+    struct docker *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->base = base;
+    d->reg = reg;
+    d->changed = changed_fn;
+    d->arg = arg;
+    if (parse_url(d, url, err, errlen) < 0) {
+        free(d);
+        return NULL;
+    }
+    if (!(d->http = http_new(base)) || !(d->retry = evtimer_new(base, on_retry, d))) {
+        snprintf(err, errlen, "docker: cannot set up libcurl");
+        docker_free(d);
+        return NULL;
+    }
+    log_info("docker: following %s", url);
+    start(d);
+    return d;
+}
+
+void docker_free(struct docker *d)
+{
+    if (!d)
+        return;
+    if (d->http)
+        stop_requests(d);
+    http_free(d->http);
+    if (d->retry)
+        event_free(d->retry);
+    free(d->queue);
+    free(d->line);
+    free(d);
+}
+
+bool docker_synced(const struct docker *d) { return d->synced; }

@@ -1,0 +1,355 @@
+#include "berth/http.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "berth/log.h"
+
+/* A collected body larger than this is an error: Docker answers are small,
+ * and a daemon sending endless garbage must not eat the host's memory. */
+#define BODY_MAX (64u << 20)
+#define HEADERS_MAX 16384
+
+struct http_req {
+    struct http *h;
+    struct http_req *prev, *next;
+    CURL *easy;
+    struct http_callbacks cb;
+    char *body;
+    size_t len, cap;
+    char headers[HEADERS_MAX];
+    size_t hlen;
+    bool headers_done;
+    bool headers_pending;        /* complete, not yet given to the caller */
+    long status;
+    bool too_big;
+    char error[CURL_ERROR_SIZE];
+};
+
+struct http {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    struct http_req *reqs;
+};
+
+/* Per-socket watcher that libcurl asks for through the socket callback. */
+struct watch {
+    struct http *h;
+    struct event *ev;
+};
+
+static void check_done(struct http *h);
+static void dispatch(struct http *h);
+
+static void req_free(struct http_req *r)
+{
+    struct http *h = r->h;
+    curl_multi_remove_handle(h->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    free(r->body);
+    free(r);
+}
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct http *h = arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) |
+                (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(h->multi, fd, flags, &running);
+    dispatch(h);
+    check_done(h);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct http *h = arg;
+    (void)fd;
+    (void)what;
+    int running;
+    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    dispatch(h);
+    check_done(h);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct http *h = userp;
+    struct watch *w = socketp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (w) {
+            event_free(w->ev);
+            free(w);
+            curl_multi_assign(h->multi, s, NULL);
+        }
+        return 0;
+    }
+    short events = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                   (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!w) {
+        if (!(w = calloc(1, sizeof *w)))
+            return -1;
+        w->h = h;
+        curl_multi_assign(h->multi, s, w);
+    } else {
+        event_free(w->ev);
+    }
+    w->ev = event_new(h->base, s, events, on_socket_event, h);
+    return w->ev ? event_add(w->ev, NULL) : -1;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http *h = userp;
+    (void)multi;
+    if (timeout_ms < 0) {
+        evtimer_del(h->timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    return evtimer_add(h->timer, &tv);
+}
+
+/* libcurl forbids calling back into it from its callbacks, and callers
+ * start and cancel requests from theirs. So curl's callbacks only record;
+ * dispatch() hands headers and streamed data over once curl returned. */
+static void deliver_headers(struct http_req *r)
+{
+    if (r->headers_done)
+        return;
+    r->headers_done = true;
+    r->headers_pending = true;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+}
+
+static bool dispatch_one(struct http *h)
+{
+    for (struct http_req *r = h->reqs; r; r = r->next) {
+        if (r->headers_pending) {
+            r->headers_pending = false;
+            if (r->cb.headers) {
+                r->cb.headers(r->cb.arg, r->status, r->headers);
+                return true;          /* r may be gone: rescan */
+            }
+        }
+        if (r->cb.data && r->len) {
+            char *b = r->body;
+            size_t n = r->len;
+            r->body = NULL;
+            r->len = r->cap = 0;
+            r->cb.data(r->cb.arg, b, n);
+            free(b);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dispatch(struct http *h)
+{
+    while (dispatch_one(h))
+        ;
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t len = size * n;
+    /* A new status line (after a 100 or a redirect) restarts the block. */
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
+        r->hlen = 0;
+    if (len == 2 && data[0] == '\r') {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200)
+            deliver_headers(r);
+        return len;
+    }
+    if (r->hlen + len < sizeof r->headers) {
+        memcpy(r->headers + r->hlen, data, len);
+        r->hlen += len;
+        r->headers[r->hlen] = '\0';
+    }
+    return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t len = size * n;
+    deliver_headers(r);
+    if (r->len + len > BODY_MAX) {
+        r->too_big = true;
+        return 0;                  /* makes libcurl abort the transfer */
+    }
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + len + 1)
+            cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return 0;
+        r->body = b;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, len);
+    r->len += len;
+    r->body[r->len] = '\0';
+    return len;
+}
+
+static void check_done(struct http *h)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(h->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct http_req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        long status = 0;
+        const char *error = NULL;
+        if (r->too_big) {
+            error = "answer larger than 64 MiB";
+        } else if (msg->data.result != CURLE_OK) {
+            error = r->error[0] ? r->error : curl_easy_strerror(msg->data.result);
+        } else {
+            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        }
+        deliver_headers(r);
+        dispatch(h);                  /* headers and data before done */
+        bool alive = false;           /* ...which may have cancelled r */
+        for (struct http_req *q = h->reqs; q && !alive; q = q->next)
+            alive = q == r;
+        if (!alive)
+            continue;
+        if (r->cb.done)
+            r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "",
+                       r->len, error);
+        req_free(r);
+    }
+}
+
+struct http *http_new(struct event_base *base)
+{
+    static bool global_done;       /* libcurl's process-wide init, once */
+    if (!global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+            return NULL;
+        global_done = true;
+    }
+    struct http *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->base = base;
+    if (!(h->multi = curl_multi_init()) ||
+        !(h->timer = evtimer_new(base, on_timer, h))) {
+        http_free(h);
+        return NULL;
+    }
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    return h;
+}
+
+void http_free(struct http *h)
+{
+    if (!h)
+        return;
+    while (h->reqs)
+        req_free(h->reqs);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    if (h->timer)
+        event_free(h->timer);
+    free(h);
+}
+
+struct http_req *http_get(struct http *h, const struct http_target *t,
+                          const char *path, long timeout_ms,
+                          const struct http_callbacks *cb)
+{
+    struct http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->h = h;
+    r->cb = *cb;
+    if (!(r->easy = curl_easy_init())) {
+        free(r);
+        return NULL;
+    }
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", t->base_url, path);
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (t->unix_path)
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
+    if (t->ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca);
+    if (t->cert)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert);
+    if (t->key)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t->verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t->verify ? 2L : 0L);
+    r->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = r;
+    h->reqs = r;
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        req_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void http_cancel(struct http_req *r)
+{
+    if (r)
+        req_free(r);
+}
+
+int http_header_value(const char *headers, const char *name, char *out, size_t len)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = headers; line && *line;) {
+        const char *end = strstr(line, "\r\n");
+        size_t llen = end ? (size_t)(end - line) : strlen(line);
+        if (llen > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0) {
+            const char *v = line + nlen + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t vlen = llen - (size_t)(v - line);
+            if (vlen >= len)
+                vlen = len - 1;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        line = end ? end + 2 : NULL;
+    }
+    return -1;
+}
