@@ -10,6 +10,7 @@
 #include "berth/compat.h"
 #include "berth/config.h"
 #include "berth/docker.h"
+#include "berth/labels.h"
 #include "berth/registry.h"
 #include "berth/log.h"
 #include "berth/plan.h"
@@ -23,6 +24,14 @@ static void keep_stdio_taken(void)
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) < 0)
             return;
+}
+
+/* The registry changed: label publishing follows it (the relays resolve
+ * names per connection and need no telling). */
+static void on_registry_change(void *arg)
+{
+    if (arg)
+        labels_sync(arg);
 }
 
 int main(int argc, char **argv)
@@ -61,8 +70,8 @@ int main(int argc, char **argv)
         config_free(c);
         return EXIT_USAGE;
     }
-    if (plan->n == 0) {
-        fprintf(stderr, "berth: nothing to publish: give --publish or --config "
+    if (plan->n == 0 && !c->labels && !c->dns.n) {
+        fprintf(stderr, "berth: nothing to do: give --publish, --labels or --dns "
                         "(see berth --help)\n");
         plan_free(plan);
         config_free(c);
@@ -84,6 +93,7 @@ int main(int argc, char **argv)
     struct berth *b = base ? berth_new(base, plan) : NULL;
     struct registry *reg = NULL;
     struct docker *docker = NULL;
+    struct labels *labels = NULL;
     bool need_docker = !c->no_docker && (plan->names || c->labels);
     if (!b || (need_docker && !(reg = registry_new()))) {
         log_error("out of memory");
@@ -96,8 +106,12 @@ int main(int argc, char **argv)
     }
     /* Ports are bound before Docker answers: a name with nothing running
      * behind it yet closes clients at once, then comes alive. */
-    if (need_docker &&
-        !(docker = docker_new(base, reg, c->docker, NULL, NULL, err, sizeof err))) {
+    if (c->labels && !(labels = labels_new(berth_ctx(b), reg))) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (need_docker && !(docker = docker_new(base, reg, c->docker, on_registry_change,
+                                             labels, err, sizeof err))) {
         log_error("%s", err);
         goto out;
     }
@@ -105,6 +119,7 @@ int main(int argc, char **argv)
         rc = EXIT_OK;
 out:
     docker_free(docker);
+    labels_free(labels);
     berth_free(b);
     registry_free(reg);
     if (base)

@@ -49,7 +49,7 @@ int plan_add_named(struct plan *p, enum proto proto, const struct addr *listen,
 
 /* Two mappings collide when the kernel would refuse the second bind: same
  * protocol and port, and the same address or a wildcard of that family. */
-static bool collides(const struct mapping *a, const struct mapping *b)
+bool mapping_collides(const struct mapping *a, const struct mapping *b)
 {
     if (a->proto != b->proto || addr_port(&a->listen) != addr_port(&b->listen) ||
         a->listen.ss.ss_family != b->listen.ss.ss_family)
@@ -88,7 +88,7 @@ static int check_collisions(const struct plan *p, const struct config *c,
         for (size_t j = i + 1;
              j < p->n && addr_port(&v[j]->listen) == addr_port(&v[i]->listen);
              j++) {
-            if (!collides(v[i], v[j]))
+            if (!mapping_collides(v[i], v[j]))
                 continue;
             char a[ADDR_STRLEN];
             snprintf(err, errlen, "--publish '%s': %s/%s is already published (%s)",

@@ -41,6 +41,10 @@ int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
 /* The same with a Docker name as the target. */
 int plan_add_named(struct plan *p, enum proto proto, const struct addr *listen,
                    const char *name, uint16_t port);
+/* True when binding both would fail: same protocol and port, and the same
+ * address or a wildcard of that family. */
+bool mapping_collides(const struct mapping *a, const struct mapping *b);
+
 /* Fills m's label from its fields. */
 void mapping_label(struct mapping *m);
 void plan_print(const struct plan *p, FILE *out);

@@ -1,0 +1,28 @@
+/* Label publishing (--labels): a running container labelled
+ * berth.publish=[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp],...
+ * is published for as long as it runs. Each published port forwards to the
+ * container by its short id, so it follows restarts like any name target.
+ * Two containers claiming one host port: the first keeps it, and a warning
+ * names both. */
+#ifndef BERTH_LABELS_H
+#define BERTH_LABELS_H
+
+#include "berth/registry.h"
+#include "berth/relay.h"
+
+struct labels;
+
+struct labels *labels_new(struct relay_ctx *ctx, struct registry *reg);
+/* Unpublishes everything. */
+void labels_free(struct labels *l);
+
+/* Brings the published set in line with the registry (call after every
+ * registry change; cheap when nothing changed). */
+void labels_sync(struct labels *l);
+
+/* Rewrites one label spec into a publish spec aimed at target:
+ * "8080:80/udp" -> "8080:<target>:80/udp". Returns 0, or -1 with err. */
+int labels_to_spec(const char *label, const char *target, char *out,
+                   size_t outlen, char *err, size_t errlen);
+
+#endif

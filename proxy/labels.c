@@ -1,0 +1,235 @@
+#include "berth/labels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/listener.h"
+#include "berth/log.h"
+#include "berth/plan.h"
+#include "berth/spec.h"
+#include "berth/udp_relay.h"
+
+/* One port a label asks for; active when it holds a listener. */
+struct entry {
+    struct mapping m;            /* target_name = the container's short id */
+    char owner[REG_NAME_MAX];    /* container name, for messages */
+    struct tcp_listener *tcp;
+    struct udp_listener *udp;
+    bool wanted;                 /* seen in this sync */
+};
+
+struct labels {
+    struct relay_ctx *ctx;
+    struct registry *reg;
+    uint64_t seen_version;
+    struct entry **active;
+    size_t nactive;
+    char **refused;              /* "owner label" texts already warned about */
+    size_t nrefused;
+};
+
+int labels_to_spec(const char *label, const char *target, char *out,
+                   size_t outlen, char *err, size_t errlen)
+{
+    size_t len = strcspn(label, "/");
+    /* The container port is the last ':' field before any /proto. */
+    const char *colon = NULL;
+    int depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        depth += label[i] == '[';
+        depth -= label[i] == ']';
+        if (label[i] == ':' && depth == 0)
+            colon = label + i;
+    }
+    if (!colon) {
+        snprintf(err, errlen, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
+        return -1;
+    }
+    int n = snprintf(out, outlen, "%.*s:%s%s", (int)(colon - label), label, target, colon);
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(err, errlen, "too long");
+        return -1;
+    }
+    return 0;
+}
+
+struct labels *labels_new(struct relay_ctx *ctx, struct registry *reg)
+{
+    struct labels *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->ctx = ctx;
+    l->reg = reg;
+    l->seen_version = (uint64_t)-1;
+    return l;
+}
+
+static void entry_free(struct entry *e)
+{
+    tcp_listener_free(e->tcp);
+    udp_listener_free(e->udp);
+    free(e);
+}
+
+void labels_free(struct labels *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->nactive; i++)
+        entry_free(l->active[i]);
+    free(l->active);
+    for (size_t i = 0; i < l->nrefused; i++)
+        free(l->refused[i]);
+    free(l->refused);
+    free(l);
+}
+
+/* Warns once per (container, reason), not on every registry change. */
+static void refuse(struct labels *l, char ***now, size_t *nnow, const char *msg)
+{
+    bool known = false;
+    for (size_t i = 0; i < l->nrefused && !known; i++)
+        known = strcmp(l->refused[i], msg) == 0;
+    if (!known)
+        log_warn("%s", msg);
+    char **v = realloc(*now, (*nnow + 1) * sizeof *v);
+    if (!v)
+        return;
+    *now = v;
+    if ((v[*nnow] = strdup(msg)))
+        (*nnow)++;
+}
+
+struct pass {
+    struct labels *l;
+    bool create;                 /* second pass: publish new claims */
+    char **refused;
+    size_t nrefused;
+};
+
+static struct entry *find_active(struct labels *l, const struct mapping *m)
+{
+    for (size_t i = 0; i < l->nactive; i++) {
+        const struct mapping *a = &l->active[i]->m;
+        if (a->proto == m->proto && addr_equal(&a->listen, &m->listen) &&
+            a->target_port == m->target_port &&
+            strcmp(a->target_name, m->target_name) == 0)
+            return l->active[i];
+    }
+    return NULL;
+}
+
+static void publish(struct pass *p, const struct reg_container *c, struct mapping *m)
+{
+    struct labels *l = p->l;
+    struct entry *e = find_active(l, m);
+    if (e) {
+        e->wanted = true;
+        return;
+    }
+    if (!p->create)
+        return;
+    char msg[600];
+    for (size_t i = 0; i < l->nactive; i++) {
+        if (mapping_collides(&l->active[i]->m, m)) {
+            char a[ADDR_STRLEN];
+            snprintf(msg, sizeof msg,
+                     "labels: %s/%s is claimed by '%s' and by '%s'; keeping '%s'",
+                     addr_format(&m->listen, a, sizeof a), proto_name(m->proto),
+                     l->active[i]->owner, c->name, l->active[i]->owner);
+            refuse(l, &p->refused, &p->nrefused, msg);
+            return;
+        }
+    }
+    struct entry **v = realloc(l->active, (l->nactive + 1) * sizeof *v);
+    if (!v || !(e = calloc(1, sizeof *e))) {
+        if (v)
+            l->active = v;
+        return;
+    }
+    l->active = v;
+    e->m = *m;
+    snprintf(e->owner, sizeof e->owner, "%s", c->name);
+    char err[300];
+    if (m->proto == PROTO_TCP)
+        e->tcp = tcp_listener_new(l->ctx, &e->m, -1, err, sizeof err);
+    else
+        e->udp = udp_listener_new(l->ctx, &e->m, -1, err, sizeof err);
+    if (!e->tcp && !e->udp) {
+        snprintf(msg, sizeof msg, "labels: '%s': %s", c->name, err);
+        refuse(l, &p->refused, &p->nrefused, msg);
+        free(e);
+        return;
+    }
+    e->wanted = true;
+    l->active[l->nactive++] = e;
+    log_info("labels: published %s for '%s'", e->m.label, c->name);
+}
+
+static void visit(const struct reg_container *c, void *arg)
+{
+    struct pass *p = arg;
+    if (!c->publish)
+        return;
+    char *copy = strdup(c->publish), *save = NULL;
+    char shortid[13];
+    snprintf(shortid, sizeof shortid, "%s", c->id);
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+         t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        char text[400], why[300], msg[800];
+        struct spec sp;
+        if (labels_to_spec(t, shortid, text, sizeof text, why, sizeof why) < 0 ||
+            spec_parse(text, &sp, why, sizeof why) < 0) {
+            snprintf(msg, sizeof msg, "labels: '%s': berth.publish '%s': %s", c->name,
+                     t, why);
+            refuse(p->l, &p->refused, &p->nrefused, msg);
+            continue;
+        }
+        for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
+            struct mapping m = {.proto = sp.proto, .listen = sp.host,
+                                .target_port = (uint16_t)(sp.target_lo + k)};
+            addr_set_port(&m.listen, (uint16_t)(sp.host_lo + k));
+            snprintf(m.target_name, sizeof m.target_name, "%s", shortid);
+            mapping_label(&m);
+            publish(p, c, &m);
+        }
+    }
+    free(copy);
+}
+
+void labels_sync(struct labels *l)
+{
+    if (registry_version(l->reg) == l->seen_version)
+        return;
+    l->seen_version = registry_version(l->reg);
+    for (size_t i = 0; i < l->nactive; i++)
+        l->active[i]->wanted = false;
+    /* First mark what is still claimed and drop the rest, then publish new
+     * claims: an older claim keeps its port, a freed port is free. */
+    struct pass p = {.l = l};
+    registry_foreach(l->reg, visit, &p);
+    size_t kept = 0;
+    for (size_t i = 0; i < l->nactive; i++) {
+        struct entry *e = l->active[i];
+        if (e->wanted) {
+            l->active[kept++] = e;
+        } else {
+            log_info("labels: unpublished %s ('%s' stopped)", e->m.label, e->owner);
+            entry_free(e);
+        }
+    }
+    l->nactive = kept;
+    for (size_t i = 0; i < p.nrefused; i++)
+        free(p.refused[i]);
+    free(p.refused);
+    p = (struct pass){.l = l, .create = true};
+    registry_foreach(l->reg, visit, &p);
+    for (size_t i = 0; i < l->nrefused; i++)
+        free(l->refused[i]);
+    free(l->refused);
+    l->refused = p.refused;
+    l->nrefused = p.nrefused;
+}
