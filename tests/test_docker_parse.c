@@ -1,0 +1,214 @@
+/* Docker API bodies recorded from a real dockerd (tests/fixtures/docker-api)
+ * and the broken answers a daemon or a proxy in between can produce. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/docker_parse.h"
+#include "berth/labels.h"
+
+#ifndef FIXTURES
+#define FIXTURES "tests/fixtures/docker-api"
+#endif
+
+static char *slurp(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "fixture %s", path);
+    static char buf[1 << 20];
+    *len = fread(buf, 1, sizeof buf - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_inspect_replica)
+{
+    size_t len;
+    char *body = slurp("inspect_replica.json", &len);
+    struct docker_inspect in;
+    char err[200];
+    ck_assert_int_eq(docker_parse_inspect(body, len, &in, err, sizeof err), 0);
+    ck_assert(in.running);
+    ck_assert_str_eq(in.c.name, "dbx");
+    ck_assert_str_eq(in.c.project, "lab");
+    ck_assert_str_eq(in.c.service, "api");
+    ck_assert_int_eq(in.c.number, 2);
+    ck_assert(!in.c.oneoff);
+    ck_assert_str_eq(in.c.publish, "127.0.0.1:18700:80/udp");
+    ck_assert_uint_eq(in.c.neps, 1);
+    ck_assert_str_eq(in.c.eps[0].network, "backend");
+    ck_assert(in.c.eps[0].has_v4);
+    bool has_db = false;
+    for (size_t i = 0; i < in.c.eps[0].naliases; i++)
+        has_db |= strcmp(in.c.eps[0].aliases[i], "db") == 0;
+    ck_assert(has_db);
+
+    /* Straight into a registry: the names it answers. */
+    struct registry *r = registry_new();
+    ck_assert_int_eq(registry_put(r, &in.c), 0);
+    struct addr a[4];
+    ck_assert_int_eq(registry_resolve(r, "db.backend", 10, AF_INET, a, 4), 1);
+    ck_assert_int_eq(registry_resolve(r, "api.lab", 7, AF_INET, a, 4), 1);
+    ck_assert_int_eq(registry_resolve(r, "2.api.lab", 9, AF_INET, a, 4), 1);
+    ck_assert_int_eq(registry_resolve(r, "dbx", 3, AF_INET6, a, 4), 0);
+    registry_free(r);
+    docker_inspect_release(&in);
+}
+END_TEST
+
+START_TEST(test_list_and_networks)
+{
+    size_t len;
+    char *body = slurp("list.json", &len);
+    char(*ids)[REG_ID_MAX];
+    size_t n;
+    char err[200];
+    ck_assert_int_eq(docker_parse_list(body, len, &ids, &n, err, sizeof err), 0);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(strlen(ids[0]), 64);
+    free(ids);
+
+    body = slurp("networks.json", &len);
+    struct registry *r = registry_new();
+    ck_assert_int_eq(docker_parse_networks(body, len, r, err, sizeof err), 0);
+    struct addr ip;
+    addr_from_ip(&ip, "10.232.7.77", 0);
+    ck_assert(registry_knows_client(r, &ip));
+    addr_from_ip(&ip, "192.0.2.1", 0);
+    ck_assert(!registry_knows_client(r, &ip));
+    registry_free(r);
+}
+END_TEST
+
+START_TEST(test_events)
+{
+    size_t len;
+    char *body = slurp("events.jsonl", &len);
+    int seen = 0, renames = 0, disconnects = 0, destroys = 0;
+    for (char *line = body, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        struct docker_event ev;
+        char err[200];
+        ck_assert_int_eq(docker_parse_event(line, (size_t)(nl - line), &ev, err, sizeof err), 0);
+        ck_assert_uint_eq(strlen(ev.id), 64);     /* container known every time */
+        ck_assert_int_gt(ev.time, 1700000000);
+        renames += strcmp(ev.action, "rename") == 0;
+        disconnects += strcmp(ev.type, "network") == 0 && strcmp(ev.action, "disconnect") == 0;
+        destroys += strcmp(ev.action, "destroy") == 0;
+        seen++;
+    }
+    ck_assert_int_ge(seen, 4);
+    ck_assert_int_eq(renames, 1);
+    ck_assert_int_ge(disconnects, 1);
+    ck_assert_int_eq(destroys, 1);
+}
+END_TEST
+
+struct bad {
+    int kind;                         /* 0 inspect, 1 list, 2 networks, 3 event */
+    const char *body;
+    const char *error;
+};
+
+static const struct bad bads[] = {
+    {0, "", "inspect: not a JSON object"},
+    {0, "[1,2]", "inspect: not a JSON object"},
+    {0, "{\"Id\": 5, \"Name\": \"/x\"}", "inspect: no valid \"Id\""},
+    {0, "{\"Id\": \"zz\", \"Name\": \"/x\"}", "inspect: no valid \"Id\""},
+    {0, "{\"Id\": \"0123456789ab\"}", "inspect: no \"Name\""},
+    {0, "{\"Id\": \"0123456789ab\", \"Name\": \"/x\", \"State\": {\"Run", "inspect: not a JSON object"},
+    {1, "{\"message\": \"oops\"}", "container list: not a JSON array"},
+    {1, "[{\"Id\": \"../../etc\"}]", "container list: an entry has no valid \"Id\""},
+    {2, "garbage", "network list: not a JSON array"},
+    {3, "{\"Type\": \"container\"}", "event: no \"Type\" or \"Action\""},
+    {3, "{\"Type\": \"contain", "event: not a JSON object"},
+};
+
+START_TEST(test_bad_bodies)
+{
+    const struct bad *b = &bads[_i];
+    char err[200] = "";
+    size_t len = strlen(b->body);
+    int rc;
+    if (b->kind == 0) {
+        struct docker_inspect in;
+        rc = docker_parse_inspect(b->body, len, &in, err, sizeof err);
+    } else if (b->kind == 1) {
+        char(*ids)[REG_ID_MAX];
+        size_t n;
+        rc = docker_parse_list(b->body, len, &ids, &n, err, sizeof err);
+    } else if (b->kind == 2) {
+        struct registry *r = registry_new();
+        rc = docker_parse_networks(b->body, len, r, err, sizeof err);
+        registry_free(r);
+    } else {
+        struct docker_event ev;
+        rc = docker_parse_event(b->body, len, &ev, err, sizeof err);
+    }
+    ck_assert_int_eq(rc, -1);
+    ck_assert_str_eq(err, b->error);
+}
+END_TEST
+
+START_TEST(test_inspect_without_networks_is_a_name_without_address)
+{
+    const char *body = "{\"Id\": \"0123456789abcdef\", \"Name\": \"/solo\","
+                       " \"State\": {\"Running\": true}, \"Config\": {\"Labels\": null}}";
+    struct docker_inspect in;
+    char err[200];
+    ck_assert_int_eq(docker_parse_inspect(body, strlen(body), &in, err, sizeof err), 0);
+    ck_assert(in.running);
+    ck_assert_uint_eq(in.c.neps, 0);
+    docker_inspect_release(&in);
+}
+END_TEST
+
+START_TEST(test_error_text)
+{
+    char out[100];
+    const char *json = "{\"message\":\"page not found\"}";
+    docker_error_text(json, strlen(json), out, sizeof out);
+    ck_assert_str_eq(out, "page not found");
+    const char *plain = "Internal Server Error\r\nmore";
+    docker_error_text(plain, strlen(plain), out, sizeof out);
+    ck_assert_str_eq(out, "Internal Server Error");
+    docker_error_text("", 0, out, sizeof out);
+    ck_assert_str_eq(out, "(empty answer)");
+}
+END_TEST
+
+START_TEST(test_label_specs)
+{
+    char out[200], err[100];
+    ck_assert_int_eq(labels_to_spec("8080:80", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "8080:abc:80");
+    ck_assert_int_eq(labels_to_spec("127.0.0.1:53:5353/udp", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "127.0.0.1:53:abc:5353/udp");
+    ck_assert_int_eq(labels_to_spec("[::1]:9000-9001:90-91", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "[::1]:9000-9001:abc:90-91");
+    ck_assert_int_eq(labels_to_spec("8080", "abc", out, sizeof out, err, sizeof err), -1);
+    ck_assert_str_eq(err, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("docker_parse");
+    TCase *tc = tcase_create("docker_parse");
+    tcase_add_test(tc, test_inspect_replica);
+    tcase_add_test(tc, test_list_and_networks);
+    tcase_add_test(tc, test_events);
+    tcase_add_loop_test(tc, test_bad_bodies, 0, sizeof bads / sizeof bads[0]);
+    tcase_add_test(tc, test_inspect_without_networks_is_a_name_without_address);
+    tcase_add_test(tc, test_error_text);
+    tcase_add_test(tc, test_label_specs);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
