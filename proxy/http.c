@@ -1,6 +1,7 @@
 #include "berth/http.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +27,7 @@ struct http_req {
     long status;
     bool too_big;
     char error[CURL_ERROR_SIZE];
+    char where[300];             /* for messages: the socket path or URL */
 };
 
 struct http {
@@ -221,6 +223,10 @@ static void check_done(struct http *h)
         const char *error = NULL;
         if (r->too_big) {
             error = "answer larger than 64 MiB";
+        } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
+            /* libcurl names a host and port even for unix sockets. */
+            snprintf(r->error, sizeof r->error, "cannot connect to %s", r->where);
+            error = r->error;
         } else if (msg->data.result != CURLE_OK) {
             error = r->error[0] ? r->error : curl_easy_strerror(msg->data.result);
         } else {
@@ -292,6 +298,7 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
     }
     char url[2048];
     snprintf(url, sizeof url, "%s%s", t->base_url, path);
+    snprintf(r->where, sizeof r->where, "%s", t->unix_path ? t->unix_path : t->base_url);
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
