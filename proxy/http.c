@@ -225,7 +225,7 @@ static void check_done(struct http *h)
             error = "answer larger than 64 MiB";
         } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
             /* libcurl names a host and port even for unix sockets. */
-            snprintf(r->error, sizeof r->error, "cannot connect to %s", r->where);
+            snprintf(r->error, sizeof r->error, "cannot connect to %.200s", r->where);
             error = r->error;
         } else if (msg->data.result != CURLE_OK) {
             error = r->error[0] ? r->error : curl_easy_strerror(msg->data.result);
