@@ -6,9 +6,11 @@
 
 /* Default pipe capacity on Linux; splice moves at most this per call. */
 #define PIPE_CAPACITY 65536
+/* Bulk pipes: the default pipe-max-size, so no privilege is needed. */
+#define PIPE_BULK (1u << 20)
 
 struct pipe_pool {
-    int (*fds)[2];
+    struct pipe *idle;
     size_t n, keep;
 };
 
@@ -18,7 +20,7 @@ struct pipe_pool *pipe_pool_new(size_t keep)
     if (!p)
         return NULL;
     p->keep = keep;
-    if (keep && !(p->fds = calloc(keep, sizeof *p->fds))) {
+    if (keep && !(p->idle = calloc(keep, sizeof *p->idle))) {
         free(p);
         return NULL;
     }
@@ -30,37 +32,48 @@ void pipe_pool_free(struct pipe_pool *p)
     if (!p)
         return;
     for (size_t i = 0; i < p->n; i++) {
-        close(p->fds[i][0]);
-        close(p->fds[i][1]);
+        close(p->idle[i].rd);
+        close(p->idle[i].wr);
     }
-    free(p->fds);
+    free(p->idle);
     free(p);
 }
 
-int pipe_pool_get(struct pipe_pool *p, int fds[2])
+int pipe_pool_get(struct pipe_pool *p, struct pipe *out)
 {
     if (p->n > 0) {
-        p->n--;
-        fds[0] = p->fds[p->n][0];
-        fds[1] = p->fds[p->n][1];
+        *out = p->idle[--p->n];
         return 0;
     }
-    return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    *out = (struct pipe){fds[0], fds[1], PIPE_CAPACITY};
+    return 0;
 }
 
-void pipe_pool_put(struct pipe_pool *p, int fds[2], int empty)
+void pipe_pool_put(struct pipe_pool *p, struct pipe *pp, int empty)
 {
-    if (fds[0] < 0)
+    if (pp->rd < 0)
         return;
     if (empty && p->n < p->keep) {
-        p->fds[p->n][0] = fds[0];
-        p->fds[p->n][1] = fds[1];
-        p->n++;
+        p->idle[p->n++] = *pp;
     } else {
-        close(fds[0]);
-        close(fds[1]);
+        close(pp->rd);
+        close(pp->wr);
     }
-    fds[0] = fds[1] = -1;
+    pp->rd = pp->wr = -1;
+}
+
+void pipe_grow(struct pipe *pp)
+{
+    if (pp->cap >= PIPE_BULK)
+        return;
+    int size = fcntl(pp->wr, F_SETPIPE_SZ, (int)PIPE_BULK);
+    if (size > 0)
+        pp->cap = (size_t)size;
+    else
+        pp->cap = PIPE_BULK;      /* refused: do not ask again for this one */
 }
 
 size_t pipe_pool_idle(const struct pipe_pool *p) { return p->n; }

@@ -24,7 +24,7 @@ struct half {
     int *src, *dst;          /* point at the session's fds */
     struct event *rd;        /* src readable */
     struct event *wr;        /* dst writable: armed only while dst is full */
-    int pipe[2];             /* borrowed from the pool while pending > 0 */
+    struct pipe pipe;        /* borrowed from the pool while pending > 0 */
     size_t pending;          /* bytes taken from src, not yet given to dst */
     char *buf;               /* buffered path: the pending bytes */
     size_t off;
@@ -67,7 +67,7 @@ static void slog(const struct tcp_session *s, enum log_level level,
 
 static void half_release(struct half *h)
 {
-    pipe_pool_put(h->s->ctx->pipes, h->pipe, h->pending == 0);
+    pipe_pool_put(h->s->ctx->pipes, &h->pipe, h->pending == 0);
     free(h->buf);
     h->buf = NULL;
     h->off = 0;
@@ -133,7 +133,7 @@ static int half_flush(struct half *h)
         if (h->buf)
             n = send(*h->dst, h->buf + h->off, h->pending, MSG_NOSIGNAL);
         else
-            n = splice(h->pipe[0], NULL, *h->dst, NULL, h->pending,
+            n = splice(h->pipe.rd, NULL, *h->dst, NULL, h->pending,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
@@ -177,13 +177,17 @@ static ssize_t half_fill(struct half *h)
     struct relay_ctx *ctx = h->s->ctx;
     if (h->buffered || ctx->no_splice)
         return fill_buffered(h);
-    if (h->pipe[0] < 0 && pipe_pool_get(ctx->pipes, h->pipe) < 0) {
+    if (h->pipe.rd < 0 && pipe_pool_get(ctx->pipes, &h->pipe) < 0) {
         /* Out of fds for a pipe: this round goes through memory. */
-        h->pipe[0] = h->pipe[1] = -1;
+        h->pipe.rd = h->pipe.wr = -1;
         return fill_buffered(h);
     }
-    ssize_t n = splice(*h->src, NULL, h->pipe[1], NULL, pipe_pool_capacity(),
+    ssize_t n = splice(*h->src, NULL, h->pipe.wr, NULL, h->pipe.cap,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    /* A full pipe means a bulk transfer: a bigger pipe moves the same
+     * bytes with fewer calls from now on. */
+    if (n > 0 && (size_t)n == h->pipe.cap)
+        pipe_grow(&h->pipe);
     if (n < 0 && errno == EINVAL) {
         h->buffered = true;
         half_release(h);
@@ -259,7 +263,8 @@ static void half_pump(struct half *h)
         }
         /* A short read means src is drained for now; the level-triggered
          * loop calls again when more arrives, which saves the EAGAIN call. */
-        drained = (size_t)n < pipe_pool_capacity();
+        drained = (size_t)n < (h->buf || h->pipe.rd < 0 ? h->s->ctx->scratch_len
+                                                        : h->pipe.cap);
     }
 }
 
@@ -389,8 +394,8 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         list->head->prev = s;
     list->head = s;
     list->count++;
-    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1}};
-    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1}};
+    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1, 0}};
+    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1, 0}};
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
     if (targets) {

@@ -1,5 +1,5 @@
-/* The pipe pool: reuse, a bound on what it keeps, and never pooling a pipe
- * that still holds bytes. */
+/* The pipe pool: reuse, a bound on what it keeps, never pooling a pipe that
+ * still holds bytes, and growing a pipe for bulk transfers. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,22 +10,23 @@
 START_TEST(test_reuse_and_bound)
 {
     struct pipe_pool *p = pipe_pool_new(2);
-    int a[2], b[2], c[2];
-    ck_assert_int_eq(pipe_pool_get(p, a), 0);
-    ck_assert_int_eq(pipe_pool_get(p, b), 0);
-    ck_assert_int_eq(pipe_pool_get(p, c), 0);
-    ck_assert(fcntl(a[0], F_GETFL) & O_NONBLOCK);
-    int b0 = b[0];
-    pipe_pool_put(p, a, 1);
-    ck_assert_int_eq(a[0], -1);
-    pipe_pool_put(p, b, 1);
-    pipe_pool_put(p, c, 1);        /* over the bound: closed */
+    struct pipe a, b, c;
+    ck_assert_int_eq(pipe_pool_get(p, &a), 0);
+    ck_assert_int_eq(pipe_pool_get(p, &b), 0);
+    ck_assert_int_eq(pipe_pool_get(p, &c), 0);
+    ck_assert(fcntl(a.rd, F_GETFL) & O_NONBLOCK);
+    ck_assert_uint_eq(a.cap, pipe_pool_capacity());
+    int b_rd = b.rd;
+    pipe_pool_put(p, &a, 1);
+    ck_assert_int_eq(a.rd, -1);
+    pipe_pool_put(p, &b, 1);
+    pipe_pool_put(p, &c, 1);        /* over the bound: closed */
     ck_assert_uint_eq(pipe_pool_idle(p), 2);
-    int d[2];
-    ck_assert_int_eq(pipe_pool_get(p, d), 0);
-    ck_assert_int_eq(d[0], b0);    /* the last one returned comes back */
+    struct pipe d;
+    ck_assert_int_eq(pipe_pool_get(p, &d), 0);
+    ck_assert_int_eq(d.rd, b_rd);   /* the last one returned comes back */
     ck_assert_uint_eq(pipe_pool_idle(p), 1);
-    pipe_pool_put(p, d, 1);
+    pipe_pool_put(p, &d, 1);
     pipe_pool_free(p);
     pipe_pool_free(NULL);
 }
@@ -34,13 +35,30 @@ END_TEST
 START_TEST(test_dirty_pipe_not_pooled)
 {
     struct pipe_pool *p = pipe_pool_new(4);
-    int a[2];
-    ck_assert_int_eq(pipe_pool_get(p, a), 0);
-    ck_assert_int_eq(write(a[1], "x", 1), 1);
-    int rd = a[0];
-    pipe_pool_put(p, a, 0);
+    struct pipe a;
+    ck_assert_int_eq(pipe_pool_get(p, &a), 0);
+    ck_assert_int_eq(write(a.wr, "x", 1), 1);
+    int rd = a.rd;
+    pipe_pool_put(p, &a, 0);
     ck_assert_uint_eq(pipe_pool_idle(p), 0);
     ck_assert_int_eq(fcntl(rd, F_GETFD), -1);   /* closed */
+    pipe_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_grow_keeps_size_in_pool)
+{
+    struct pipe_pool *p = pipe_pool_new(4);
+    struct pipe a;
+    ck_assert_int_eq(pipe_pool_get(p, &a), 0);
+    pipe_grow(&a);
+    ck_assert_uint_gt(a.cap, pipe_pool_capacity());
+    ck_assert_int_eq(fcntl(a.wr, F_GETPIPE_SZ), (int)a.cap);
+    size_t cap = a.cap;
+    pipe_pool_put(p, &a, 1);
+    ck_assert_int_eq(pipe_pool_get(p, &a), 0);
+    ck_assert_uint_eq(a.cap, cap);
+    pipe_pool_put(p, &a, 1);
     pipe_pool_free(p);
 }
 END_TEST
@@ -51,6 +69,7 @@ int main(void)
     TCase *tc = tcase_create("pipe_pool");
     tcase_add_test(tc, test_reuse_and_bound);
     tcase_add_test(tc, test_dirty_pipe_not_pooled);
+    tcase_add_test(tc, test_grow_keeps_size_in_pool);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -77,13 +77,33 @@ START_TEST(test_clash)
 }
 END_TEST
 
-START_TEST(test_names_and_unbuilt_features_refused)
+START_TEST(test_name_targets)
 {
     char err[512];
-    const char *specs[] = {"8080:web:80", NULL};
-    ck_assert_ptr_null(plan_of(specs, err, sizeof err));
-    ck_assert_str_eq(err, "--publish '8080:web:80': target 'web' is a name; name targets "
-                          "need the Docker API client, not part of this build yet (use an IP)");
+    const char *specs[] = {"8080-8081:api.lab:80-81/udp", NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(p->names);
+    ck_assert_uint_eq(p->n, 2);
+    ck_assert_str_eq(p->maps[1].target_name, "api.lab");
+    ck_assert_uint_eq(p->maps[1].target_port, 81);
+    ck_assert_str_eq(p->maps[1].label, "0.0.0.0:8081->api.lab:81/udp");
+    plan_free(p);
+
+    /* --no-docker forbids what would need Docker. */
+    struct config *c = config_new();
+    char *argv[] = {"berth", "--no-docker", "-p", "8080:web:80", NULL};
+    ck_assert_int_eq(config_parse_args(c, 4, argv, err, sizeof err), 0);
+    ck_assert_ptr_null(plan_new(c, err, sizeof err));
+    ck_assert_str_eq(err, "--publish '8080:web:80': target 'web' is a container name, "
+                          "which needs the Docker API (drop --no-docker or use an IP)");
+    config_free(c);
+    c = config_new();
+    char *argv2[] = {"berth", "--no-docker", "--labels", NULL};
+    ck_assert_int_eq(config_parse_args(c, 3, argv2, err, sizeof err), 0);
+    ck_assert_ptr_null(plan_new(c, err, sizeof err));
+    ck_assert_str_eq(err, "--labels: reading labels needs the Docker API (drop --no-docker)");
+    config_free(c);
 }
 END_TEST
 
@@ -112,7 +132,7 @@ int main(void)
     tcase_add_test(tc, test_range_expands);
     tcase_add_test(tc, test_full_range_is_fast);
     tcase_add_loop_test(tc, test_clash, 0, sizeof clashes / sizeof clashes[0]);
-    tcase_add_test(tc, test_names_and_unbuilt_features_refused);
+    tcase_add_test(tc, test_name_targets);
     tcase_add_test(tc, test_print);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
