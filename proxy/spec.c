@@ -78,6 +78,20 @@ static bool valid_name(const char *s, size_t len)
     return true;
 }
 
+/* Four dot-separated groups of digits: meant as an IPv4 address, even if
+ * out of range, never a container name. */
+static bool looks_like_ipv4(const char *s, size_t len)
+{
+    int dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.')
+            dots++;
+        else if (s[i] < '0' || s[i] > '9')
+            return false;
+    }
+    return dots == 3;
+}
+
 /* Splits at ':' outside brackets. Returns the field count, or -1 for an
  * unclosed bracket; counts past FIELDS_MAX are reported but not stored. */
 static int split_fields(const char *s, size_t len, const char *start[],
@@ -212,6 +226,8 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
             return fail(err, errlen,
                         "target '%s' is neither an IP address nor a container name",
                         name);
+        if (looks_like_ipv4(t, tl))
+            return fail(err, errlen, "target '%s' is not a valid IPv4 address", name);
         memcpy(out->target_name, t, tl);
         out->target_name[tl] = '\0';
     }

@@ -62,6 +62,7 @@ static const struct bad bads[] = {
     {"8080:we b:80", "target 'we b' is neither an IP address nor a container name"},
     {"8080:-web:80", "target '-web' is neither an IP address nor a container name"},
     {"8080:api..lab:80", "target 'api..lab' is neither an IP address nor a container name"},
+    {"8080:999.0.0.1:80", "target '999.0.0.1' is not a valid IPv4 address"},
 };
 
 START_TEST(test_good)

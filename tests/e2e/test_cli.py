@@ -103,7 +103,7 @@ class BadUsage(unittest.TestCase):
             f"256.1.1.1:{P}:127.0.0.1:{Q}",            # bad host IP
             f"127.0.0.1:{P}:999.0.0.1:{Q}",            # bad target IP
             f"[::1:{P}:127.0.0.1:{Q}",                 # unclosed bracket
-            f"{P}:web:{Q}",                            # names: exit 2 for now
+            f"{P}:web:{Q}",                            # a name, with --no-docker
             "",                                        # empty spec
         ]
         for spec in specs:

@@ -1,0 +1,633 @@
+#!/usr/bin/python3
+"""berth's Docker API client against a fake Engine API (no dockerd needed).
+
+FakeDocker answers on a unix socket the requests berth makes (GET /_ping,
+/v{ver}/events, /containers/json, /containers/{id}/json, /networks), built
+from the real answers recorded in tests/fixtures/docker, with "containers"
+whose IPAddress is a loopback address (127.0.0.2...) where a Python backend
+greets with its name: a client through berth reads the greeting and so
+knows where berth sent it. Then it goes wrong on purpose: 404, 500 with
+{"message":...}, plain-text errors, garbage JSON for the list and inspect,
+a connection closed without an answer, event streams that are truncated,
+badly chunked, end cleanly, or carry a non-JSON line; events split across
+chunks or packed several to a chunk, and repeated. berth must log a clear
+error that says what was wrong, keep running, keep serving its last table,
+reconnect with backoff and resynchronise (with since=).
+
+Traffic: loopback only (berth on 127.0.0.1, backends on 127.0.0.2-5).
+"""
+
+import copy
+import http.server
+import json
+import os
+import queue
+import re
+import shutil
+import socket
+import socketserver
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_util as u  # noqa: E402
+
+FIX = os.path.join(u.REPO, "tests", "fixtures", "docker")
+SETTLE_S = 15.0
+RECOVER_S = 45.0      # reconnect after a fault: room for a long backoff
+
+
+def setUpModule():
+    u.require_berth()
+
+
+def _fixture(name):
+    with open(os.path.join(FIX, name)) as f:
+        return json.load(f)
+
+
+def chunk(data):
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def _hexid(name):
+    import hashlib
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the fake
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # berth hanging up on an answer it no longer wants is fine.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def version_string(self):
+        return "Docker/20.10.24 (fake)"
+
+    def do_GET(self):
+        self.server.fake._handle(self)
+
+
+class FakeDocker:
+    """A scripted Docker Engine API on a unix socket. Containers are
+    {name: (id, {network: (ip, aliases)}, labels)}; faults are per endpoint
+    (ping, events, list, inspect, networks): (kind, text)."""
+
+    def __init__(self, version="1.41", path=None, start=True):
+        self.dir = tempfile.mkdtemp(prefix="berth-fakedocker.")
+        self.path = path or os.path.join(self.dir, "docker.sock")
+        self.url = "unix://" + self.path
+        self.version = version
+        self.lock = threading.Lock()
+        self.containers = {}
+        self.faults = {}
+        self.requests = []          # (monotonic time, endpoint key, raw path)
+        self.streams = []           # queues of live /events streams
+        self.streams_opened = 0
+        self.stopping = False
+        self._tmpl_inspect = _fixture("inspect_compose_replica.json")
+        self._tmpl_list = _fixture("containers_list.json")[0]
+        self.server = None
+        if start:
+            self.start()
+
+    def start(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.server = _Server(self.path, _Handler)
+        self.server.fake = self
+        self._t = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                   daemon=True)
+        self._t.start()
+
+    def close(self):
+        self.stopping = True
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- scripting
+
+    def add(self, name, ip, networks=None, labels=None):
+        nets = networks or {"bridge": (ip, None)}
+        with self.lock:
+            self.containers[name] = (_hexid(name), nets, labels or {})
+        return _hexid(name)
+
+    def remove(self, name):
+        with self.lock:
+            self.containers.pop(name, None)
+
+    def fault(self, key, kind, text=""):
+        with self.lock:
+            self.faults[key] = (kind, text)
+
+    def clear(self):
+        with self.lock:
+            self.faults.clear()
+
+    def send(self, *items):
+        """To every live /events stream: dict (one JSON line in its own
+        chunk), bytes (written as they are: the caller frames them), or one
+        of "truncate", "badchunk", "close", "end" (the stream stops)."""
+        with self.lock:
+            qs = list(self.streams)
+        for q in qs:
+            for it in items:
+                q.put(it)
+        return len(qs)
+
+    def event(self, action, name, typ="container", network=None):
+        cid = _hexid(name)
+        now = time.time()
+        if typ == "container":
+            return {"status": action, "id": cid, "from": "berth-test/busybox",
+                    "Type": "container", "Action": action,
+                    "Actor": {"ID": cid, "Attributes": {"image": "berth-test/busybox",
+                                                        "name": name}},
+                    "scope": "local", "time": int(now), "timeNano": int(now * 1e9)}
+        return {"Type": "network", "Action": action,
+                "Actor": {"ID": _hexid("net-" + network),
+                          "Attributes": {"container": cid, "name": network,
+                                         "type": "bridge"}},
+                "scope": "local", "time": int(now), "timeNano": int(now * 1e9)}
+
+    def wait_stream(self, opened_before, timeout=SETTLE_S):
+        """Waits for an /events stream opened after the count opened_before."""
+        return u.poll_until(lambda: self.streams_opened > opened_before and self.streams,
+                            timeout, 0.02)
+
+    def paths(self, key=None):
+        with self.lock:
+            return [(t, p) for t, k, p in self.requests if key is None or k == key]
+
+    # ---- answers
+
+    def _inspect(self, name, cid, nets, labels):
+        d = copy.deepcopy(self._tmpl_inspect)
+        ep0 = next(iter(d["NetworkSettings"]["Networks"].values()))
+        d["Id"], d["Name"] = cid, "/" + name
+        d["Config"]["Hostname"] = cid[:12]
+        d["Config"]["Labels"] = dict(labels)
+        d["State"].update(Running=True, Status="running")
+        out = {}
+        for net, (ip, aliases) in nets.items():
+            ep = copy.deepcopy(ep0)
+            ep.update(IPAddress=ip, Gateway="", IPPrefixLen=8, Aliases=aliases,
+                      NetworkID=_hexid("net-" + net), GlobalIPv6Address="")
+            out[net] = ep
+        d["NetworkSettings"]["Networks"] = out
+        d["NetworkSettings"]["IPAddress"] = nets.get("bridge", ("", None))[0]
+        return d
+
+    def _list_entry(self, name, cid, nets, labels):
+        d = copy.deepcopy(self._tmpl_list)
+        ep0 = next(iter(d["NetworkSettings"]["Networks"].values()))
+        d.update(Id=cid, Names=["/" + name], Labels=dict(labels), State="running")
+        d["NetworkSettings"]["Networks"] = {
+            net: dict(copy.deepcopy(ep0), IPAddress=ip, Gateway="", IPPrefixLen=8,
+                      NetworkID=_hexid("net-" + net))
+            for net, (ip, _) in nets.items()}
+        return d
+
+    def _networks(self):
+        names = {"bridge", "host", "none"}
+        with self.lock:
+            for _, nets, _ in self.containers.values():
+                names |= set(nets)
+        return [{"Name": n, "Id": _hexid("net-" + n), "Driver": "bridge", "Scope": "local",
+                 "IPAM": {"Driver": "default", "Options": None,
+                          "Config": [{"Subnet": "127.0.0.0/8", "Gateway": "127.0.0.1"}]
+                          if n not in ("host", "none") else []}}
+                for n in sorted(names)]
+
+    def _reply(self, h, status, body, ctype="application/json"):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Api-Version", self.version)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _handle(self, h):
+        path = urllib.parse.urlsplit(h.path).path
+        ver = r"/v\d+\.\d+"
+        m = None
+        if path == "/_ping":
+            key = "ping"
+        elif re.fullmatch(ver + "/events", path):
+            key = "events"
+        elif re.fullmatch(ver + "/containers/json", path):
+            key = "list"
+        elif (m := re.fullmatch(ver + "/containers/([^/]+)/json", path)):
+            key = "inspect"
+        elif re.fullmatch(ver + "/networks", path):
+            key = "networks"
+        else:
+            key = "other"
+        with self.lock:
+            self.requests.append((time.monotonic(), key, h.path))
+            fault = self.faults.get(key)
+        if fault:
+            return self._fault(h, *fault)
+        if key == "ping":
+            return self._reply(h, 200, b"OK", "text/plain; charset=utf-8")
+        if key == "events":
+            return self._events(h)
+        with self.lock:
+            cs = dict(self.containers)
+        if key == "list":
+            return self._reply(h, 200, [self._list_entry(n, *v) for n, v in cs.items()])
+        if key == "inspect":
+            want = urllib.parse.unquote(m.group(1))
+            for n, v in cs.items():
+                if want in (n, v[0], v[0][:12]):
+                    return self._reply(h, 200, self._inspect(n, *v))
+            return self._reply(h, 404, {"message": f"No such container: {want}"})
+        if key == "networks":
+            return self._reply(h, 200, self._networks())
+        return self._reply(h, 404, {"message": "page not found"})
+
+    def _fault(self, h, kind, text):
+        if kind == "404":
+            return self._reply(h, 404, {"message": text})
+        if kind == "500":
+            return self._reply(h, 500, {"message": text})
+        if kind == "plain":
+            return self._reply(h, 500, (text + "\n").encode(), "text/plain; charset=utf-8")
+        if kind == "garbage":
+            return self._reply(h, 200, text.encode() or b'{"Id": "12", [[[ ,,, not json')
+        if kind == "close":
+            h.close_connection = True
+            return None
+        raise ValueError(kind)
+
+    def _events(self, h):
+        q = queue.Queue()
+        with self.lock:           # before the answer: berth may sync at once
+            self.streams.append(q)
+            self.streams_opened += 1
+        h.close_connection = True
+        try:
+            h.send_response(200)
+            h.send_header("Api-Version", self.version)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            h.wfile.flush()
+            while not self.stopping:
+                try:
+                    it = q.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if it == "truncate":
+                    h.wfile.write(b"400\r\n" + b'{"status":"die","id":"0123')
+                elif it == "badchunk":
+                    h.wfile.write(b"zz-not-hex\r\n{}\r\n")
+                elif it == "end":
+                    h.wfile.write(b"0\r\n\r\n")
+                if it in ("truncate", "badchunk", "end", "close"):
+                    break
+                h.wfile.write(it if isinstance(it, bytes)
+                              else chunk(json.dumps(it).encode() + b"\n"))
+                h.wfile.flush()
+            h.wfile.flush()
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.streams.remove(q)
+
+
+# ---------------------------------------------------------------- backends
+
+def backends(*specs):
+    """specs: (ip, greeting). Greeting servers on one common port; returns
+    (port, [servers])."""
+    for _ in range(50):
+        servers = []
+        try:
+            port = 0
+            for ip, greet in specs:
+                s = u.EchoServer(host=ip, port=port, greet=greet.encode() + b"\n")
+                servers.append(s)
+                port = s.port
+            return port, servers
+        except OSError:
+            for s in servers:
+                s.close()
+    raise RuntimeError("no common port for the backends")
+
+
+def who(port, timeout=3.0):
+    """The greeting of whoever berth connected us to, or closed/refused."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout)
+    except ConnectionRefusedError:
+        return "refused"
+    except ConnectionResetError:      # accepted and reset before connect() returned
+        return "closed"
+    except OSError as e:
+        return f"error: {e}"
+    with s:
+        s.settimeout(timeout)
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            return "closed"
+        except socket.timeout:
+            return "timeout"
+    return data.decode("utf-8", "replace").strip() if data else "closed"
+
+
+# ---------------------------------------------------------------- tests
+
+class FakeCase(unittest.TestCase):
+    """A fake with container web at 127.0.0.2 (backends web@2, web@3,
+    web@4, late@5 on one port TP) and berth -p P:web:TP."""
+
+    extra_publish = ()
+
+    def setUp(self):
+        self.tp, self.backs = backends(("127.0.0.2", "web@2"), ("127.0.0.3", "web@3"),
+                                       ("127.0.0.4", "web@4"), ("127.0.0.5", "late@5"))
+        for b in self.backs:
+            self.addCleanup(b.close)
+        self.fake = FakeDocker()
+        self.addCleanup(self.fake.close)
+        self.web = self.fake.add("web", "127.0.0.2")
+
+    def start_berth(self, *names, url=None):
+        """berth publishing web and each of names (each on its own port)."""
+        self.ports = {}
+        args = ["--docker", url or self.fake.url, "--log-level", "debug"]
+        for n in ("web",) + names:
+            self.ports[n] = u.free_port()
+            args += ["-p", f"127.0.0.1:{self.ports[n]}:{n}:{self.tp}"]
+        self.berth = u.Berth(args, docker=True)
+        self.addCleanup(self.berth.close)
+        self.berth.wait_bound([("tcp", p) for p in self.ports.values()])
+
+    def log(self, n=30):
+        lines = self.berth.stderr().splitlines()
+        return f"--- berth log, last {min(n, len(lines))} of {len(lines)} lines:\n" + \
+            "\n".join(lines[-n:])
+
+    def check(self, cond, msg):
+        if not cond:
+            self.fail(f"{msg}\n{self.log()}")
+
+    def expect(self, name, want, what, timeout=SETTLE_S):
+        seen = []
+
+        def pred():
+            w = who(self.ports[name])
+            seen.append(w)
+            return w == want
+        t0 = time.monotonic()
+        ok = u.poll_until(pred, timeout, 0.02)
+        self.check(ok, f"{what}: {name} never gave {want!r} in {timeout:.0f} s "
+                   f"(last: {seen[-3:]})")
+        return time.monotonic() - t0
+
+    def log_mark(self):
+        return len(self.berth.stderr().splitlines())
+
+    def expect_log(self, mark, pattern, what, timeout=SETTLE_S):
+        rx = re.compile(pattern, re.I)
+
+        def found():
+            return [l for l in self.berth.stderr().splitlines()[mark:] if rx.search(l)]
+        lines = u.poll_until(found, timeout, 0.05)
+        self.check(lines, f"{what}: no log line matching /{pattern}/ within {timeout:.0f} s")
+        sys.stderr.write(f"    logged: {lines[0].strip()}\n")
+        return lines
+
+    def keeps_serving(self, what, n=10):
+        self.check(self.berth.alive(), f"berth died after {what}")
+        got = [who(self.ports["web"]) for _ in range(n)]
+        self.check(got == ["web@2"] * n, f"after {what}, web not served from the last "
+                   f"table: {got}")
+
+    def synced(self):
+        self.expect("web", "web@2", "first sync")
+
+
+class Sync(FakeCase):
+    def test_paths_follow_ping_version_events_first(self):
+        self.start_berth()
+        self.synced()
+        reqs = self.fake.paths()
+        keys = [k for _, k in [(t, self._key(p)) for t, p in reqs]]
+        self.check(reqs and reqs[0][1] == "/_ping", f"first request not /_ping: {reqs[:3]}")
+        bad = [p for _, p in reqs if p != "/_ping" and not p.startswith("/v1.41/")]
+        self.check(not bad, f"requests not under /v1.41/ (Api-Version of /_ping): {bad}")
+        self.check("events" in keys and "list" in keys, f"requests: {reqs}")
+        self.check(keys.index("events") < keys.index("list"),
+                   f"/events must be subscribed before the list: {[p for _, p in reqs]}")
+        ev = [p for _, p in self.fake.paths("events")][0]
+        filt = urllib.parse.parse_qs(urllib.parse.urlsplit(ev).query).get("filters", ["{}"])[0]
+        types = set(json.loads(filt).get("type", []))
+        self.check({"container", "network"} <= types,
+                   f"events filters should ask for container and network: {ev}")
+
+    @staticmethod
+    def _key(path):
+        p = urllib.parse.urlsplit(path).path
+        for k, rx in (("events", r"/events$"), ("list", r"/containers/json$"),
+                      ("inspect", r"/containers/[^/]+/json$"), ("networks", r"/networks$")):
+            if re.search(rx, p):
+                return k
+        return "ping" if p == "/_ping" else "other"
+
+    def test_events_split_packed_and_repeated(self):
+        self.start_berth("late", "db.backend")
+        self.synced()
+        self.check(who(self.ports["late"]) == "closed", "late: no such container yet")
+        self.fake.add("late", "127.0.0.5")
+        line = json.dumps(self.fake.event("start", "late")).encode() + b"\n"
+        again = json.dumps(self.fake.event("start", "late")).encode() + b"\n"
+        # One event over three chunks, the last also starting the repeat.
+        self.fake.send(chunk(line[:7]), chunk(line[7:40]),
+                       chunk(line[40:] + again[:20]), chunk(again[20:]))
+        self.expect("late", "late@5", "start event split over chunks")
+        # Two events in one chunk (die, then die again), container gone.
+        self.fake.remove("late")
+        die = json.dumps(self.fake.event("die", "late")).encode() + b"\n"
+        self.fake.send(chunk(die + die))
+        self.expect("late", "closed", "two die events in one chunk")
+        self.fake.send(self.fake.event("destroy", "late"), self.fake.event("destroy", "late"))
+        # network connect: web gains alias db on backend at 127.0.0.4.
+        self.fake.add("web", "127.0.0.2", networks={"bridge": ("127.0.0.2", None),
+                                                    "backend": ("127.0.0.4", ["db"])})
+        self.fake.send(self.fake.event("connect", "web", "network", "backend"))
+        self.expect("db.backend", "web@4", "network connect event")
+        self.fake.add("web", "127.0.0.2")
+        self.fake.send(self.fake.event("disconnect", "web", "network", "backend"),
+                       self.fake.event("disconnect", "web", "network", "backend"))
+        self.expect("db.backend", "closed", "network disconnect event (twice)")
+        self.keeps_serving("the events above")
+
+
+class Faults(FakeCase):
+    """Each: a good sync, then the event stream is cut and the resync meets
+    the fault; berth logs it, keeps the table; the fault is cleared and web
+    moved to 127.0.0.3: berth reconnects and follows."""
+
+    def fault_case(self, key, kind, text, pattern, cut="truncate"):
+        self.start_berth()
+        self.synced()
+        mark = self.log_mark()
+        opened = self.fake.streams_opened
+        if key:
+            self.fake.fault(key, kind, text)
+        t_fault = time.monotonic()
+        if cut:
+            self.check(self.fake.send(cut), "no live event stream to cut")
+        lines = self.expect_log(mark, pattern, f"{key or 'events'} {kind or cut}")
+        # Said where a user sees it: not only at debug level.
+        self.check(any(re.search(r"berth (warn|error):", l) for l in lines),
+                   f"the daemon's error /{pattern}/ was logged only at debug level: "
+                   f"{lines[0].strip()}")
+        self.keeps_serving(f"{key} {kind}")
+        # Retries while the fault lasts: bounded, not a hot loop.
+        time.sleep(1.0)
+        tries = [t for t, _ in self.fake.paths() if t > t_fault]
+        self.check(len(tries) < 100, f"{len(tries)} requests in ~1 s during a fault")
+        self.fake.clear()
+        self.fake.add("web", "127.0.0.3")
+        t0 = time.monotonic()
+        # A live stream (when berth kept or reopened it) also hears of it.
+        self.fake.wait_stream(opened, 0)
+        self.fake.send(self.fake.event("start", "web"))
+        secs = self.expect("web", "web@3", "recovery after the fault", RECOVER_S)
+        sys.stderr.write(f"    recovered in {secs:.2f} s ({time.monotonic() - t0:.2f} s)\n")
+        self.check(self.berth.alive(), "berth died")
+
+    def test_list_500_message(self):
+        self.fault_case("list", "500", "fake: listing exploded #500", r"listing exploded #500")
+
+    def test_list_404_message(self):
+        self.fault_case("list", "404", "page not found #404x", r"page not found #404x")
+
+    def test_list_plain_text(self):
+        self.fault_case("list", "plain", "plain words of trouble #7", r"plain words of trouble #7")
+
+    def test_list_garbage_json(self):
+        self.fault_case("list", "garbage", "", r"containers/json.*(json|pars|invalid)")
+
+    def test_inspect_garbage_json(self):
+        self.fault_case("inspect", "garbage", '{"Id": "x", "Name": [}',
+                        r"inspect.*(json|pars|invalid)")
+
+    def test_inspect_500(self):
+        self.fault_case("inspect", "500", "inspect fell over #12", r"inspect fell over #12")
+
+    def test_networks_500(self):
+        self.fault_case("networks", "500", "networks unavailable #3", r"networks unavailable #3")
+
+    def test_events_500(self):
+        self.fault_case("events", "500", "events refused #42", r"events refused #42")
+
+    def test_ping_plain(self):
+        self.fault_case("ping", "plain", "ping is down #9", r"ping is down #9")
+
+    def test_list_closed_without_answer(self):
+        self.fault_case("list", "close", "", r"containers/json.*(empty|closed|reply)")
+
+    def test_events_truncated(self):
+        self.fault_case(None, None, None, r"events.*(closed|outstanding|truncat)")
+
+    def test_events_bad_chunk(self):
+        self.fault_case(None, None, None, r"events.*chunk", cut="badchunk")
+
+    def test_events_end_then_resync_with_since(self):
+        self.start_berth()
+        self.synced()
+        mark = self.log_mark()
+        opened = self.fake.streams_opened
+        self.fake.add("web", "127.0.0.3")      # changed, and no event says so
+        self.fake.send("end")
+        self.expect_log(mark, r"event", "event stream ended")
+        secs = self.expect("web", "web@3", "resync after the stream ended", RECOVER_S)
+        sys.stderr.write(f"    resynced in {secs:.2f} s\n")
+        self.check(self.fake.streams_opened > opened, "no new /events request")
+        again = [p for _, p in self.fake.paths("events")][1:]
+        self.check(any("since=" in p for p in again),
+                   f"the reconnecting /events request has no since=: {again}")
+
+    def test_events_garbage_line(self):
+        self.start_berth("late")
+        self.synced()
+        mark = self.log_mark()
+        self.check(self.fake.send(chunk(b"this is not json at all\n")), "no live stream")
+        self.expect_log(mark, r"json|pars|invalid|malformed|event", "garbage event line")
+        self.keeps_serving("a garbage event line")
+        self.fake.add("late", "127.0.0.5")
+        self.fake.wait_stream(0, SETTLE_S)
+        self.fake.send(self.fake.event("start", "late"))
+        self.expect("late", "late@5", "an event after the garbage line", RECOVER_S)
+
+
+class Reconnect(FakeCase):
+    def test_no_daemon_at_start(self):
+        self.fake.close()
+        self.fake = FakeDocker(start=False)
+        self.addCleanup(self.fake.close)
+        self.fake.add("web", "127.0.0.2")
+        self.start_berth()
+        mark = 0
+        self.expect_log(mark, r"(warn|error).*" + re.escape(self.fake.path),
+                        "engine not reachable: a warning naming the socket")
+        self.check(who(self.ports["web"]) == "closed", "web unknown: clients closed")
+        time.sleep(1.0)
+        self.check(self.berth.alive(), "berth exited without an engine")
+        self.fake.start()
+        secs = self.expect("web", "web@2", "engine came up", RECOVER_S)
+        sys.stderr.write(f"    served {secs:.2f} s after the engine came up\n")
+
+    def test_backoff(self):
+        self.fake.fault("ping", "500", "still starting #1")
+        self.start_berth()
+        t0 = time.monotonic()
+        time.sleep(6.0)
+        pings = [t - t0 for t, _ in self.fake.paths("ping")]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        sys.stderr.write(f"    /_ping attempts in 6 s at {[round(t, 2) for t in pings]}\n")
+        self.check(len(pings) >= 2, f"no retry in 6 s: {pings}")
+        self.check(len(pings) <= 30, f"{len(pings)} attempts in 6 s: no backoff")
+        self.check(gaps[-1] >= gaps[0], f"retry gaps do not grow: {gaps}")
+        self.check(who(self.ports["web"]) == "closed", "web unknown: clients closed")
+        self.fake.clear()
+        secs = self.expect("web", "web@2", "engine healthy again", RECOVER_S)
+        sys.stderr.write(f"    served {secs:.2f} s after the fault cleared\n")
+
+
+if __name__ == "__main__":
+    u.main()
