@@ -232,10 +232,14 @@ static void half_pump(struct half *h)
                 event_add(h->rd, NULL);
         }
         if (h->eof) {
+            struct half *other = h == &s->up ? &s->down : &s->up;
             if (!h->shut) {
                 h->shut = true;
                 event_del(h->rd);
-                if (shutdown(*h->dst, SHUT_WR) < 0 && errno != ENOTCONN) {
+                /* The last FIN: both sockets were read to their end, so
+                 * close() sends it without a reset; skip the extra call. */
+                if (!other->shut && shutdown(*h->dst, SHUT_WR) < 0 &&
+                    errno != ENOTCONN) {
                     session_reset(s, "shutdown", errno);
                     return;
                 }
