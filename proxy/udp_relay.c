@@ -52,6 +52,7 @@ struct udp_listener {
     size_t nbuckets, nflows;
     struct udp_flow *oldest, *newest;
     unsigned rr;                     /* replica for the next new flow */
+    bool said_full;
 };
 
 static uint64_t now_ms(void)
@@ -277,13 +278,6 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
 {
     char c[ADDR_STRLEN];
     addr_format(client, c, sizeof c);
-    if (l->nflows >= l->ctx->udp_max_flows && l->oldest) {
-        char o[ADDR_STRLEN];
-        log_info("%s: %zu flows, closing the one idle longest (client %s)",
-                 l->m->label, l->nflows,
-                 addr_format(&l->oldest->client, o, sizeof o));
-        flow_free(l->oldest);
-    }
     if (l->nflows >= l->nbuckets && grow(l) < 0)
         return NULL;
     /* A flow sticks to the replica it starts with. */
@@ -292,6 +286,17 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         log_debug("%s client %s: no running container '%s'; datagram dropped",
                   l->m->label, c, l->m->target_name);
         return NULL;
+    }
+    if (l->nflows >= l->ctx->udp_max_flows && l->oldest) {
+        /* Once per listener: a flood of new sources must not flood logs. */
+        if (!l->said_full)
+            log_warn("%s: %zu flows, the most kept; each new client now closes "
+                     "the flow idle longest", l->m->label, l->nflows);
+        l->said_full = true;
+        char o[ADDR_STRLEN];
+        log_debug("%s client %s: flow evicted", l->m->label,
+                  addr_format(&l->oldest->client, o, sizeof o));
+        flow_free(l->oldest);
     }
     struct udp_flow *f = calloc(1, sizeof *f);
     if (!f)
