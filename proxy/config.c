@@ -111,44 +111,8 @@ static const struct option_def *find_short(char c)
  * default_port is non-zero. */
 static int check_hostport(const char *s, uint16_t default_port)
 {
-    char ip[64];
-    const char *port = NULL;
     struct addr a;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || (size_t)(end - s - 1) >= sizeof ip)
-            return -1;
-        snprintf(ip, sizeof ip, "%.*s", (int)(end - s - 1), s + 1);
-        if (end[1] == ':')
-            port = end + 2;
-        else if (end[1] != '\0')
-            return -1;
-        if (addr_from_ip(&a, ip, 0) < 0 || a.ss.ss_family != AF_INET6)
-            return -1;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (colon && strchr(s, ':') != colon) {
-            /* Several colons and no brackets: a bare IPv6, no port. */
-            if (!default_port || addr_from_ip(&a, s, 0) < 0)
-                return -1;
-            return 0;
-        }
-        size_t iplen = colon ? (size_t)(colon - s) : strlen(s);
-        if (iplen >= sizeof ip)
-            return -1;
-        snprintf(ip, sizeof ip, "%.*s", (int)iplen, s);
-        if (addr_from_ip(&a, ip, 0) < 0)
-            return -1;
-        port = colon ? colon + 1 : NULL;
-    }
-    if (!port)
-        return default_port ? 0 : -1;
-    uint16_t lo, hi;
-    char e[8];
-    if (spec_parse_ports(port, strlen(port), "", &lo, &hi, e, sizeof e) < 0 ||
-        lo != hi)
-        return -1;
-    return 0;
+    return addr_parse_hostport(&a, s, default_port);
 }
 
 static bool valid_domain(const char *s)

@@ -30,6 +30,63 @@ int addr_from_ip(struct addr *a, const char *ip, uint16_t port)
     return -1;
 }
 
+static int parse_port_text(const char *p, uint16_t *out)
+{
+    unsigned v = 0;
+    if (!*p)
+        return -1;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned)(*p - '0')) > 65535)
+            return -1;
+    }
+    if (v == 0)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+int addr_parse_hostport(struct addr *a, const char *s, uint16_t default_port)
+{
+    char ip[64];
+    const char *port = NULL;
+    uint16_t p = default_port;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || (size_t)(end - s - 1) >= sizeof ip)
+            goto bad;
+        snprintf(ip, sizeof ip, "%.*s", (int)(end - s - 1), s + 1);
+        if (end[1] == ':')
+            port = end + 2;
+        else if (end[1] != '\0')
+            goto bad;
+        if (addr_from_ip(a, ip, 0) < 0 || a->ss.ss_family != AF_INET6)
+            goto bad;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon) {
+            /* Several colons and no brackets: a bare IPv6, no port. */
+            if (!default_port || addr_from_ip(a, s, 0) < 0)
+                goto bad;
+            addr_set_port(a, default_port);
+            return 0;
+        }
+        size_t iplen = colon ? (size_t)(colon - s) : strlen(s);
+        if (iplen >= sizeof ip)
+            goto bad;
+        snprintf(ip, sizeof ip, "%.*s", (int)iplen, s);
+        if (addr_from_ip(a, ip, 0) < 0)
+            goto bad;
+        port = colon ? colon + 1 : NULL;
+    }
+    if ((!port && !default_port) || (port && parse_port_text(port, &p) < 0))
+        goto bad;
+    addr_set_port(a, p);
+    return 0;
+bad:
+    errno = EINVAL;
+    return -1;
+}
+
 uint16_t addr_port(const struct addr *a)
 {
     if (a->ss.ss_family == AF_INET)

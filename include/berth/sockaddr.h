@@ -22,6 +22,10 @@ bool addr_is_any(const struct addr *a);
 bool addr_equal(const struct addr *a, const struct addr *b);
 uint32_t addr_hash(const struct addr *a);
 
+/* "IP:PORT", "[IPv6]:PORT", and when default_port is non-zero also "IP",
+ * "[IPv6]" and a bare IPv6 address. -1 (errno EINVAL) if malformed. */
+int addr_parse_hostport(struct addr *a, const char *s, uint16_t default_port);
+
 /* "1.2.3.4:80" or "[::1]:80" into buf; always NUL-terminated. */
 #define ADDR_STRLEN 64
 const char *addr_format(const struct addr *a, char *buf, size_t len);
