@@ -83,7 +83,8 @@ void tcp_session_free(struct tcp_session *s)
             event_free(halves[i]->rd);
         if (halves[i]->wr)
             event_free(halves[i]->wr);
-        halves[i]->pending = 0;
+        /* A pipe still holding bytes is closed, never pooled: the next
+         * session must not receive this one's data. */
         half_release(halves[i]);
     }
     if (s->cfd >= 0)

@@ -181,6 +181,40 @@ START_TEST(test_max_conns)
 }
 END_TEST
 
+/* A session reset with bytes stuck in its pipe (the target stopped
+ * reading) must not hand that pipe, bytes and all, to the next session. */
+START_TEST(test_reset_with_bytes_in_flight_leaks_nothing)
+{
+    struct pair p;
+    open_pair(&p, NULL);
+    static char junk[1 << 16];
+    memset(junk, 'A', sizeof junk);
+    /* The backend never reads: fill every buffer up to berth's pipe. */
+    for (int i = 0; i < 2000; i++) {
+        if (send(p.client, junk, sizeof junk, MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
+            pump(&p.f);
+            usleep(1000);
+        }
+    }
+    PUMP_UNTIL(&p.f, 300, false);
+    /* The target resets while berth holds its unread bytes. */
+    sock_set_reset_on_close(p.backend);
+    close(p.backend);
+    p.backend = -1;
+    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    for (int i = 0; i < 20; i++) {   /* pooled pipes come back in any order */
+        int c = t_connect(&p.f.front);
+        int b = t_accept(&p.f, p.backend_listener);
+        t_transfer(&p.f, c, b, 5);
+        t_transfer(&p.f, b, c, 5);
+        close(c);
+        close(b);
+        ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    }
+    close_pair(&p);
+}
+END_TEST
+
 /* Sequential sessions leave nothing behind but pooled pipes. */
 START_TEST(test_no_fd_leak)
 {
@@ -288,6 +322,7 @@ int main(void)
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_max_conns);
     tcase_add_test(tc, test_no_fd_leak);
+    tcase_add_test(tc, test_reset_with_bytes_in_flight_leaks_nothing);
     tcase_add_test(tc, test_emfile_backoff);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     suite_add_tcase(s, tc);
