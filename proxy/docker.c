@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "berth/docker_parse.h"
 #include "berth/http.h"
@@ -42,6 +43,7 @@ struct docker {
     struct event *retry;
     unsigned backoff_ms;
     bool synced, syncing, list_done, outage;
+    char last_why[400];          /* last failure reported, said once */
     char (*queue)[REG_ID_MAX];   /* ids waiting for an inspect slot */
     size_t nqueue, qcap;
     struct job *jobs;
@@ -88,12 +90,18 @@ static void fail(struct docker *d, const char *what, const char *why)
     d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (d->backoff_ms > BACKOFF_MAX_MS)
         d->backoff_ms = BACKOFF_MAX_MS;
+    char now[sizeof d->last_why];
+    snprintf(now, sizeof now, "%s: %s", what, why);
     if (!d->outage)
-        log_warn("docker: %s: %s; serving the last known %zu containers, reconnecting",
-                 what, why, registry_count(d->reg));
+        log_warn("docker: %s; serving the last known %zu containers, reconnecting",
+                 now, registry_count(d->reg));
+    else if (strcmp(now, d->last_why) != 0)   /* a new reason: say it */
+        log_warn("docker: %s; still serving %zu containers, retrying",
+                 now, registry_count(d->reg));
     else
-        log_debug("docker: %s: %s; retrying in %u ms", what, why, d->backoff_ms);
+        log_debug("docker: %s; retrying in %u ms", now, d->backoff_ms);
     d->outage = true;
+    snprintf(d->last_why, sizeof d->last_why, "%s: %s", what, why);
     struct timeval tv = {d->backoff_ms / 1000, (d->backoff_ms % 1000) * 1000};
     evtimer_add(d->retry, &tv);
 }
@@ -398,8 +406,14 @@ static void on_events_headers(void *arg, long status, const char *headers)
     struct docker *d = arg;
     (void)headers;
     d->events_status = status;
-    if (status == 200)
-        begin_sync(d);
+    if (status != 200)
+        return;
+    /* If the stream breaks before any event, resume from about now: a few
+     * seconds early, since events repeat harmlessly but must not be lost. */
+    int64_t now = (int64_t)time(NULL) - 5;
+    if (d->last_event < now)
+        d->last_event = now;
+    begin_sync(d);
 }
 
 /* The stream is chunked by HTTP, not by event: split on newlines here and

@@ -457,7 +457,8 @@ static int reindex(struct registry *r)
     }
     r->nbuckets = n;
     /* Replicas answer in container-number order. */
-    qsort(r->ctrs, r->n, sizeof *r->ctrs, by_number);
+    if (r->n > 1)
+        qsort(r->ctrs, r->n, sizeof *r->ctrs, by_number);
     for (size_t i = 0; i < r->n; i++)
         if (index_container(r, &r->ctrs[i]) < 0)
             return -1;
