@@ -30,7 +30,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,6 +38,7 @@ import sys
 import tempfile
 import time
 import unittest
+from urllib.parse import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -418,7 +418,6 @@ def _raw_events(d, since, until):
     s.settimeout(30)
     s.connect(d.sock)
     q = json.dumps({"type": ["container", "network"]})
-    from urllib.parse import quote
     s.sendall(f"GET /{API}/events?since={since}&until={until}&filters={quote(q)} "
               "HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
     data = bytearray()
