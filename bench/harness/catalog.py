@@ -1,0 +1,70 @@
+"""What is measured and how it is reported: metrics, table rows, targets."""
+
+# metric name -> (description, kind); kind 'traffic' runs every round,
+# 'memory' runs once (memory use is not noisy the way rates are).
+METRICS = {
+    "conn": ("new TCP connections/s (wrk, Connection: close)", "traffic"),
+    "keepalive": ("keep-alive HTTP requests/s (wrk)", "traffic"),
+    "tput1": ("iperf3 throughput, 1 stream", "traffic"),
+    "tput4": ("iperf3 throughput, 4 streams", "traffic"),
+    "udp": ("DNS over UDP queries/s (dnsperf -> dnsmasq)", "traffic"),
+    "ports": ("memory for N published TCP ports", "memory"),
+    "idle": ("forwarder memory per idle TCP connection", "memory"),
+}
+
+# --metrics aliases
+ALIASES = {"tput": ["tput1", "tput4"], "throughput": ["tput1", "tput4"],
+           "cpu": ["tput1", "tput4"], "memory": ["ports", "idle"],
+           "mem": ["ports", "idle"], "traffic": ["conn", "keepalive", "tput1",
+                                                  "tput4", "udp"]}
+
+# table rows: (key, metric, field in a run's dict, label, unit, better,
+#              number format)
+ROWS = [
+    ("conn", "conn", "value", "New TCP connections/s", "conn/s", "high", "{:,.0f}"),
+    ("keepalive", "keepalive", "value", "Keep-alive requests/s", "req/s", "high", "{:,.0f}"),
+    ("keepalive_p50", "keepalive", "p50_ms", "Keep-alive latency p50", "ms", "low", "{:.3f}"),
+    ("keepalive_p99", "keepalive", "p99_ms", "Keep-alive latency p99", "ms", "low", "{:.3f}"),
+    ("conn_cpu", "conn", "cpu_us_per_req", "Forwarder CPU per new connection", "µs", "low", "{:.1f}"),
+    ("keepalive_cpu", "keepalive", "cpu_us_per_req", "Forwarder CPU per keep-alive request", "µs", "low", "{:.1f}"),
+    ("tput1", "tput1", "value", "Throughput, 1 stream", "Gbit/s", "high", "{:.2f}"),
+    ("tput4", "tput4", "value", "Throughput, 4 streams", "Gbit/s", "high", "{:.2f}"),
+    ("cpu1", "tput1", "cpu_s_per_gb", "Forwarder CPU per GB, 1 stream", "CPU s/GB", "low", "{:.3f}"),
+    ("cpu4", "tput4", "cpu_s_per_gb", "Forwarder CPU per GB, 4 streams", "CPU s/GB", "low", "{:.3f}"),
+    ("udp", "udp", "value", "UDP DNS queries/s", "q/s", "high", "{:,.0f}"),
+    ("udp_loss", "udp", "loss_pct", "UDP DNS loss", "%", "low", "{:.2f}"),
+    ("udp_cpu", "udp", "cpu_us_per_req", "Forwarder CPU per UDP query", "µs", "low", "{:.1f}"),
+    ("ports_rss", "ports", "rss_mb", "RSS for N ports (sum)", "MB", "low", "{:,.1f}"),
+    ("ports_pss", "ports", "pss_mb", "PSS for N ports (sum)", "MB", "low", "{:,.1f}"),
+    ("ports_procs", "ports", "processes", "Processes for N ports", "", "low", "{:,.0f}"),
+    ("ports_start", "ports", "startup_s", "Start-up time for N ports", "s", "low", "{:.2f}"),
+    ("idle", "idle", "value", "Memory per idle connection (RSS delta)", "bytes", "low", "{:,.0f}"),
+    ("idle_n", "idle", "connections", "Idle connections held for that", "", "high", "{:,.0f}"),
+]
+
+# targets for berth: (label, kind, args); kinds:
+#  ratio: row, other forwarder, minimum of berth/other (higher-is-better row)
+#  inverse: row_of_other, row_of_berth, minimum of other/berth
+#  below: row, maximum of berth's value
+#  cpu: a CPU-per-operation row, other forwarder, minimum of other/berth
+#       (the same target as work done per CPU-second of the forwarder)
+TARGETS = [
+    ("new conns/s >= 2x docker-proxy", "ratio", ("conn", "docker-proxy", 2.0)),
+    ("new conns/s >= 1.2x HAProxy", "ratio", ("conn", "haproxy", 1.2)),
+    ("keep-alive req/s >= 1.3x docker-proxy", "ratio", ("keepalive", "docker-proxy", 1.3)),
+    ("throughput (1 stream) >= 1.2x docker-proxy", "ratio", ("tput1", "docker-proxy", 1.2)),
+    ("throughput (4 streams) >= 1.2x docker-proxy", "ratio", ("tput4", "docker-proxy", 1.2)),
+    ("UDP q/s >= 2x docker-proxy", "ratio", ("udp", "docker-proxy", 2.0)),
+    ("per forwarder CPU: new conns >= 2x docker-proxy", "cpu", ("conn_cpu", "docker-proxy", 2.0)),
+    ("per forwarder CPU: new conns >= 1.2x HAProxy", "cpu", ("conn_cpu", "haproxy", 1.2)),
+    ("per forwarder CPU: keep-alive req >= 1.3x docker-proxy", "cpu", ("keepalive_cpu", "docker-proxy", 1.3)),
+    ("per forwarder CPU: bytes (1 stream) >= 1.2x docker-proxy", "cpu", ("cpu1", "docker-proxy", 1.2)),
+    ("per forwarder CPU: bytes (4 streams) >= 1.2x docker-proxy", "cpu", ("cpu4", "docker-proxy", 1.2)),
+    ("per forwarder CPU: UDP queries >= 2x docker-proxy", "cpu", ("udp_cpu", "docker-proxy", 2.0)),
+    ("N ports in one berth process < 10 MB RSS", "below", ("ports_rss", 10.0)),
+    ("docker-proxy PSS sum >= 75x berth RSS for N ports", "inverse",
+     ("ports_pss", "ports_rss", "docker-proxy", 75.0)),
+    ("docker-proxy PSS sum >= 75x berth PSS for N ports", "inverse",
+     ("ports_pss", "ports_pss", "docker-proxy", 75.0)),
+    ("idle connection < 2 KB of berth memory", "below", ("idle", 2048.0)),
+]
