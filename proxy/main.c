@@ -3,12 +3,14 @@
  * runs the loop until SIGINT/SIGTERM and stops in reverse. */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "berth/berth.h"
 #include "berth/compat.h"
 #include "berth/config.h"
+#include "berth/dns_server.h"
 #include "berth/docker.h"
 #include "berth/labels.h"
 #include "berth/registry.h"
@@ -32,6 +34,32 @@ static void on_registry_change(void *arg)
 {
     if (arg)
         labels_sync(arg);
+}
+
+/* The DNS responder on every --dns address, answering from reg. */
+static struct dns_server *start_dns(struct event_base *base, struct registry *reg,
+                                    const struct config *c, char *err, size_t errlen)
+{
+    struct addr *listen = calloc(c->dns.n, sizeof *listen);
+    struct addr *up = calloc(c->upstream.n + 1, sizeof *up);
+    struct dns_server *s = NULL;
+    if (!listen || !up) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* Both lists were validated with the same parser. */
+    for (size_t i = 0; i < c->dns.n; i++)
+        addr_parse_hostport(&listen[i], c->dns.v[i], 0);
+    for (size_t i = 0; i < c->upstream.n; i++)
+        addr_parse_hostport(&up[i], c->upstream.v[i], 53);
+    struct dns_options o = {.listen = listen, .nlisten = c->dns.n,
+                            .upstreams = up, .nupstreams = c->upstream.n,
+                            .domain = c->domain, .ttl = c->ttl};
+    s = dns_server_new(base, reg, &o, err, errlen);
+out:
+    free(listen);
+    free(up);
+    return s;
 }
 
 int main(int argc, char **argv)
@@ -94,8 +122,9 @@ int main(int argc, char **argv)
     struct registry *reg = NULL;
     struct docker *docker = NULL;
     struct labels *labels = NULL;
-    bool need_docker = !c->no_docker && (plan->names || c->labels);
-    if (!b || (need_docker && !(reg = registry_new()))) {
+    struct dns_server *dns = NULL;
+    bool need_docker = !c->no_docker && (plan->names || c->labels || c->dns.n);
+    if (!b || ((need_docker || c->dns.n) && !(reg = registry_new()))) {
         log_error("out of memory");
         goto out;
     }
@@ -106,6 +135,10 @@ int main(int argc, char **argv)
     }
     /* Ports are bound before Docker answers: a name with nothing running
      * behind it yet closes clients at once, then comes alive. */
+    if (c->dns.n && !(dns = start_dns(base, reg, c, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
     if (c->labels && !(labels = labels_new(berth_ctx(b), reg))) {
         log_error("out of memory");
         goto out;
@@ -119,6 +152,7 @@ int main(int argc, char **argv)
         rc = EXIT_OK;
 out:
     docker_free(docker);
+    dns_server_free(dns);
     labels_free(labels);
     berth_free(b);
     registry_free(reg);

@@ -105,12 +105,6 @@ static int check_collisions(const struct plan *p, const struct config *c,
 
 struct plan *plan_new(const struct config *c, char *err, size_t errlen)
 {
-    if (c->dns.n) {
-        snprintf(err, errlen,
-                 "--dns '%s': the DNS responder is not part of this build yet",
-                 c->dns.v[0]);
-        return NULL;
-    }
     if (c->labels && c->no_docker) {
         snprintf(err, errlen, "--labels: reading labels needs the Docker API "
                               "(drop --no-docker)");

@@ -35,7 +35,7 @@ struct net {
 /* ---- the index: lower-case name -> addresses ---- */
 
 /* Which reading of a name an entry holds; a lower rank wins a clash. */
-enum rank { R_NAME, R_SHORT_ID, R_SERVICE, R_REPLICA, R_NETWORK };
+enum rank { R_NAME, R_SHORT_ID, R_SERVICE, R_REPLICA, R_NETWORK, R_PARENT };
 
 struct entry {
     struct entry *next;
@@ -408,6 +408,11 @@ static int index_container(struct registry *r, const struct ctr *c)
     if (add_name(r, R_NAME, c->name, NULL, NULL, c->eps, c->neps) < 0 ||
         add_name(r, R_SHORT_ID, shortid, NULL, NULL, c->eps, c->neps) < 0)
         return -1;
+    /* Projects and networks hold names below them: they exist, with no
+     * address of their own, so resolvers do not take "lab" as NXDOMAIN
+     * and give up on "api.lab". */
+    if (c->project && add_name(r, R_PARENT, c->project, NULL, NULL, NULL, 0) < 0)
+        return -1;
     if (c->service && c->project && !c->oneoff) {
         char num[16];
         snprintf(num, sizeof num, "%d", c->number);
@@ -417,7 +422,8 @@ static int index_container(struct registry *r, const struct ctr *c)
     }
     for (size_t i = 0; i < c->neps; i++) {
         const struct ep *ep = &c->eps[i];
-        if (add_name(r, R_NETWORK, c->name, ep->network, NULL, ep, 1) < 0)
+        if (add_name(r, R_PARENT, ep->network, NULL, NULL, NULL, 0) < 0 ||
+            add_name(r, R_NETWORK, c->name, ep->network, NULL, ep, 1) < 0)
             return -1;
         for (size_t k = 0; k < ep->naliases; k++)
             if (add_name(r, R_NETWORK, ep->aliases[k], ep->network, NULL, ep, 1) < 0)

@@ -92,6 +92,8 @@ START_TEST(test_names)
     ck_assert_str_eq(resolve(r, "api.lab_default", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
     ck_assert_str_eq(resolve(r, "nope", AF_INET), "NX");
     ck_assert_str_eq(resolve(r, "db", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "lab", AF_INET), "");              /* a project */
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "");          /* a network */
     registry_free(r);
 }
 END_TEST

@@ -12,6 +12,8 @@
  *   <alias>.<network>             the address on that network
  *   <container-name>.<network>    the same
  * When one name could mean several of these, the earlier row wins.
+ * Project and network names exist too, with no address (so DNS answers them
+ * NOERROR, not NXDOMAIN, and resolvers keep looking below them).
  *
  * Lookups are hash lookups on an index rebuilt when the content changes
  * (changes are rare, lookups are per query or per connection).

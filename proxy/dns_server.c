@@ -1,0 +1,495 @@
+#include "berth/dns_server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/dns_answer.h"
+#include "berth/dns_forward.h"
+#include "berth/dns_tcp.h"
+#include "berth/log.h"
+
+#define BATCH 32
+/* A query larger than the largest reply is nonsense; it is dropped. */
+#define QUERY_MAX DNS_UDP_MAX
+#define CTRL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define RCVBUF (4 << 20)
+#define PORT_TRIES 32
+
+/* recvmmsg/sendmmsg buffers, made once per server. */
+struct dns_batch {
+    struct mmsghdr in[BATCH], out[BATCH];
+    struct iovec in_iov[BATCH], out_iov[BATCH];
+    struct addr peer[BATCH];
+    char in_ctrl[BATCH][CTRL_LEN], out_ctrl[BATCH][CTRL_LEN];
+    uint8_t query[BATCH][QUERY_MAX];
+    uint8_t reply[BATCH][DNS_UDP_MAX];
+};
+
+/* Where a UDP reply leaves from: the address the client wrote to, which
+ * only a wildcard socket needs to be told. */
+struct reply_src {
+    bool set;
+    struct in_pktinfo v4;
+    struct in6_pktinfo v6;
+};
+
+struct dns_udp {
+    struct dns_server *s;
+    int fd;
+    bool pktinfo;
+    struct event *ev;
+};
+
+/* A forwarded query waiting for its answer. */
+struct pending {
+    struct dns_server *s;
+    struct pending *next_free;
+    bool used, tcp;
+    struct dns_query q;             /* q.qname points at qname below */
+    uint8_t qname[DNS_NAME_MAX];
+    struct dns_udp *u;              /* UDP client */
+    struct addr client;
+    struct reply_src src;
+    struct dns_tcp_conn *conn;      /* TCP client; NULL once it is gone */
+};
+
+struct dns_server {
+    struct event_base *base;
+    struct registry *reg;
+    bool open_resolver;
+    struct dns_responder *resp;
+    struct dns_forwarder *fwd;
+    struct dns_udp *udp;
+    struct dns_tcp **tcp;
+    struct addr *bound;
+    size_t n;                       /* listen addresses */
+    struct pending *pend;
+    size_t npend;
+    struct pending *free_pend;
+    struct dns_batch *b;
+    uint8_t *msg;                   /* DNS_MSG_MAX: TCP and forwarded replies */
+};
+
+static bool is_loopback(const struct addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    return a->ss.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+static bool may_forward(struct dns_server *s, const struct addr *client)
+{
+    return s->open_resolver || is_loopback(client) ||
+           registry_knows_client(s->reg, client);
+}
+
+/* ---- UDP reply source ---- */
+
+static void read_src(const struct msghdr *h, struct reply_src *src)
+{
+    src->set = false;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+            src->v4 = (struct in_pktinfo){.ipi_spec_dst = pi.ipi_addr};
+            src->set = true;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            memcpy(&src->v6, CMSG_DATA(cm), sizeof src->v6);
+            src->set = true;
+        }
+    }
+}
+
+static void write_src(const struct reply_src *src, int family, struct msghdr *h, char *ctrl)
+{
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    if (!src->set)
+        return;
+    memset(ctrl, 0, CTRL_LEN);
+    h->msg_control = ctrl;
+    struct cmsghdr *cm = (struct cmsghdr *)ctrl;
+    if (family == AF_INET) {
+        h->msg_controllen = CMSG_SPACE(sizeof src->v4);
+        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v4),
+                               .cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO};
+        memcpy(CMSG_DATA(cm), &src->v4, sizeof src->v4);
+    } else {
+        h->msg_controllen = CMSG_SPACE(sizeof src->v6);
+        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v6),
+                               .cmsg_level = IPPROTO_IPV6, .cmsg_type = IPV6_PKTINFO};
+        memcpy(CMSG_DATA(cm), &src->v6, sizeof src->v6);
+    }
+}
+
+/* ---- forwarding ---- */
+
+static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
+{
+    struct pending *p = arg;
+    struct dns_server *s = p->s;
+    size_t limit = dns_reply_limit(&p->q, p->tcp);
+    const uint8_t *out = ans;
+    if (!ans) {
+        out = s->msg;
+        len = dns_reply_empty(&p->q, DNS_RA, DNS_SERVFAIL, s->msg, limit);
+    } else if (len > limit) {
+        /* Too large for this UDP client: it asks again over TCP. */
+        out = s->msg;
+        len = dns_reply_empty(&p->q, DNS_RA | DNS_TC, ans[3] & DNS_RCODE_MASK, s->msg, limit);
+    }
+    /* The slot goes back before replying: a reply may start new queries. */
+    struct pending c = *p;
+    p->used = false;
+    p->next_free = s->free_pend;
+    s->free_pend = p;
+    if (c.tcp) {
+        if (c.conn)
+            dns_tcp_reply(c.conn, out, len);
+        return;
+    }
+    if (!len)
+        return;
+    struct iovec iov = {(void *)out, len};
+    char ctrl[CTRL_LEN];
+    struct msghdr h = {.msg_name = &c.client.ss, .msg_namelen = c.client.len,
+                       .msg_iov = &iov, .msg_iovlen = 1};
+    write_src(&c.src, c.client.ss.ss_family, &h, ctrl);
+    if (sendmsg(c.u->fd, &h, MSG_DONTWAIT) < 0)
+        log_debug("dns: send: %s; reply dropped", strerror(errno));
+}
+
+/* Sends q upstream for a client. Returns 0, or -1 when it cannot go (the
+ * caller replies SERVFAIL). */
+static int forward(struct dns_server *s, const struct dns_query *q, struct dns_udp *u,
+                   const struct addr *client, const struct reply_src *src,
+                   struct dns_tcp_conn *conn)
+{
+    struct pending *p = s->free_pend;
+    if (!p)
+        return -1;
+    p->q = *q;
+    memcpy(p->qname, q->qname, q->qname_len);
+    p->q.qname = p->qname;
+    p->tcp = conn != NULL;
+    p->conn = conn;
+    p->u = u;
+    if (client)
+        p->client = *client;
+    if (src)
+        p->src = *src;
+    if (dns_forward(s->fwd, &p->q, p->tcp, on_forwarded, p) < 0)
+        return -1;
+    s->free_pend = p->next_free;
+    p->used = true;
+    return 0;
+}
+
+/* What a query that is not the zone's gets: an upstream's answer later
+ * (returns 0), or a reply now in out (returns its length). */
+static size_t not_ours(struct dns_server *s, const struct dns_query *q, bool tcp,
+                       struct dns_udp *u, const struct addr *client,
+                       const struct reply_src *src, struct dns_tcp_conn *conn,
+                       uint8_t *out, size_t cap)
+{
+    size_t limit = dns_reply_limit(q, tcp);
+    if (limit > cap)
+        limit = cap;
+    if (!may_forward(s, client)) {
+        char a[ADDR_STRLEN];
+        log_debug("dns: client %s may not use berth as a resolver; REFUSED",
+                  addr_format(client, a, sizeof a));
+        return dns_reply_empty(q, 0, DNS_REFUSED, out, limit);
+    }
+    if (forward(s, q, u, client, src, conn) == 0)
+        return 0;
+    log_debug("dns: cannot forward (%s); SERVFAIL",
+              s->free_pend ? "no upstream" : "too many queries in flight");
+    return dns_reply_empty(q, DNS_RA, DNS_SERVFAIL, out, limit);
+}
+
+/* ---- UDP ---- */
+
+static void on_udp(evutil_socket_t fd, short what, void *arg)
+{
+    struct dns_udp *u = arg;
+    struct dns_server *s = u->s;
+    struct dns_batch *b = s->b;
+    (void)what;
+    for (int i = 0; i < BATCH; i++) {
+        b->in_iov[i] = (struct iovec){b->query[i], QUERY_MAX};
+        b->in[i].msg_hdr = (struct msghdr){
+            .msg_name = &b->peer[i].ss, .msg_namelen = sizeof b->peer[i].ss,
+            .msg_iov = &b->in_iov[i], .msg_iovlen = 1,
+            .msg_control = u->pktinfo ? b->in_ctrl[i] : NULL,
+            .msg_controllen = u->pktinfo ? CTRL_LEN : 0};
+    }
+    int n = recvmmsg(fd, b->in, BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            log_debug("dns: recv: %s", strerror(errno));
+        return;
+    }
+    int nout = 0;
+    for (int i = 0; i < n; i++) {
+        struct msghdr *h = &b->in[i].msg_hdr;
+        if (h->msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+            continue;
+        b->peer[i].len = h->msg_namelen;
+        struct reply_src src = {.set = false};
+        if (u->pktinfo)
+            read_src(h, &src);
+        struct dns_query q;
+        size_t len = 0;
+        enum dns_action act = dns_respond(s->resp, b->query[i], b->in[i].msg_len, false,
+                                          &q, b->reply[nout], DNS_UDP_MAX, &len);
+        if (act == DNS_FORWARD)
+            len = not_ours(s, &q, false, u, &b->peer[i], &src, NULL, b->reply[nout],
+                           DNS_UDP_MAX);
+        else if (act == DNS_DROP)
+            len = 0;
+        if (!len)
+            continue;
+        b->out_iov[nout] = (struct iovec){b->reply[nout], len};
+        b->out[nout].msg_hdr = (struct msghdr){
+            .msg_name = &b->peer[i].ss, .msg_namelen = b->peer[i].len,
+            .msg_iov = &b->out_iov[nout], .msg_iovlen = 1};
+        write_src(&src, b->peer[i].ss.ss_family, &b->out[nout].msg_hdr, b->out_ctrl[nout]);
+        nout++;
+    }
+    /* What the kernel refuses is dropped: UDP may lose replies, the
+     * server must not stall on one client. */
+    for (int done = 0; done < nout;) {
+        int r = sendmmsg(fd, b->out + done, (unsigned)(nout - done), MSG_DONTWAIT);
+        if (r > 0) {
+            done += r;
+            continue;
+        }
+        log_debug("dns: send: %s; reply dropped", strerror(errno));
+        done++;
+    }
+}
+
+/* ---- TCP ---- */
+
+static void on_tcp_query(void *arg, struct dns_tcp_conn *c, const struct addr *peer,
+                         const uint8_t *msg, size_t len)
+{
+    struct dns_server *s = arg;
+    struct dns_query q;
+    size_t out = 0;
+    enum dns_action act = dns_respond(s->resp, msg, len, true, &q, s->msg, DNS_MSG_MAX, &out);
+    if (act == DNS_FORWARD)
+        out = not_ours(s, &q, true, NULL, peer, NULL, c, s->msg, DNS_MSG_MAX);
+    else if (act == DNS_DROP)
+        out = 0;
+    if (act != DNS_FORWARD || out)
+        dns_tcp_reply(c, s->msg, out);
+}
+
+static void on_tcp_gone(void *arg, struct dns_tcp_conn *c)
+{
+    struct dns_server *s = arg;
+    for (size_t i = 0; i < s->npend; i++)
+        if (s->pend[i].used && s->pend[i].conn == c)
+            s->pend[i].conn = NULL;
+}
+
+/* ---- set-up ---- */
+
+static int udp_open(struct dns_server *s, struct dns_udp *u, const struct addr *a,
+                    struct addr *bound, char *err, size_t errlen)
+{
+    char t[ADDR_STRLEN];
+    u->s = s;
+    bound->len = sizeof bound->ss;
+    if ((u->fd = sock_bind(a, SOCK_DGRAM)) < 0 ||
+        getsockname(u->fd, (struct sockaddr *)&bound->ss, &bound->len) < 0) {
+        snprintf(err, errlen, "dns: listen udp %s: %s", addr_format(a, t, sizeof t),
+                 strerror(errno));
+        return -1;
+    }
+    /* Bursts (dnsperf, a container fleet starting) queue in the kernel
+     * rather than drop; best effort, capped by net.core.rmem_max. */
+    int rcv = RCVBUF, one = 1;
+    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    if (addr_is_any(bound)) {
+        int r = bound->ss.ss_family == AF_INET
+                    ? setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
+                    : setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+        if (r < 0) {
+            snprintf(err, errlen, "dns: udp %s: pktinfo: %s",
+                     addr_format(bound, t, sizeof t), strerror(errno));
+            return -1;
+        }
+        u->pktinfo = true;
+    }
+    if (!(u->ev = event_new(s->base, u->fd, EV_READ | EV_PERSIST, on_udp, u)) ||
+        event_add(u->ev, NULL) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void udp_close(struct dns_udp *u)
+{
+    if (u->ev)
+        event_free(u->ev);
+    u->ev = NULL;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+}
+
+/* UDP and TCP on a, on one port: with port 0, the kernel's pick for UDP
+ * is tried for TCP, and another pick if that one is taken. */
+static int listen_on(struct dns_server *s, size_t i, const struct dns_options *o,
+                     char *err, size_t errlen)
+{
+    const struct addr *a = &o->listen[i];
+    struct dns_tcp_options to = {.idle_ms = o->tcp_idle_ms, .max_conns = o->tcp_max_conns,
+                                 .query = on_tcp_query, .gone = on_tcp_gone, .arg = s};
+    for (int tries = 0; tries < PORT_TRIES; tries++) {
+        if (udp_open(s, &s->udp[i], a, &s->bound[i], err, errlen) < 0)
+            return -1;
+        if ((s->tcp[i] = dns_tcp_new(s->base, &s->bound[i], &to, err, errlen)))
+            return 0;
+        udp_close(&s->udp[i]);
+        if (errno != EADDRINUSE || addr_port(a) != 0)
+            return -1;
+    }
+    return -1;
+}
+
+/* The upstreams: as given, or resolv.conf's nameservers. */
+static struct dns_forwarder *make_forwarder(struct dns_server *s,
+                                            const struct dns_options *o,
+                                            char *err, size_t errlen)
+{
+    struct addr conf[DNS_UPSTREAMS_MAX];
+    struct dns_forward_options fo = {
+        .upstreams = o->upstreams, .nupstreams = o->nupstreams,
+        .self = s->bound, .nself = s->n,
+        .timeout_ms = o->upstream_timeout_ms, .max_inflight = o->max_inflight};
+    if (!o->nupstreams) {
+        const char *path = o->resolv_conf ? o->resolv_conf : "/etc/resolv.conf";
+        int n = dns_resolv_conf(path, conf, DNS_UPSTREAMS_MAX);
+        if (n < 0)
+            log_warn("dns: %s: %s", path, strerror(errno));
+        fo.upstreams = conf;
+        fo.nupstreams = n < 0 ? 0 : (size_t)n;
+    }
+    return dns_forwarder_new(s->base, &fo, err, errlen);
+}
+
+static void log_start(const struct dns_server *s, const struct dns_options *o)
+{
+    char line[512];
+    size_t len = 0;
+    for (size_t i = 0; i < s->n && len < sizeof line; i++) {
+        char a[ADDR_STRLEN];
+        int k = snprintf(line + len, sizeof line - len, "%s%s", i ? " " : "",
+                         addr_format(&s->bound[i], a, sizeof a));
+        len += k > 0 ? (size_t)k : 0;
+    }
+    log_info("dns: zone %s on %s (udp+tcp), %zu upstream%s%s", o->domain, line,
+             dns_forwarder_upstreams(s->fwd),
+             dns_forwarder_upstreams(s->fwd) == 1 ? "" : "s",
+             o->open_resolver ? ", forwarding for any client" : "");
+}
+
+struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
+                                  const struct dns_options *o, char *err, size_t errlen)
+{
+    struct dns_server *s = calloc(1, sizeof *s);
+    size_t npend = o->max_inflight ? o->max_inflight : DNS_FORWARD_INFLIGHT;
+    if (!s || !(s->udp = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->udp)) ||
+        !(s->tcp = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->tcp)) ||
+        !(s->bound = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->bound)) ||
+        !(s->pend = calloc(npend, sizeof *s->pend)) || !(s->b = malloc(sizeof *s->b)) ||
+        !(s->msg = malloc(DNS_MSG_MAX))) {
+        snprintf(err, errlen, "out of memory");
+        dns_server_free(s);
+        return NULL;
+    }
+    s->base = base;
+    s->reg = reg;
+    s->open_resolver = o->open_resolver;
+    s->npend = npend;
+    for (size_t i = npend; i-- > 0;) {
+        s->pend[i].s = s;
+        s->pend[i].next_free = s->free_pend;
+        s->free_pend = &s->pend[i];
+    }
+    for (size_t i = 0; i < o->nlisten; i++)
+        s->udp[i].fd = -1;
+    s->n = o->nlisten;
+    if (!(s->resp = dns_responder_new(reg, o->domain ? o->domain : "docker", o->ttl,
+                                      err, errlen))) {
+        dns_server_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < o->nlisten; i++) {
+        if (listen_on(s, i, o, err, errlen) < 0) {
+            dns_server_free(s);
+            return NULL;
+        }
+    }
+    if (!(s->fwd = make_forwarder(s, o, err, errlen))) {
+        dns_server_free(s);
+        return NULL;
+    }
+    log_start(s, o);
+    return s;
+}
+
+void dns_server_free(struct dns_server *s)
+{
+    if (!s)
+        return;
+    /* Connections first: closing them looks at the pending table. */
+    for (size_t i = 0; s->tcp && i < s->n; i++)
+        dns_tcp_free(s->tcp[i]);
+    for (size_t i = 0; s->udp && i < s->n; i++)
+        udp_close(&s->udp[i]);
+    dns_forwarder_free(s->fwd);
+    dns_responder_free(s->resp);
+    free(s->udp);
+    free(s->tcp);
+    free(s->bound);
+    free(s->pend);
+    free(s->b);
+    free(s->msg);
+    free(s);
+}
+
+int dns_server_local_addr(const struct dns_server *s, size_t i, struct addr *out)
+{
+    if (i >= s->n) {
+        errno = EINVAL;
+        return -1;
+    }
+    *out = s->bound[i];
+    return 0;
+}
+
+size_t dns_server_inflight(const struct dns_server *s)
+{
+    return s->fwd ? dns_forwarder_inflight(s->fwd) : 0;
+}
+
+size_t dns_server_tcp_conns(const struct dns_server *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += s->tcp[i] ? dns_tcp_conns(s->tcp[i]) : 0;
+    return n;
+}
