@@ -574,8 +574,10 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
         free(d);
         return NULL;
     }
-    if (!(d->http = http_new(base)) || !(d->retry = evtimer_new(base, on_retry, d))) {
-        snprintf(err, errlen, "docker: cannot set up libcurl");
+    char why[300];
+    if (!(d->http = http_new(base, why, sizeof why)) ||
+        !(d->retry = evtimer_new(base, on_retry, d))) {
+        snprintf(err, errlen, "docker: %s", d->http ? "out of memory" : why);
         docker_free(d);
         return NULL;
     }

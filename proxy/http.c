@@ -1,11 +1,11 @@
 #include "berth/http.h"
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "berth/curl_api.h"
 #include "berth/log.h"
 
 /* A collected body larger than this is an error: Docker answers are small,
@@ -31,6 +31,7 @@ struct http_req {
 };
 
 struct http {
+    const struct curl_api *curl;
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
@@ -49,8 +50,8 @@ static void dispatch(struct http *h);
 static void req_free(struct http_req *r)
 {
     struct http *h = r->h;
-    curl_multi_remove_handle(h->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    h->curl->multi_remove_handle(h->multi, r->easy);
+    h->curl->easy_cleanup(r->easy);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -67,7 +68,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) |
                 (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(h->multi, fd, flags, &running);
+    h->curl->multi_socket_action(h->multi, fd, flags, &running);
     dispatch(h);
     check_done(h);
 }
@@ -78,7 +79,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    h->curl->multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     dispatch(h);
     check_done(h);
 }
@@ -92,7 +93,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         if (w) {
             event_free(w->ev);
             free(w);
-            curl_multi_assign(h->multi, s, NULL);
+            h->curl->multi_assign(h->multi, s, NULL);
         }
         return 0;
     }
@@ -102,7 +103,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         if (!(w = calloc(1, sizeof *w)))
             return -1;
         w->h = h;
-        curl_multi_assign(h->multi, s, w);
+        h->curl->multi_assign(h->multi, s, w);
     } else {
         event_free(w->ev);
     }
@@ -131,7 +132,7 @@ static void deliver_headers(struct http_req *r)
         return;
     r->headers_done = true;
     r->headers_pending = true;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    r->h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
 }
 
 static bool dispatch_one(struct http *h)
@@ -172,7 +173,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
         r->hlen = 0;
     if (len == 2 && data[0] == '\r') {
         long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        r->h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200)
             deliver_headers(r);
         return len;
@@ -214,11 +215,11 @@ static void check_done(struct http *h)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(h->multi, &left))) {
+    while ((msg = h->curl->multi_info_read(h->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct http_req *r = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        h->curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         long status = 0;
         const char *error = NULL;
         if (r->too_big) {
@@ -228,9 +229,9 @@ static void check_done(struct http *h)
             snprintf(r->error, sizeof r->error, "cannot connect to %.200s", r->where);
             error = r->error;
         } else if (msg->data.result != CURLE_OK) {
-            error = r->error[0] ? r->error : curl_easy_strerror(msg->data.result);
+            error = r->error[0] ? r->error : h->curl->easy_strerror(msg->data.result);
         } else {
-            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+            h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         }
         deliver_headers(r);
         dispatch(h);                  /* headers and data before done */
@@ -246,27 +247,28 @@ static void check_done(struct http *h)
     }
 }
 
-struct http *http_new(struct event_base *base)
+struct http *http_new(struct event_base *base, char *err, size_t errlen)
 {
-    static bool global_done;       /* libcurl's process-wide init, once */
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-            return NULL;
-        global_done = true;
-    }
-    struct http *h = calloc(1, sizeof *h);
-    if (!h)
+    const struct curl_api *curl = curl_api_load(err, errlen);
+    if (!curl)
         return NULL;
+    struct http *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->curl = curl;
     h->base = base;
-    if (!(h->multi = curl_multi_init()) ||
+    if (!(h->multi = h->curl->multi_init()) ||
         !(h->timer = evtimer_new(base, on_timer, h))) {
+        snprintf(err, errlen, "cannot set up libcurl");
         http_free(h);
         return NULL;
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    h->curl->multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    h->curl->multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    h->curl->multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    h->curl->multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     return h;
 }
 
@@ -277,7 +279,7 @@ void http_free(struct http *h)
     while (h->reqs)
         req_free(h->reqs);
     if (h->multi)
-        curl_multi_cleanup(h->multi);
+        h->curl->multi_cleanup(h->multi);
     if (h->timer)
         event_free(h->timer);
     free(h);
@@ -292,7 +294,7 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
         return NULL;
     r->h = h;
     r->cb = *cb;
-    if (!(r->easy = curl_easy_init())) {
+    if (!(r->easy = h->curl->easy_init())) {
         free(r);
         return NULL;
     }
@@ -300,33 +302,33 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
     snprintf(url, sizeof url, "%s%s", t->base_url, path);
     snprintf(r->where, sizeof r->where, "%s", t->unix_path ? t->unix_path : t->base_url);
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    h->curl->easy_setopt(e, CURLOPT_URL, url);
+    h->curl->easy_setopt(e, CURLOPT_PRIVATE, r);
+    h->curl->easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+    h->curl->easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    h->curl->easy_setopt(e, CURLOPT_WRITEDATA, r);
+    h->curl->easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    h->curl->easy_setopt(e, CURLOPT_HEADERDATA, r);
+    h->curl->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    h->curl->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    h->curl->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    h->curl->easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    h->curl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (t->unix_path)
-        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
+        h->curl->easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
     if (t->ca)
-        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca);
+        h->curl->easy_setopt(e, CURLOPT_CAINFO, t->ca);
     if (t->cert)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert);
+        h->curl->easy_setopt(e, CURLOPT_SSLCERT, t->cert);
     if (t->key)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t->verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t->verify ? 2L : 0L);
+        h->curl->easy_setopt(e, CURLOPT_SSLKEY, t->key);
+    h->curl->easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t->verify ? 1L : 0L);
+    h->curl->easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t->verify ? 2L : 0L);
     r->next = h->reqs;
     if (h->reqs)
         h->reqs->prev = r;
     h->reqs = r;
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    if (h->curl->multi_add_handle(h->multi, e) != CURLM_OK) {
         req_free(r);
         return NULL;
     }

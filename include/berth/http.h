@@ -35,7 +35,8 @@ struct http_callbacks {
     void *arg;
 };
 
-struct http *http_new(struct event_base *base);
+/* Loads libcurl on first use; NULL with a reason in err if it cannot. */
+struct http *http_new(struct event_base *base, char *err, size_t errlen);
 /* Cancels every request still running (without callbacks). */
 void http_free(struct http *h);
 
