@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "berth/docker_endpoint.h"
 #include "berth/docker_parse.h"
-#include "berth/http.h"
 #include "berth/log.h"
 
 #define INSPECTS_AT_ONCE 16
@@ -32,8 +32,7 @@ struct docker {
     struct event_base *base;
     struct registry *reg;
     struct http *http;
-    struct http_target target;
-    char unix_path[256], base_url[300], ca[4200], cert[4200], key[4200];
+    struct docker_endpoint ep;
     char version[16];
     struct http_req *ping, *events, *list, *nets;
     long events_status;
@@ -229,7 +228,7 @@ static void start_job(struct docker *d, struct job *j)
     char path[160];
     snprintf(path, sizeof path, "/v%s/containers/%s/json", d->version, j->id);
     struct http_callbacks cb = {.done = on_inspect, .arg = j};
-    j->req = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb);
+    j->req = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb);
     if (!j->req) {
         unlink_job(d, j);
         log_error("docker: inspect %.12s: cannot start a request", j->id);
@@ -345,7 +344,7 @@ static void refresh_networks(struct docker *d)
     char path[64];
     snprintf(path, sizeof path, "/v%s/networks", d->version);
     struct http_callbacks cb = {.done = on_networks, .arg = d};
-    d->nets = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb);
+    d->nets = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb);
 }
 
 static void begin_sync(struct docker *d)
@@ -355,7 +354,7 @@ static void begin_sync(struct docker *d)
     d->list_done = false;
     snprintf(path, sizeof path, "/v%s/containers/json", d->version);
     struct http_callbacks cb = {.done = on_list, .arg = d};
-    if (!(d->list = http_get(d->http, &d->target, path, REQUEST_TIMEOUT_MS, &cb))) {
+    if (!(d->list = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb))) {
         fail(d, "GET /containers/json", "cannot start a request");
         return;
     }
@@ -484,7 +483,7 @@ static void start_events(struct docker *d)
     d->llen = 0;
     struct http_callbacks cb = {.headers = on_events_headers, .data = on_events_data,
                                 .done = on_events_done, .arg = d};
-    if (!(d->events = http_get(d->http, &d->target, path, 0, &cb)))
+    if (!(d->events = http_get(d->http, &d->ep.target, path, 0, &cb)))
         fail(d, "GET /events", "cannot start a request");
 }
 
@@ -513,46 +512,11 @@ static void start(struct docker *d)
     stop_requests(d);
     snprintf(d->version, sizeof d->version, "1.41");   /* if _ping has none */
     struct http_callbacks cb = {.headers = on_ping_headers, .done = on_ping, .arg = d};
-    if (!(d->ping = http_get(d->http, &d->target, "/_ping", REQUEST_TIMEOUT_MS, &cb)))
+    if (!(d->ping = http_get(d->http, &d->ep.target, "/_ping", REQUEST_TIMEOUT_MS, &cb)))
         fail(d, "GET /_ping", "cannot start a request");
 }
 
 /* ---- set-up ---- */
-
-static int parse_url(struct docker *d, const char *url, char *err, size_t errlen)
-{
-    if (strncmp(url, "unix://", 7) == 0 && url[7] == '/') {
-        snprintf(d->unix_path, sizeof d->unix_path, "%s", url + 7);
-        snprintf(d->base_url, sizeof d->base_url, "http://docker");
-        d->target.unix_path = d->unix_path;
-    } else if (strncmp(url, "tcp://", 6) == 0 && url[6]) {
-        const char *verify = getenv("DOCKER_TLS_VERIFY");
-        const char *certs = getenv("DOCKER_CERT_PATH");
-        bool tls = (verify && *verify) || (certs && *certs);
-        snprintf(d->base_url, sizeof d->base_url, "%s://%s", tls ? "https" : "http",
-                 url + 6);
-        if (tls) {
-            char home[4096];
-            if (!certs || !*certs) {
-                snprintf(home, sizeof home, "%s/.docker",
-                         getenv("HOME") ? getenv("HOME") : "");
-                certs = home;
-            }
-            snprintf(d->ca, sizeof d->ca, "%s/ca.pem", certs);
-            snprintf(d->cert, sizeof d->cert, "%s/cert.pem", certs);
-            snprintf(d->key, sizeof d->key, "%s/key.pem", certs);
-            d->target.ca = d->ca;
-            d->target.cert = d->cert;
-            d->target.key = d->key;
-            d->target.verify = verify && *verify;
-        }
-    } else {
-        snprintf(err, errlen, "--docker '%s': want unix:///path or tcp://host:port", url);
-        return -1;
-    }
-    d->target.base_url = d->base_url;
-    return 0;
-}
 
 struct docker *docker_new(struct event_base *base, struct registry *reg,
                           const char *url, docker_changed_fn *changed_fn,
@@ -570,7 +534,7 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
     d->reg = reg;
     d->changed = changed_fn;
     d->arg = arg;
-    if (parse_url(d, url, err, errlen) < 0) {
+    if (docker_endpoint_parse(&d->ep, url, err, errlen) < 0) {
         free(d);
         return NULL;
     }
