@@ -141,28 +141,17 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen)
 {
-    char a[ADDR_STRLEN];
+    if ((fd = sock_listener(&m->listen, SOCK_STREAM, fd, err, errlen)) < 0)
+        return NULL;
     struct tcp_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return NULL;
     }
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_STREAM)) < 0) {
-        snprintf(err, errlen, "listen tcp %s: %s",
-                 addr_format(&m->listen, a, sizeof a), strerror(errno));
-        free(l);
-        return NULL;
-    }
-    if (fd >= 0 && sock_set_nonblock(fd) < 0) {
-        snprintf(err, errlen, "listen fd %d: %s", fd, strerror(errno));
-        tcp_listener_free(l);
-        return NULL;
-    }
     /* Accepted sockets inherit TCP_NODELAY: one call here instead of one
      * per connection. */
     sock_set_nodelay(l->fd);

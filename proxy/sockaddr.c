@@ -209,6 +209,23 @@ int sock_pending_error(int fd)
     return err;
 }
 
+int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errlen)
+{
+    const char *proto = type == SOCK_STREAM ? "tcp" : "udp";
+    char where[ADDR_STRLEN];
+    if (fd >= 0) {
+        if (sock_set_nonblock(fd) == 0)
+            return fd;
+        snprintf(err, errlen, "listen %s fd %d: %s", proto, fd, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if ((fd = sock_bind(a, type)) < 0)
+        snprintf(err, errlen, "listen %s %s: %s", proto,
+                 addr_format(a, where, sizeof where), strerror(errno));
+    return fd;
+}
+
 int sock_bind(const struct addr *a, int type)
 {
     int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -386,28 +386,21 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen)
 {
-    char a[ADDR_STRLEN];
+    if ((fd = sock_listener(&m->listen, SOCK_DGRAM, fd, err, errlen)) < 0)
+        return NULL;
     struct udp_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return NULL;
     }
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    if (l->fd < 0 && (l->fd = sock_bind(&m->listen, SOCK_DGRAM)) < 0) {
-        snprintf(err, errlen, "listen udp %s: %s",
-                 addr_format(&m->listen, a, sizeof a), strerror(errno));
-        free(l);
-        return NULL;
-    }
     int one = 1;
     struct addr bound;
     bound.len = sizeof bound.ss;
-    if (getsockname(l->fd, (struct sockaddr *)&bound.ss, &bound.len) < 0 ||
-        sock_set_nonblock(l->fd) < 0) {
+    if (getsockname(l->fd, (struct sockaddr *)&bound.ss, &bound.len) < 0) {
         snprintf(err, errlen, "%s: %s", m->label, strerror(errno));
         udp_listener_free(l);
         return NULL;

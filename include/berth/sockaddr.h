@@ -44,4 +44,9 @@ int sock_pending_error(int fd);
  * since dockerd and users publish the two families separately. */
 int sock_bind(const struct addr *a, int type);
 
+/* A listener's socket: fd when one was handed over (made non-blocking), or
+ * a new one bound to a. On failure fd is closed too, and err says
+ * "listen tcp 1.2.3.4:80: Address already in use". */
+int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errlen);
+
 #endif
