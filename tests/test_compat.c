@@ -1,5 +1,6 @@
 /* docker-proxy's command line, parsed as Go's flag package would. The fd 3 /
  * fd 4 protocol itself is tested end to end against the binary. */
+#include "check_run.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,9 +94,5 @@ int main(void)
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_wanted);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

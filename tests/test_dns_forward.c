@@ -3,6 +3,7 @@
  * restored, EDNS sizes passed on, forged and mismatched answers ignored,
  * TC retried over TCP, timeouts and failover, SERVFAIL, the in-flight
  * bound, TCP clients, and berth never using itself as upstream. */
+#include "check_run.h"
 #include <dirent.h>
 #include <net/if.h>
 
@@ -566,9 +567,5 @@ int main(void)
     tcase_add_test(tc, test_never_forwards_to_itself);
     tcase_add_test(tc, test_resolv_conf);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -3,6 +3,7 @@
  * SOA, EDNS0, truncation, rotation, malformed input, TCP framing,
  * pipelining, idle timeout and connection limits, IPv6 and wildcard
  * listeners. Forwarding has its own suite (test_dns_forward.c). */
+#include "check_run.h"
 #include "dnsfx.h"
 
 #define ID_WEB "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001"
@@ -580,9 +581,5 @@ int main(void)
     tcase_add_test(tc, test_empty_registry);
     tcase_add_test(tc, test_bad_options);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

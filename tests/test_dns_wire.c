@@ -1,5 +1,6 @@
 /* The DNS codec alone: query parsing and its rejections, replies (pointers,
  * SOA, OPT, truncation), upstream answer checks, names and reverse names. */
+#include "check_run.h"
 #include <arpa/inet.h>
 
 #include "berth/dns_wire.h"
@@ -445,9 +446,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return check_run(suite());
 }

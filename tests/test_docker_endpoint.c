@@ -1,5 +1,6 @@
 /* Finding the Docker Engine API from a URL and the docker CLI's TLS
  * environment. */
+#include "check_run.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +63,5 @@ int main(void)
     tcase_add_test(tc, test_tcp_plain_and_tls);
     tcase_add_test(tc, test_bad);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -1,5 +1,6 @@
 /* Docker API bodies recorded from a real dockerd (tests/fixtures/docker-api)
  * and the broken answers a daemon or a proxy in between can produce. */
+#include "check_run.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,9 +207,5 @@ int main(void)
     tcase_add_test(tc, test_error_text);
     tcase_add_test(tc, test_label_specs);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -1,5 +1,6 @@
 /* The pipe pool: reuse, a bound on what it keeps, never pooling a pipe that
  * still holds bytes, and growing a pipe for bulk transfers. */
+#include "check_run.h"
 #include <check.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -71,9 +72,5 @@ int main(void)
     tcase_add_test(tc, test_dirty_pipe_not_pooled);
     tcase_add_test(tc, test_grow_keeps_size_in_pool);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

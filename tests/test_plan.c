@@ -1,5 +1,6 @@
 /* Plans: ranges expand to one mapping per port, collisions the kernel would
  * refuse are caught before anything binds, and --check prints the plan. */
+#include "check_run.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,9 +136,5 @@ int main(void)
     tcase_add_test(tc, test_name_targets);
     tcase_add_test(tc, test_print);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

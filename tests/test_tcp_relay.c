@@ -1,5 +1,6 @@
 /* The TCP relay in process: berth, client and backend on one loop thread,
  * all on loopback. */
+#include "check_run.h"
 #include <sys/resource.h>
 
 #include "berth/pipe_pool.h"
@@ -326,9 +327,5 @@ int main(void)
     tcase_add_test(tc, test_emfile_backoff);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -1,5 +1,6 @@
 /* The UDP relay in process: flows, boundaries, sizes, reply source address,
  * eviction and idle expiry, all on loopback. */
+#include "check_run.h"
 #include "berth/udp_relay.h"
 #include "testnet.h"
 
@@ -272,9 +273,5 @@ int main(void)
     tcase_add_test(tc, test_idle_expiry_and_refresh);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }
