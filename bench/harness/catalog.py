@@ -1,7 +1,8 @@
 """What is measured and how it is reported: metrics, table rows, targets."""
 
 # metric name -> (description, kind); kind 'traffic' runs every round,
-# 'memory' runs once (memory use is not noisy the way rates are).
+# 'memory' runs once (memory use is not noisy the way rates are), 'docker'
+# runs its own rounds against a private dockerd (harness/dnsserve.py).
 METRICS = {
     "conn": ("new TCP connections/s (wrk, Connection: close)", "traffic"),
     "keepalive": ("keep-alive HTTP requests/s (wrk)", "traffic"),
@@ -10,7 +11,12 @@ METRICS = {
     "udp": ("DNS over UDP queries/s (dnsperf -> dnsmasq)", "traffic"),
     "ports": ("memory for N published TCP ports", "memory"),
     "idle": ("forwarder memory per idle TCP connection", "memory"),
+    "dnsserve": ("DNS servers answering Docker names: berth, dnsmasq, "
+                 "Docker's embedded DNS (dnsperf)", "docker"),
 }
+
+# left out of --quick unless asked for with --metrics (needs a dockerd)
+NOT_QUICK = ["dnsserve"]
 
 # --metrics aliases
 ALIASES = {"tput": ["tput1", "tput4"], "throughput": ["tput1", "tput4"],
@@ -42,10 +48,24 @@ ROWS = [
     ("idle_n", "idle", "connections", "Idle connections held for that", "", "high", "{:,.0f}"),
 ]
 
+# rows of the dnsserve table: one column per DNS server (harness/dnsserve.py)
+# instead of per forwarder; better None: informational, no arrow
+DNS_ROWS = [
+    ("dns_qps", "dnsserve", "value", "Queries/s (peak)", "q/s", "high", "{:,.0f}"),
+    ("dns_loss", "dnsserve", "loss_pct", "Loss at peak", "%", "low", "{:.2f}"),
+    ("dns_cpu", "dnsserve", "cpu_us_per_req", "Server CPU per query", "µs", "low", "{:.2f}"),
+    ("dns_busy", "dnsserve", "fwd_cpu_pct", "Server busy (% of one core)", "%", None, "{:.0f}"),
+    ("dns_load", "dnsserve", "load_cpu_pct", "Load CPU busy (dnsperf)", "%", None, "{:.0f}"),
+    ("dns_rate90", "dnsserve", "rate90", "Rate asked at 90% of peak (-Q)", "q/s", None, "{:,.0f}"),
+    ("dns_qps90", "dnsserve", "qps90", "Queries/s at 90% of peak", "q/s", "high", "{:,.0f}"),
+    ("dns_loss90", "dnsserve", "loss90_pct", "Loss at 90% of peak", "%", "low", "{:.3f}"),
+]
+
 # targets for berth: (label, kind, args); kinds:
 #  ratio: row, other forwarder, minimum of berth/other (higher-is-better row)
 #  inverse: row_of_other, row_of_berth, minimum of other/berth
 #  below: row, maximum of berth's value
+#  atmost: row, maximum of berth's value, itself allowed (e.g. 0% loss)
 #  cpu: a CPU-per-operation row, other forwarder, minimum of other/berth
 #       (the same target as work done per CPU-second of the forwarder)
 TARGETS = [
@@ -67,4 +87,9 @@ TARGETS = [
     ("docker-proxy PSS sum >= 75x berth PSS for N ports", "inverse",
      ("ports_pss", "ports_pss", "docker-proxy", 75.0)),
     ("idle connection < 2 KB of berth memory", "below", ("idle", 2048.0)),
+    ("Docker names: berth local answers q/s >= 1.5x dnsmasq", "ratio", ("dns_qps", "dnsmasq", 1.5)),
+    ("Docker names: berth q/s >= 3x Docker's embedded DNS", "ratio", ("dns_qps", "docker-dns", 3.0)),
+    ("Docker names: no loss at 90% of berth's peak rate", "atmost", ("dns_loss90", 0.0)),
+    ("per server CPU: Docker names >= 1.5x dnsmasq", "cpu", ("dns_cpu", "dnsmasq", 1.5)),
+    ("per server CPU: Docker names >= 3x Docker's embedded DNS", "cpu", ("dns_cpu", "docker-dns", 3.0)),
 ]

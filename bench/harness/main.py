@@ -11,6 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import charts          # noqa: E402
+import dnsserve        # noqa: E402
 import facts           # noqa: E402
 import forwarders      # noqa: E402
 import memory          # noqa: E402
@@ -19,7 +20,7 @@ import procs           # noqa: E402
 import report          # noqa: E402
 import traffic         # noqa: E402
 from backends import Backends   # noqa: E402
-from catalog import METRICS     # noqa: E402
+from catalog import METRICS, NOT_QUICK     # noqa: E402
 from procs import log           # noqa: E402
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,8 @@ def parse_args(argv):
         if n not in forwarders.ALL + forwarders.OPTIONAL:
             ap.error("unknown forwarder %r" % n)
     a.metric_list = report.metric_list(a.metrics)
+    if a.quick and not a.metrics:
+        a.metric_list = [m for m in a.metric_list if m not in NOT_QUICK]
     return a
 
 
@@ -304,6 +307,8 @@ def main(argv):
         r.setup()
         r.traffic_rounds()
         r.memory_metrics()
+        if "dnsserve" in a.metric_list:
+            dnsserve.run_metric(r)
     except KeyboardInterrupt:
         interrupted = True
         r.error("interrupted: partial results")

@@ -4,7 +4,8 @@ import os
 import shutil
 import statistics
 
-from catalog import METRICS, ROWS, TARGETS
+import dnsserve
+from catalog import DNS_ROWS, METRICS, ROWS, TARGETS
 
 REF = "docker-proxy"
 CEIL = "direct"
@@ -27,6 +28,7 @@ def summarise(runs, forwarders):
                 st[name] = st["median"] / base if base else None
         if per:
             rows[key] = per
+    rows.update(dnsserve.summarise(runs))     # per DNS server, not forwarder
     return rows
 
 
@@ -53,11 +55,12 @@ def check_targets(rows):
             b, o = _median(rows, berth_key, "berth"), _median(rows, other_key, other)
             if b and o is not None:
                 measured = o / b
-        elif kind == "below":
+        elif kind in ("below", "atmost"):
             key, need = args
             measured = _median(rows, key, "berth")
         if measured is not None:
-            ok = measured < need if kind == "below" else measured >= need
+            ok = measured < need if kind == "below" else \
+                measured <= need if kind == "atmost" else measured >= need
             status = "PASS" if ok else "FAIL"
         out.append({"target": label, "kind": kind, "row": args[0],
                     "measured": measured,
@@ -142,17 +145,20 @@ def markdown(doc):
         label = label.replace("N ", "%d " % n_ports)
         out.append("| %s %s | %s | %s |" % (label, arrow, unit, " | ".join(cells)))
     out += ["", "↑ higher is better, ↓ lower is better. `–`: not measured, "
-            "not applicable, or every run failed (see errors below).", ""]
+            "not applicable, or every run failed (see errors below)."]
+    out += dnsserve.markdown(doc) + [""]
     out += ["## Targets for berth (informational; never fail the run)", "",
             "| target | measured | need | result |", "|---|---|---|---|"]
     for t in doc["targets"]:
         unit = ""
-        if t["kind"] == "below":
-            unit = " " + {r[0]: r[4] for r in ROWS}.get(t["row"], "")
+        absolute = t["kind"] in ("below", "atmost")
+        if absolute:
+            unit = " " + {r[0]: r[4] for r in ROWS + DNS_ROWS}.get(t["row"], "")
         m = "–" if t["measured"] is None else (
-            "%.2f×" % t["measured"] if t["kind"] != "below"
+            "%.2f×" % t["measured"] if not absolute
             else "%.2f%s" % (t["measured"], unit))
         need = ("< %g%s" % (t["need"], unit)) if t["kind"] == "below" \
+            else ("≤ %g%s" % (t["need"], unit)) if t["kind"] == "atmost" \
             else ("≥ %g×" % t["need"])
         out.append("| %s | %s | %s | **%s** |" % (
             t["target"].replace("N ports", "%d ports" % n_ports), m, need, t["status"]))
