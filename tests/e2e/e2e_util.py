@@ -239,17 +239,23 @@ class Proc:
         if self.proc.poll() is None:
             self.wait(5)
 
+    # The child shares these files' offset (they are not O_APPEND), so they
+    # are read with pread: a seek() here could make the child's next line
+    # land over the start of its own log.
+    @staticmethod
+    def _read_all(f):
+        fd = f.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
     def stderr(self):
         if self._err is None:
             return "(stderr not captured)"
-        self._err.seek(0)
-        return self._err.read().decode("utf-8", "replace")
+        return self._read_all(self._err)
 
     def stdout(self):
         if self._out is None:
             return ""
-        self._out.seek(0)
-        return self._out.read().decode("utf-8", "replace")
+        return self._read_all(self._out)
 
     def close(self):
         self.kill_group()

@@ -70,12 +70,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    server_version, sys_version = "Docker/20.10.24", "(fake)"
 
     def log_message(self, *args):
         pass
-
-    def version_string(self):
-        return "Docker/20.10.24 (fake)"
 
     def do_GET(self):
         self.server.fake._handle(self)
@@ -226,22 +224,15 @@ class FakeDocker:
         h.end_headers()
         h.wfile.write(body)
 
+    ROUTES = [("ping", r"/_ping"), ("events", r"/v\d+\.\d+/events"),
+              ("list", r"/v\d+\.\d+/containers/json"),
+              ("inspect", r"/v\d+\.\d+/containers/([^/]+)/json"),
+              ("networks", r"/v\d+\.\d+/networks")]
+
     def _handle(self, h):
         path = urllib.parse.urlsplit(h.path).path
-        ver = r"/v\d+\.\d+"
-        m = None
-        if path == "/_ping":
-            key = "ping"
-        elif re.fullmatch(ver + "/events", path):
-            key = "events"
-        elif re.fullmatch(ver + "/containers/json", path):
-            key = "list"
-        elif (m := re.fullmatch(ver + "/containers/([^/]+)/json", path)):
-            key = "inspect"
-        elif re.fullmatch(ver + "/networks", path):
-            key = "networks"
-        else:
-            key = "other"
+        key, m = next(((k, hit) for k, rx in self.ROUTES if (hit := re.fullmatch(rx, path))),
+                      ("other", None))
         with self.lock:
             self.requests.append((time.monotonic(), key, h.path))
             fault = self.faults.get(key)
@@ -266,10 +257,8 @@ class FakeDocker:
         return self._reply(h, 404, {"message": "page not found"})
 
     def _fault(self, h, kind, text):
-        if kind == "404":
-            return self._reply(h, 404, {"message": text})
-        if kind == "500":
-            return self._reply(h, 500, {"message": text})
+        if kind in ("404", "500"):
+            return self._reply(h, int(kind), {"message": text})
         if kind == "plain":
             return self._reply(h, 500, (text + "\n").encode(), "text/plain; charset=utf-8")
         if kind == "garbage":
@@ -278,6 +267,9 @@ class FakeDocker:
             h.close_connection = True
             return None
         raise ValueError(kind)
+
+    CUTS = {"truncate": b'400\r\n{"status":"die","id":"0123', "end": b"0\r\n\r\n",
+            "badchunk": b"zz-not-hex\r\n{}\r\n", "close": b""}
 
     def _events(self, h):
         q = queue.Queue()
@@ -297,13 +289,8 @@ class FakeDocker:
                     it = q.get(timeout=0.05)
                 except queue.Empty:
                     continue
-                if it == "truncate":
-                    h.wfile.write(b"400\r\n" + b'{"status":"die","id":"0123')
-                elif it == "badchunk":
-                    h.wfile.write(b"zz-not-hex\r\n{}\r\n")
-                elif it == "end":
-                    h.wfile.write(b"0\r\n\r\n")
-                if it in ("truncate", "badchunk", "end", "close"):
+                if isinstance(it, str):       # a cut: the stream stops
+                    h.wfile.write(self.CUTS[it])
                     break
                 h.wfile.write(it if isinstance(it, bytes)
                               else chunk(json.dumps(it).encode() + b"\n"))
@@ -587,8 +574,7 @@ class Reconnect(FakeCase):
         self.addCleanup(self.fake.close)
         self.fake.add("web", "127.0.0.2")
         self.start_berth()
-        mark = 0
-        self.expect_log(mark, r"(warn|error).*" + re.escape(self.fake.path),
+        self.expect_log(0, r"(warn|error).*" + re.escape(self.fake.path),
                         "engine not reachable: a warning naming the socket")
         self.check(who(self.ports["web"]) == "closed", "web unknown: clients closed")
         time.sleep(1.0)
