@@ -10,7 +10,7 @@
 #include "berth/labels.h"
 
 #ifndef FIXTURES
-#define FIXTURES "tests/fixtures/docker-api"
+#define FIXTURES "tests/fixtures/docker"
 #endif
 
 static char *slurp(const char *name, size_t *len)
@@ -29,33 +29,57 @@ static char *slurp(const char *name, size_t *len)
 START_TEST(test_inspect_replica)
 {
     size_t len;
-    char *body = slurp("inspect_replica.json", &len);
+    char *body = slurp("inspect_compose_replica.json", &len);
     struct docker_inspect in;
     char err[200];
     ck_assert_int_eq(docker_parse_inspect(body, len, &in, err, sizeof err), 0);
     ck_assert(in.running);
-    ck_assert_str_eq(in.c.name, "dbx");
+    ck_assert_str_eq(in.c.name, "lab_api_2");
     ck_assert_str_eq(in.c.project, "lab");
     ck_assert_str_eq(in.c.service, "api");
     ck_assert_int_eq(in.c.number, 2);
     ck_assert(!in.c.oneoff);
-    ck_assert_str_eq(in.c.publish, "127.0.0.1:18700:80/udp");
+    ck_assert_ptr_null(in.c.publish);
     ck_assert_uint_eq(in.c.neps, 1);
-    ck_assert_str_eq(in.c.eps[0].network, "backend");
-    ck_assert(in.c.eps[0].has_v4);
-    bool has_db = false;
-    for (size_t i = 0; i < in.c.eps[0].naliases; i++)
-        has_db |= strcmp(in.c.eps[0].aliases[i], "db") == 0;
-    ck_assert(has_db);
+    ck_assert_str_eq(in.c.eps[0].network, "lab_default");
+    ck_assert(in.c.eps[0].has_v4 && !in.c.eps[0].has_v6);
+    ck_assert_uint_eq(in.c.eps[0].naliases, 2);
+    ck_assert_str_eq(in.c.eps[0].aliases[0], "api");
 
     /* Straight into a registry: the names it answers. */
     struct registry *r = registry_new();
     ck_assert_int_eq(registry_put(r, &in.c), 0);
     struct addr a[4];
-    ck_assert_int_eq(registry_resolve(r, "db.backend", 10, AF_INET, a, 4), 1);
+    char ip[64];
     ck_assert_int_eq(registry_resolve(r, "api.lab", 7, AF_INET, a, 4), 1);
+    ck_assert_str_eq(addr_format_ip(&a[0], ip, sizeof ip), "10.234.0.2");
     ck_assert_int_eq(registry_resolve(r, "2.api.lab", 9, AF_INET, a, 4), 1);
-    ck_assert_int_eq(registry_resolve(r, "dbx", 3, AF_INET6, a, 4), 0);
+    ck_assert_int_eq(registry_resolve(r, "api.lab_default", 15, AF_INET, a, 4), 1);
+    ck_assert_int_eq(registry_resolve(r, "lab_api_2", 9, AF_INET6, a, 4), 0);
+    registry_free(r);
+    docker_inspect_release(&in);
+}
+END_TEST
+
+START_TEST(test_inspect_two_networks_and_alias)
+{
+    size_t len;
+    char *body = slurp("inspect_two_networks_alias.json", &len);
+    struct docker_inspect in;
+    char err[200];
+    ck_assert_int_eq(docker_parse_inspect(body, len, &in, err, sizeof err), 0);
+    ck_assert_str_eq(in.c.name, "web");
+    ck_assert_ptr_null(in.c.project);
+    ck_assert_uint_eq(in.c.neps, 2);
+    struct registry *r = registry_new();
+    ck_assert_int_eq(registry_put(r, &in.c), 0);
+    struct addr a[4];
+    char ip[64];
+    ck_assert_int_eq(registry_resolve(r, "web", 3, AF_INET, a, 4), 2);
+    ck_assert_int_eq(registry_resolve(r, "db.backend", 10, AF_INET, a, 4), 1);
+    ck_assert_str_eq(addr_format_ip(&a[0], ip, sizeof ip), "10.234.1.2");
+    ck_assert_int_eq(registry_resolve(r, "web.bridge", 10, AF_INET, a, 4), 1);
+    ck_assert_str_eq(addr_format_ip(&a[0], ip, sizeof ip), "10.233.20.2");
     registry_free(r);
     docker_inspect_release(&in);
 }
@@ -64,20 +88,22 @@ END_TEST
 START_TEST(test_list_and_networks)
 {
     size_t len;
-    char *body = slurp("list.json", &len);
+    char *body = slurp("containers_list.json", &len);
     char(*ids)[REG_ID_MAX];
     size_t n;
     char err[200];
     ck_assert_int_eq(docker_parse_list(body, len, &ids, &n, err, sizeof err), 0);
-    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(n, 5);
     ck_assert_uint_eq(strlen(ids[0]), 64);
     free(ids);
 
-    body = slurp("networks.json", &len);
+    body = slurp("networks_list.json", &len);
     struct registry *r = registry_new();
     ck_assert_int_eq(docker_parse_networks(body, len, r, err, sizeof err), 0);
     struct addr ip;
-    addr_from_ip(&ip, "10.232.7.77", 0);
+    addr_from_ip(&ip, "10.234.1.77", 0);
+    ck_assert(registry_knows_client(r, &ip));
+    addr_from_ip(&ip, "10.233.20.9", 0);
     ck_assert(registry_knows_client(r, &ip));
     addr_from_ip(&ip, "192.0.2.1", 0);
     ck_assert(!registry_knows_client(r, &ip));
@@ -85,26 +111,37 @@ START_TEST(test_list_and_networks)
 }
 END_TEST
 
+/* A recorded stream: compose up/scale/down, rename, restart, network
+ * connect and disconnect. */
 START_TEST(test_events)
 {
     size_t len;
     char *body = slurp("events.jsonl", &len);
-    int seen = 0, renames = 0, disconnects = 0, destroys = 0;
+    int seen = 0, renames = 0, connects = 0, destroys = 0, with_id = 0;
     for (char *line = body, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
         struct docker_event ev;
         char err[200];
         ck_assert_int_eq(docker_parse_event(line, (size_t)(nl - line), &ev, err, sizeof err), 0);
-        ck_assert_uint_eq(strlen(ev.id), 64);     /* container known every time */
         ck_assert_int_gt(ev.time, 1700000000);
+        bool about_container = strcmp(ev.type, "container") == 0 ||
+                               strcmp(ev.action, "connect") == 0 ||
+                               strcmp(ev.action, "disconnect") == 0;
+        if (about_container) {
+            ck_assert_uint_eq(strlen(ev.id), 64);   /* the container, every time */
+            with_id++;
+        } else {
+            ck_assert_str_eq(ev.id, "");            /* network create/destroy */
+        }
         renames += strcmp(ev.action, "rename") == 0;
-        disconnects += strcmp(ev.type, "network") == 0 && strcmp(ev.action, "disconnect") == 0;
-        destroys += strcmp(ev.action, "destroy") == 0;
+        connects += strcmp(ev.type, "network") == 0 && strcmp(ev.action, "connect") == 0;
+        destroys += strcmp(ev.type, "container") == 0 && strcmp(ev.action, "destroy") == 0;
         seen++;
     }
-    ck_assert_int_ge(seen, 4);
+    ck_assert_int_eq(seen, 56);
+    ck_assert_int_eq(with_id, 52);
     ck_assert_int_eq(renames, 1);
-    ck_assert_int_ge(disconnects, 1);
-    ck_assert_int_eq(destroys, 1);
+    ck_assert_int_eq(connects, 7);
+    ck_assert_int_eq(destroys, 5);
 }
 END_TEST
 
@@ -200,6 +237,7 @@ int main(void)
     Suite *s = suite_create("docker_parse");
     TCase *tc = tcase_create("docker_parse");
     tcase_add_test(tc, test_inspect_replica);
+    tcase_add_test(tc, test_inspect_two_networks_and_alias);
     tcase_add_test(tc, test_list_and_networks);
     tcase_add_test(tc, test_events);
     tcase_add_loop_test(tc, test_bad_bodies, 0, sizeof bads / sizeof bads[0]);
