@@ -159,11 +159,11 @@ def descendants(pids):
         except (OSError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], list(pids)
-    while todo:
-        p = todo.pop()
+    out, queue = [], list(pids)
+    while queue:
+        p = queue.pop()
         out.append(p)
-        todo.extend(kids.get(p, []))
+        queue.extend(kids.get(p, []))
     return out
 
 
