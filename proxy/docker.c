@@ -38,10 +38,12 @@ struct docker {
     long events_status;
     char *line;                  /* event stream bytes after the last '\n' */
     size_t llen, lcap;
+    bool skipping;               /* inside an overlong line, dropping it */
     int64_t last_event;          /* for since= on reconnect */
     struct event *retry;
     unsigned backoff_ms;
     bool synced, syncing, list_done, outage;
+    bool nets_again;             /* a network event came during GET /networks */
     char last_why[400];          /* last failure reported, said once */
     char (*queue)[REG_ID_MAX];   /* ids waiting for an inspect slot */
     size_t nqueue, qcap;
@@ -53,6 +55,7 @@ struct docker {
 
 static void start(struct docker *d);
 static void inspect(struct docker *d, const char *id);
+static void refresh_networks(struct docker *d);
 
 static void changed(struct docker *d)
 {
@@ -145,7 +148,7 @@ static void check_synced(struct docker *d)
     }
 }
 
-static void start_job(struct docker *d, struct job *j);
+static int start_job(struct docker *d, struct job *j);
 
 static void next_queued(struct docker *d)
 {
@@ -211,7 +214,8 @@ static void on_inspect(void *arg, long status, const char *body, size_t len,
     j->req = NULL;
     if (j->again) {
         j->again = false;
-        start_job(d, j);
+        if (start_job(d, j) < 0)
+            next_queued(d);       /* the job is gone: keep the queue moving */
         return;
     }
     unlink_job(d, j);
@@ -223,7 +227,7 @@ static void on_inspect(void *arg, long status, const char *body, size_t len,
     next_queued(d);
 }
 
-static void start_job(struct docker *d, struct job *j)
+static int start_job(struct docker *d, struct job *j)
 {
     char path[160];
     snprintf(path, sizeof path, "/v%s/containers/%s/json", d->version, j->id);
@@ -233,7 +237,9 @@ static void start_job(struct docker *d, struct job *j)
         unlink_job(d, j);
         log_error("docker: inspect %.12s: cannot start a request", j->id);
         free(j);
+        return -1;
     }
+    return 0;
 }
 
 /* Asks for a fresh view of one container; repeats collapse into one. */
@@ -325,6 +331,11 @@ static void on_networks(void *arg, long status, const char *body, size_t len,
     struct docker *d = arg;
     d->nets = NULL;
     char err[200];
+    if (d->nets_again) {
+        d->nets_again = false;
+        refresh_networks(d);
+        return;
+    }
     if (error || status != 200) {
         if (error)
             snprintf(err, sizeof err, "%s", error);
@@ -339,8 +350,10 @@ static void on_networks(void *arg, long status, const char *body, size_t len,
 
 static void refresh_networks(struct docker *d)
 {
-    if (d->nets)
+    if (d->nets) {
+        d->nets_again = true;    /* the answer in flight may predate it */
         return;
+    }
     char path[64];
     snprintf(path, sizeof path, "/v%s/networks", d->version);
     struct http_callbacks cb = {.done = on_networks, .arg = d};
@@ -420,10 +433,14 @@ static void on_events_headers(void *arg, long status, const char *headers)
 static void on_events_data(void *arg, const char *data, size_t len)
 {
     struct docker *d = arg;
-    if (d->llen + len > LINE_MAX_BYTES) {
-        log_warn("docker: event line longer than 1 MiB; dropped");
-        d->llen = 0;
-        return;
+    if (d->skipping) {
+        /* The rest of an overlong line: drop up to its end. */
+        const char *nl = memchr(data, '\n', len);
+        if (!nl)
+            return;
+        d->skipping = false;
+        len -= (size_t)(nl + 1 - data);
+        data = nl + 1;
     }
     if (d->llen + len > d->lcap) {
         size_t cap = d->lcap ? d->lcap : 4096;
@@ -449,6 +466,13 @@ static void on_events_data(void *arg, const char *data, size_t len)
     }
     memmove(d->line, d->line + start, d->llen - start);
     d->llen -= start;
+    /* Only an unfinished line is bounded: a burst of many small events may
+     * arrive in one piece far larger than this. */
+    if (d->llen > LINE_MAX_BYTES) {
+        log_warn("docker: event line longer than 1 MiB; dropped");
+        d->llen = 0;
+        d->skipping = true;
+    }
 }
 
 static void on_events_done(void *arg, long status, const char *body, size_t len,
@@ -481,6 +505,7 @@ static void start_events(struct docker *d)
         snprintf(path + n, sizeof path - (size_t)n, "&since=%" PRId64, d->last_event);
     d->events_status = 0;
     d->llen = 0;
+    d->skipping = false;
     struct http_callbacks cb = {.headers = on_events_headers, .data = on_events_data,
                                 .done = on_events_done, .arg = d};
     if (!(d->events = http_get(d->http, &d->ep.target, path, 0, &cb)))

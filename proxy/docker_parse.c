@@ -204,6 +204,8 @@ int docker_parse_networks(const char *body, size_t len, struct registry *r,
         cJSON_Delete(root);
         return fail(err, errlen, "network list: not a JSON array");
     }
+    /* The list is the whole truth: a network missing from it is gone. */
+    registry_clear_networks(r);
     const cJSON *net;
     cJSON_ArrayForEach(net, root) {
         const char *name = str_at(net, "Name");

@@ -91,7 +91,8 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (w) {
-            event_free(w->ev);
+            if (w->ev)
+                event_free(w->ev);
             free(w);
             h->curl->multi_assign(h->multi, s, NULL);
         }
@@ -104,7 +105,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
             return -1;
         w->h = h;
         h->curl->multi_assign(h->multi, s, w);
-    } else {
+    } else if (w->ev) {
         event_free(w->ev);
     }
     w->ev = event_new(h->base, s, events, on_socket_event, h);
@@ -314,6 +315,11 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
     h->curl->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     h->curl->easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     h->curl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* The event stream waits forever by design; keepalives notice a daemon
+     * that vanished without closing (a tcp:// host gone off the network). */
+    h->curl->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    h->curl->easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+    h->curl->easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     if (t->unix_path)
         h->curl->easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->unix_path);
     if (t->ca)

@@ -48,7 +48,8 @@ int pipe_pool_get(struct pipe_pool *p, struct pipe *out)
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    *out = (struct pipe){fds[0], fds[1], PIPE_CAPACITY};
+    int size = fcntl(fds[1], F_GETPIPE_SZ);
+    *out = (struct pipe){fds[0], fds[1], size > 0 ? (size_t)size : PIPE_CAPACITY, false};
     return 0;
 }
 
@@ -67,13 +68,12 @@ void pipe_pool_put(struct pipe_pool *p, struct pipe *pp, int empty)
 
 void pipe_grow(struct pipe *pp)
 {
-    if (pp->cap >= PIPE_BULK)
+    if (pp->grown)
         return;
+    pp->grown = true;             /* refused or not, asked once */
     int size = fcntl(pp->wr, F_SETPIPE_SZ, (int)PIPE_BULK);
     if (size > 0)
         pp->cap = (size_t)size;
-    else
-        pp->cap = PIPE_BULK;      /* refused: do not ask again for this one */
 }
 
 size_t pipe_pool_idle(const struct pipe_pool *p) { return p->n; }

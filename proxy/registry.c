@@ -119,11 +119,8 @@ struct registry *registry_new(void)
     return r;
 }
 
-void registry_clear(struct registry *r)
+void registry_clear_networks(struct registry *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        ctr_clear(&r->ctrs[i]);
-    r->n = 0;
     for (size_t i = 0; i < r->nnets; i++) {
         free(r->nets[i].name);
         free(r->nets[i].subnets);
@@ -132,6 +129,14 @@ void registry_clear(struct registry *r)
     r->nets = NULL;
     r->nnets = 0;
     r->version++;
+}
+
+void registry_clear(struct registry *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        ctr_clear(&r->ctrs[i]);
+    r->n = 0;
+    registry_clear_networks(r);
     r->dirty = true;
 }
 

@@ -26,6 +26,7 @@ struct half {
     struct event *wr;        /* dst writable: armed only while dst is full */
     struct pipe pipe;        /* borrowed from the pool while pending > 0 */
     size_t pending;          /* bytes taken from src, not yet given to dst */
+    size_t asked;            /* how much the last read asked for */
     char *buf;               /* buffered path: the pending bytes */
     size_t off;
     bool eof;                /* src sent FIN */
@@ -150,6 +151,7 @@ static int half_flush(struct half *h)
 static ssize_t fill_buffered(struct half *h)
 {
     struct relay_ctx *ctx = h->s->ctx;
+    h->asked = ctx->scratch_len;
     ssize_t n = recv(*h->src, ctx->scratch, ctx->scratch_len, 0);
     if (n <= 0)
         return n;
@@ -183,6 +185,7 @@ static ssize_t half_fill(struct half *h)
         h->pipe.rd = h->pipe.wr = -1;
         return fill_buffered(h);
     }
+    h->asked = h->pipe.cap;
     ssize_t n = splice(*h->src, NULL, h->pipe.wr, NULL, h->pipe.cap,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     /* A full pipe means a bulk transfer: a bigger pipe moves the same
@@ -268,8 +271,7 @@ static void half_pump(struct half *h)
         }
         /* A short read means src is drained for now; the level-triggered
          * loop calls again when more arrives, which saves the EAGAIN call. */
-        drained = (size_t)n < (h->buf || h->pipe.rd < 0 ? h->s->ctx->scratch_len
-                                                        : h->pipe.cap);
+        drained = (size_t)n < h->asked;
     }
 }
 
@@ -399,8 +401,8 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         list->head->prev = s;
     list->head = s;
     list->count++;
-    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1, 0}};
-    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1, 0}};
+    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1, 0, false}};
+    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1, 0, false}};
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
     if (targets) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "berth/log.h"
+#include "berth/registry.h"
 
 #define BATCH 32
 /* Largest UDP payload over IPv6 without jumbograms; IPv4's is 65507. */
@@ -37,6 +38,8 @@ struct udp_flow {
     struct in_pktinfo local4;
     bool has_local;
     int fd;                          /* connected to the target */
+    struct addr target;              /* the replica this flow sticks to */
+    uint64_t seen;                   /* registry version it was checked at */
     struct event *ev;
     uint64_t last_ms;                /* last datagram either way */
 };
@@ -242,6 +245,11 @@ static void on_reply(evutil_socket_t fd, short what, void *arg)
             char c[ADDR_STRLEN];
             log_debug("%s client %s: recv from target: %s", l->m->label,
                       addr_format(&f->client, c, sizeof c), strerror(errno));
+            /* A named target that refuses may have moved: close the flow so
+             * the client's next datagram resolves the name again. */
+            if (l->m->target_name[0] &&
+                (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH))
+                flow_free(f);
         }
         return;
     }
@@ -303,6 +311,8 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         return NULL;
     f->l = l;
     f->client = *client;
+    f->target = target;
+    f->seen = l->ctx->reg ? registry_version(l->ctx->reg) : 0;
     f->fd = socket(target.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (f->fd < 0 ||
         connect(f->fd, (const struct sockaddr *)&target.ss, target.len) < 0 ||
@@ -328,6 +338,23 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     arm_expiry(l, now);
     log_debug("%s client %s: new flow", l->m->label, c);
     return f;
+}
+
+/* A flow of a named target whose replica no longer answers to the name
+ * (restarted elsewhere, scaled away). Checked once per registry change. */
+static bool stale(struct udp_flow *f)
+{
+    struct relay_ctx *ctx = f->l->ctx;
+    if (!f->l->m->target_name[0] || !ctx->reg || f->seen == registry_version(ctx->reg))
+        return false;
+    f->seen = registry_version(ctx->reg);
+    struct addr now[16];
+    unsigned rr = 0;
+    size_t n = relay_resolve(ctx, f->l->m, &rr, now, 16);
+    for (size_t i = 0; i < n; i++)
+        if (addr_equal(&now[i], &f->target))
+            return false;
+    return true;
 }
 
 static void on_request(evutil_socket_t fd, short what, void *arg)
@@ -359,6 +386,10 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         struct msghdr *h = &b->msgs[i].msg_hdr;
         b->peer[i].len = h->msg_namelen;
         struct udp_flow *f = flow_find(l, &b->peer[i]);
+        if (f && f != cur && stale(f)) {
+            flow_free(f);                /* its replica is gone: pick anew */
+            f = NULL;
+        }
         if (!f || f != cur) {
             if (cur)
                 send_all(cur->fd, b->msgs + start, i - start, l->m->label);

@@ -107,6 +107,14 @@ START_TEST(test_list_and_networks)
     ck_assert(registry_knows_client(r, &ip));
     addr_from_ip(&ip, "192.0.2.1", 0);
     ck_assert(!registry_knows_client(r, &ip));
+    /* A later list without "backend": its subnet is forgotten. */
+    const char *fewer = "[{\"Name\": \"bridge\", \"IPAM\": {\"Config\": "
+                        "[{\"Subnet\": \"10.233.20.0/24\"}]}}]";
+    ck_assert_int_eq(docker_parse_networks(fewer, strlen(fewer), r, err, sizeof err), 0);
+    addr_from_ip(&ip, "10.234.1.77", 0);
+    ck_assert(!registry_knows_client(r, &ip));
+    addr_from_ip(&ip, "10.233.20.9", 0);
+    ck_assert(registry_knows_client(r, &ip));
     registry_free(r);
 }
 END_TEST

@@ -1,6 +1,9 @@
 /* The UDP relay in process: flows, boundaries, sizes, reply source address,
  * eviction and idle expiry, all on loopback. */
 #include "check_run.h"
+#include <arpa/inet.h>
+
+#include "berth/registry.h"
 #include "berth/udp_relay.h"
 #include "testnet.h"
 
@@ -232,6 +235,48 @@ START_TEST(test_idle_expiry_and_refresh)
 }
 END_TEST
 
+/* A flow to a named target follows the name: once the replica it sticks to
+ * moves, the client's next datagram goes to where the name points now. */
+START_TEST(test_named_flow_follows_the_name)
+{
+    struct addr a_addr;
+    int a = t_bind("127.0.0.2", SOCK_DGRAM, &a_addr);
+    struct addr b_addr = t_addr("127.0.0.3", addr_port(&a_addr));
+    int b = sock_bind(&b_addr, SOCK_DGRAM);
+    ck_assert_int_ge(b, 0);
+    struct registry *reg = registry_new();
+    struct reg_endpoint ep = {.network = "bridge", .has_v4 = true};
+    inet_pton(AF_INET, "127.0.0.2", &ep.v4);
+    struct reg_container c = {.id = "0123456789abcdef", .name = "echo", .eps = &ep, .neps = 1};
+    ck_assert_int_eq(registry_put(reg, &c), 0);
+
+    struct fx f;
+    memset(&f, 0, sizeof f);
+    f.base = berth_event_base_new();
+    struct addr l = t_addr("127.0.0.1", 0);
+    ck_assert_int_eq(plan_add_named(&f.plan, PROTO_UDP, &l, "echo", addr_port(&a_addr)), 0);
+    f.plan.udp_timeout = 90;
+    f.b = berth_new(f.base, &f.plan);
+    berth_ctx(f.b)->reg = reg;
+    char err[200];
+    ck_assert_int_eq(berth_start(f.b, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(berth_local_addr(f.b, 0, &f.front), 0);
+
+    int cl = udp_client("127.0.0.1");
+    char buf[16];
+    ck_assert_int_eq(echo_one(&f, cl, a, &f.front, "one", 3, buf, sizeof buf), 3);
+    inet_pton(AF_INET, "127.0.0.3", &ep.v4);       /* restarted elsewhere */
+    ck_assert_int_eq(registry_put(reg, &c), 0);
+    ck_assert_int_eq(echo_one(&f, cl, b, &f.front, "two", 3, buf, sizeof buf), 3);
+    ck_assert_int_eq(recv(a, buf, sizeof buf, MSG_DONTWAIT), -1);   /* none to a */
+    close(cl);
+    close(a);
+    close(b);
+    fx_stop(&f);
+    registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_ipv6_listener_ipv4_backend)
 {
     struct addr six = t_addr("::1", 0);
@@ -271,6 +316,7 @@ int main(void)
     tcase_add_test(tc, test_reply_from_the_address_asked);
     tcase_add_test(tc, test_table_evicts_longest_idle);
     tcase_add_test(tc, test_idle_expiry_and_refresh);
+    tcase_add_test(tc, test_named_flow_follows_the_name);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -73,6 +73,8 @@ void registry_drop(struct registry *r, const char *id);
 int registry_put_network(struct registry *r, const char *name,
                          const struct reg_subnet *subnets, size_t n);
 void registry_drop_network(struct registry *r, const char *name);
+/* Forgets every network (before loading a full network list). */
+void registry_clear_networks(struct registry *r);
 /* Forgets everything (before a full resynchronisation). */
 void registry_clear(struct registry *r);
 
