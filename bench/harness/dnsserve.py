@@ -37,6 +37,7 @@ import time
 import unittest
 
 import procs
+import traffic
 from catalog import DNS_ROWS
 from procs import Usage, log, run, spawn, stop, wait_ports
 
@@ -150,30 +151,7 @@ def dnsperf(server, port, qfile, duration, pid, rate=None, netns=None):
     except OSError:
         res["error"] = "the server process %d is gone" % pid
         return res
-    got = {}
-    for key, pat in (("sent", r"Queries sent:\s+(\d+)"),
-                     ("completed", r"Queries completed:\s+(\d+)"),
-                     ("lost", r"Queries lost:\s+(\d+)"),
-                     ("qps", r"Queries per second:\s+([\d.]+)"),
-                     ("noerror", r"NOERROR (\d+)")):
-        m = re.search(pat, out)
-        if m:
-            got[key] = float(m.group(1))
-    if rc != 0 or "qps" not in got or not got.get("sent"):
-        res["error"] = "dnsperf rc=%s: %s" % (rc, (err or out).strip()[-300:])
-        return res
-    res.update({"sent": int(got["sent"]), "completed": int(got["completed"]),
-                "lost": int(got.get("lost", 0)),
-                "noerror": int(got.get("noerror", 0))})
-    res["loss_pct"] = 100.0 * res["lost"] / res["sent"]
-    res["value"] = got["qps"]
-    if res["completed"]:
-        res["cpu_us_per_req"] = 1e6 * res["fwd_cpu_s"] / res["completed"]
-    if res["noerror"] < 0.99 * res["completed"]:
-        res["error"] = "answers other than NOERROR: %d of %d" % (
-            res["completed"] - res["noerror"], res["completed"])
-        res["value"] = None
-    return res
+    return traffic.dnsperf_result(res, rc, out, err)
 
 
 # ---------------------------------------------------------------- the metric
