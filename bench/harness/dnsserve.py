@@ -28,7 +28,6 @@ the A records of one UDP query (used through nsenter in a container).
 """
 import os
 import random
-import re
 import shutil
 import socket
 import struct
