@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "berth/log.h"
+#include "berth/lru.h"
 
 #define ACCEPT_BATCH 64
 #define BACKOFF_MS 100
@@ -25,7 +26,7 @@
 
 struct dns_tcp_conn {
     struct dns_tcp *t;
-    struct dns_tcp_conn *older, *newer;   /* activity order */
+    struct lru_node order;                /* in t->order: activity */
     struct bufferevent *bev;
     struct addr peer;
     unsigned owed;                        /* queries not yet replied to */
@@ -41,33 +42,14 @@ struct dns_tcp {
     struct addr bound;
     struct event *ev;
     struct event *backoff;
-    struct dns_tcp_conn *oldest, *newest;
+    struct lru order;                     /* connections, idle first */
     size_t nconns;
 };
 
-static void unlink_conn(struct dns_tcp_conn *c)
+static struct dns_tcp_conn *oldest_conn(struct dns_tcp *t)
 {
-    struct dns_tcp *t = c->t;
-    if (c->older)
-        c->older->newer = c->newer;
-    else
-        t->oldest = c->newer;
-    if (c->newer)
-        c->newer->older = c->older;
-    else
-        t->newest = c->older;
-    c->older = c->newer = NULL;
-}
-
-static void push_conn(struct dns_tcp_conn *c)
-{
-    struct dns_tcp *t = c->t;
-    c->older = t->newest;
-    if (t->newest)
-        t->newest->newer = c;
-    else
-        t->oldest = c;
-    t->newest = c;
+    return t->order.oldest ? LRU_ENTRY(t->order.oldest, struct dns_tcp_conn, order)
+                           : NULL;
 }
 
 static void conn_free(struct dns_tcp_conn *c)
@@ -75,7 +57,7 @@ static void conn_free(struct dns_tcp_conn *c)
     struct dns_tcp *t = c->t;
     if (c->owed)
         t->o.gone(t->o.arg, c);
-    unlink_conn(c);
+    lru_unlink(&t->order, &c->order);
     t->nconns--;
     bufferevent_free(c->bev);
     free(c);
@@ -118,10 +100,7 @@ static void process(struct dns_tcp_conn *c)
             c->dead = true;
             break;
         }
-        if (t->newest != c) {
-            unlink_conn(c);
-            push_conn(c);
-        }
+        lru_touch(&t->order, &c->order);
         c->owed++;
         t->o.query(t->o.arg, c, &c->peer, msg + 2, n);
         evbuffer_drain(in, 2 + n);
@@ -186,11 +165,11 @@ void dns_tcp_reply(struct dns_tcp_conn *c, const uint8_t *msg, size_t len)
 
 static void conn_new(struct dns_tcp *t, int fd, const struct addr *peer)
 {
-    if (t->nconns >= t->o.max_conns && t->oldest) {
+    if (t->nconns >= t->o.max_conns && oldest_conn(t)) {
         char p[ADDR_STRLEN];
         log_debug("dns tcp: %zu connections, closing the least active (%s)",
-                  t->nconns, addr_format(&t->oldest->peer, p, sizeof p));
-        conn_close(t->oldest);
+                  t->nconns, addr_format(&oldest_conn(t)->peer, p, sizeof p));
+        conn_close(oldest_conn(t));
     }
     struct dns_tcp_conn *c = calloc(1, sizeof *c);
     if (!c || !(c->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
@@ -207,7 +186,7 @@ static void conn_new(struct dns_tcp *t, int fd, const struct addr *peer)
     bufferevent_setwatermark(c->bev, EV_READ, 0, 2 + 65535);
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_enable(c->bev, EV_READ);
-    push_conn(c);
+    lru_push(&t->order, &c->order);
     t->nconns++;
 }
 
@@ -283,8 +262,8 @@ void dns_tcp_free(struct dns_tcp *t)
 {
     if (!t)
         return;
-    while (t->oldest)
-        conn_free(t->oldest);
+    while (oldest_conn(t))
+        conn_free(oldest_conn(t));
     if (t->ev)
         event_free(t->ev);
     if (t->backoff)

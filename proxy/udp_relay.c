@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "berth/log.h"
+#include "berth/lru.h"
 #include "berth/registry.h"
 
 #define BATCH 32
@@ -31,7 +32,7 @@ struct udp_batch {
 struct udp_flow {
     struct udp_listener *l;
     struct udp_flow *hnext;          /* hash chain */
-    struct udp_flow *older, *newer;  /* idle order: l->oldest first */
+    struct lru_node idle;            /* in l->idle, oldest first */
     struct addr client;
     /* The address the client wrote to, for replies (wildcard binds only). */
     struct in6_pktinfo local6;
@@ -53,7 +54,7 @@ struct udp_listener {
     struct event *expire;
     struct udp_flow **buckets;
     size_t nbuckets, nflows;
-    struct udp_flow *oldest, *newest;
+    struct lru idle;                 /* flows by last traffic */
     unsigned rr;                     /* replica for the next new flow */
     bool said_full;
 };
@@ -71,39 +72,15 @@ void udp_batch_free(struct udp_batch *b) { free(b); }
 
 /* ---- idle order ---- */
 
-static void lru_unlink(struct udp_flow *f)
+static struct udp_flow *oldest(struct udp_listener *l)
 {
-    struct udp_listener *l = f->l;
-    if (f->older)
-        f->older->newer = f->newer;
-    else
-        l->oldest = f->newer;
-    if (f->newer)
-        f->newer->older = f->older;
-    else
-        l->newest = f->older;
-    f->older = f->newer = NULL;
-}
-
-static void lru_push(struct udp_flow *f)
-{
-    struct udp_listener *l = f->l;
-    f->older = l->newest;
-    f->newer = NULL;
-    if (l->newest)
-        l->newest->newer = f;
-    else
-        l->oldest = f;
-    l->newest = f;
+    return l->idle.oldest ? LRU_ENTRY(l->idle.oldest, struct udp_flow, idle) : NULL;
 }
 
 static void touch(struct udp_flow *f, uint64_t now)
 {
     f->last_ms = now;
-    if (f->l->newest != f) {
-        lru_unlink(f);
-        lru_push(f);
-    }
+    lru_touch(&f->l->idle, &f->idle);
 }
 
 /* ---- table ---- */
@@ -130,7 +107,7 @@ static void flow_free(struct udp_flow *f)
             break;
         }
     }
-    lru_unlink(f);
+    lru_unlink(&l->idle, &f->idle);
     l->nflows--;
     if (f->ev)
         event_free(f->ev);
@@ -162,9 +139,9 @@ static int grow(struct udp_listener *l)
 
 static void arm_expiry(struct udp_listener *l, uint64_t now)
 {
-    if (!l->oldest || evtimer_pending(l->expire, NULL))
+    if (!oldest(l) || evtimer_pending(l->expire, NULL))
         return;
-    uint64_t due = l->oldest->last_ms + (uint64_t)l->ctx->udp_timeout * 1000;
+    uint64_t due = oldest(l)->last_ms + (uint64_t)l->ctx->udp_timeout * 1000;
     uint64_t wait = due > now ? due - now : 0;
     struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 + 1000};
     evtimer_add(l->expire, &tv);
@@ -176,12 +153,12 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint64_t now = now_ms(), idle = (uint64_t)l->ctx->udp_timeout * 1000;
-    while (l->oldest && l->oldest->last_ms + idle <= now) {
+    while (oldest(l) && oldest(l)->last_ms + idle <= now) {
         char c[ADDR_STRLEN];
         log_debug("%s client %s: idle for %us, flow closed", l->m->label,
-                  addr_format(&l->oldest->client, c, sizeof c),
+                  addr_format(&oldest(l)->client, c, sizeof c),
                   l->ctx->udp_timeout);
-        flow_free(l->oldest);
+        flow_free(oldest(l));
     }
     arm_expiry(l, now);
 }
@@ -295,7 +272,7 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
                   l->m->label, c, l->m->target_name);
         return NULL;
     }
-    if (l->nflows >= l->ctx->udp_max_flows && l->oldest) {
+    if (l->nflows >= l->ctx->udp_max_flows && oldest(l)) {
         /* Once per listener: a flood of new sources must not flood logs. */
         if (!l->said_full)
             log_warn("%s: %zu flows, the most kept; each new client now closes "
@@ -303,8 +280,8 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         l->said_full = true;
         char o[ADDR_STRLEN];
         log_debug("%s client %s: flow evicted", l->m->label,
-                  addr_format(&l->oldest->client, o, sizeof o));
-        flow_free(l->oldest);
+                  addr_format(&oldest(l)->client, o, sizeof o));
+        flow_free(oldest(l));
     }
     struct udp_flow *f = calloc(1, sizeof *f);
     if (!f)
@@ -334,7 +311,7 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     *b = f;
     l->nflows++;
     f->last_ms = now;
-    lru_push(f);
+    lru_push(&l->idle, &f->idle);
     arm_expiry(l, now);
     log_debug("%s client %s: new flow", l->m->label, c);
     return f;
@@ -465,8 +442,8 @@ void udp_listener_free(struct udp_listener *l)
 {
     if (!l)
         return;
-    while (l->oldest)
-        flow_free(l->oldest);
+    while (oldest(l))
+        flow_free(oldest(l));
     if (l->ev)
         event_free(l->ev);
     if (l->expire)
