@@ -17,6 +17,7 @@
 #include "berth/dns_wire.h"
 #include "berth/registry.h"
 #include "dnstest.h"
+#include "looptest.h"
 
 struct fx {
     struct event_base *base;
@@ -25,33 +26,7 @@ struct fx {
     struct addr front;              /* the server's first address */
 };
 
-static inline uint64_t t_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static inline void pump(struct fx *f) { event_base_loop(f->base, EVLOOP_NONBLOCK); }
-
-/* Runs the loop (sleeping 1 ms between passes) until cond or ms elapse. */
-#define PUMP_UNTIL(f, ms, cond)                                               \
-    ({                                                                        \
-        uint64_t deadline_ = t_now_ms() + (ms);                               \
-        bool ok_;                                                             \
-        while (!(ok_ = (cond)) && t_now_ms() < deadline_) {                   \
-            pump(f);                                                          \
-            usleep(1000);                                                     \
-        }                                                                     \
-        ok_;                                                                  \
-    })
-
-static inline struct addr t_addr(const char *ip, uint16_t port)
-{
-    struct addr a;
-    ck_assert_int_eq(addr_from_ip(&a, ip, port), 0);
-    return a;
-}
 
 /* A socket bound to ip:port (TCP: listening); *bound gets the address. */
 static inline int t_bind(const char *ip, uint16_t port, int type, struct addr *bound)

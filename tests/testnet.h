@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "berth/berth.h"
+#include "looptest.h"
 
 struct fx {
     struct event_base *base;
@@ -25,20 +26,6 @@ struct fx {
     struct berth *b;
     struct addr front;       /* where clients connect (berth's listener) */
 };
-
-static inline uint64_t t_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static inline struct addr t_addr(const char *ip, uint16_t port)
-{
-    struct addr a;
-    ck_assert_int_eq(addr_from_ip(&a, ip, port), 0);
-    return a;
-}
 
 /* A non-blocking socket bound to ip:0 (TCP: listening); *bound gets the
  * address. */
@@ -83,18 +70,6 @@ static inline void pump(struct fx *f)
 {
     event_base_loop(f->base, EVLOOP_NONBLOCK);
 }
-
-/* Runs the loop (sleeping 1 ms between passes) until cond or ms elapse. */
-#define PUMP_UNTIL(f, ms, cond)                                               \
-    ({                                                                        \
-        uint64_t deadline_ = t_now_ms() + (ms);                               \
-        bool ok_;                                                             \
-        while (!(ok_ = (cond)) && t_now_ms() < deadline_) {                   \
-            pump(f);                                                          \
-            usleep(1000);                                                     \
-        }                                                                     \
-        ok_;                                                                  \
-    })
 
 static inline int t_connect(const struct addr *a)
 {
