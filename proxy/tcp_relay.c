@@ -24,6 +24,8 @@ struct half {
     int *src, *dst;          /* point at the session's fds */
     struct event *rd;        /* src readable */
     struct event *wr;        /* dst writable: armed only while dst is full */
+    struct event *hup;       /* while reading is paused: a slow poll of src
+                              * for a reset; made on the first pause */
     struct pipe pipe;        /* borrowed from the pool while pending > 0 */
     size_t pending;          /* bytes taken from src, not yet given to dst */
     size_t asked;            /* how much the last read asked for */
@@ -84,6 +86,8 @@ void tcp_session_free(struct tcp_session *s)
             event_free(halves[i]->rd);
         if (halves[i]->wr)
             event_free(halves[i]->wr);
+        if (halves[i]->hup)
+            event_free(halves[i]->hup);
         /* A pipe still holding bytes is closed, never pooled: the next
          * session must not receive this one's data. */
         half_release(halves[i]);
@@ -204,6 +208,8 @@ static ssize_t half_fill(struct half *h)
     return n;
 }
 
+static void on_hup(evutil_socket_t fd, short what, void *arg);
+
 static void finish_if_done(struct tcp_session *s)
 {
     if (s->up.shut && s->down.shut) {
@@ -226,12 +232,25 @@ static void half_pump(struct half *h)
                 return;
             }
             if (r == 0) {
-                /* dst is full: stop reading until it drains. */
+                /* dst is full: stop reading until it drains, but look at
+                 * src now and then, so a peer that resets meanwhile ends
+                 * the session instead of leaving it stuck behind a stalled
+                 * dst. (epoll reports a reset as EPOLLERR, which libevent
+                 * hands only to read and write events, and neither can
+                 * stay armed here without spinning.) */
                 event_del(h->rd);
                 event_add(h->wr, NULL);
+                if (!h->hup)
+                    h->hup = event_new(s->ctx->base, -1, EV_PERSIST, on_hup, h);
+                if (h->hup) {
+                    struct timeval second = {1, 0};
+                    event_add(h->hup, &second);
+                }
                 return;
             }
             event_del(h->wr);
+            if (h->hup)
+                event_del(h->hup);
             if (!h->eof)
                 event_add(h->rd, NULL);
         }
@@ -281,6 +300,18 @@ static const struct addr *target_of(const struct tcp_session *s)
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* Reading src is paused: a reset from its peer ends the session; a FIN
+ * waits for the read that follows once dst drains. */
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+    struct half *h = arg;
+    (void)fd;
+    (void)what;
+    int err = sock_pending_error(*h->src);
+    if (err > 0)
+        session_reset(h->s, "peer", err);
+}
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {

@@ -216,6 +216,37 @@ START_TEST(test_reset_with_bytes_in_flight_leaks_nothing)
 }
 END_TEST
 
+/* A client that resets while berth waits on a target that stopped reading
+ * must not leave the session stuck there. */
+START_TEST(test_reset_while_target_stalled_ends_session)
+{
+    struct pair p;
+    open_pair(&p, NULL);
+    static char junk[1 << 16];
+    memset(junk, 'B', sizeof junk);
+    for (int i = 0; i < 2000; i++) {
+        if (send(p.client, junk, sizeof junk, MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
+            pump(&p.f);
+            usleep(1000);
+        }
+    }
+    PUMP_UNTIL(&p.f, 300, false);
+    ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
+    sock_set_reset_on_close(p.client);
+    close(p.client);
+    p.client = -1;
+    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    /* ...and the stalled target hears of it as a reset. */
+    char buf[1 << 16];
+    ssize_t r;
+    while ((r = t_recv(&p.f, p.backend, buf, sizeof buf, 3000)) > 0)
+        ;
+    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    close_pair(&p);
+}
+END_TEST
+
 /* Sequential sessions leave nothing behind but pooled pipes. */
 START_TEST(test_no_fd_leak)
 {
@@ -324,6 +355,7 @@ int main(void)
     tcase_add_test(tc, test_max_conns);
     tcase_add_test(tc, test_no_fd_leak);
     tcase_add_test(tc, test_reset_with_bytes_in_flight_leaks_nothing);
+    tcase_add_test(tc, test_reset_while_target_stalled_ends_session);
     tcase_add_test(tc, test_emfile_backoff);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     suite_add_tcase(s, tc);
