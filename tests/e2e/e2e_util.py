@@ -193,6 +193,19 @@ def fd_count(pid):
 # --------------------------------------------------------------------------
 # processes
 
+class BerthFixture:
+    """A berth (self.berth) used as a context manager: stopped on exit."""
+
+    def close(self):
+        self.berth.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Proc:
     """A child process in its own process group, stderr captured to a file."""
 
@@ -251,6 +264,15 @@ class Proc:
         if self._err is None:
             return "(stderr not captured)"
         return self._read_all(self._err)
+
+    def log_tail(self, n=30):
+        """The last n lines of stderr, headed by whether it still runs:
+        what a failing assertion shows."""
+        lines = self.stderr().splitlines()
+        dead = "" if self.proc.poll() is None else \
+            f"--- process is not running (exit code {self.proc.returncode})\n"
+        return dead + f"--- log, last {min(n, len(lines))} of {len(lines)} lines:\n" + \
+            "\n".join(lines[-n:])
 
     def stdout(self):
         if self._out is None:

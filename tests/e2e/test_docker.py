@@ -178,11 +178,7 @@ class DockerCase(unittest.TestCase):
     def log(self, n=40):
         if self.berth is None:
             return "(no berth)"
-        lines = self.berth.stderr().splitlines()
-        dead = "" if self.berth.alive() else \
-            f"--- berth is not running (exit code {self.berth.proc.returncode})\n"
-        return dead + f"--- berth log, last {min(n, len(lines))} of {len(lines)} lines:\n" + \
-            "\n".join(lines[-n:])
+        return self.berth.log_tail(n)
 
     def check(self, cond, msg):
         if not cond:

@@ -373,11 +373,7 @@ class FakeCase(unittest.TestCase):
         self.berth.wait_bound([("tcp", p) for p in self.ports.values()])
 
     def log(self, n=30):
-        lines = self.berth.stderr().splitlines()
-        dead = "" if self.berth.alive() else \
-            f"--- berth is not running (exit code {self.berth.proc.returncode})\n"
-        return dead + f"--- berth log, last {min(n, len(lines))} of {len(lines)} lines:\n" + \
-            "\n".join(lines[-n:])
+        return self.berth.log_tail(n)
 
     def check(self, cond, msg):
         if not cond:

@@ -27,7 +27,7 @@ def setUpModule():
     u.raise_fd_limit()
 
 
-class Forward:
+class Forward(u.BerthFixture):
     """One berth forwarding 127.0.0.1:P to 127.0.0.1:backend_port."""
 
     def __init__(self, backend_port, extra=(), listen_host="127.0.0.1"):
@@ -49,14 +49,6 @@ class Forward:
         s.connect(self.addr)
         return s
 
-    def close(self):
-        self.berth.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Integrity(unittest.TestCase):

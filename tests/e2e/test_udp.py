@@ -21,7 +21,7 @@ def setUpModule():
     u.raise_fd_limit()
 
 
-class UdpForward:
+class UdpForward(u.BerthFixture):
     def __init__(self, backend_port, extra=(), listen_host="127.0.0.1"):
         self.port = u.free_port()
         host = f"[{listen_host}]" if ":" in listen_host else listen_host
@@ -43,14 +43,6 @@ class UdpForward:
             raise AssertionError("berth's fd count never settled")
         return n
 
-    def close(self):
-        self.berth.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Flows(unittest.TestCase):
