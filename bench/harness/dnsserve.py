@@ -27,21 +27,24 @@ Run as a script, `dnsserve.py ask SERVER PORT NAME` prints the rcode and
 the A records of one UDP query (used through nsenter in a container).
 """
 import os
-import random
 import shutil
-import socket
-import struct
 import sys
 import time
 import unittest
 
-import procs
-import traffic
-from catalog import DNS_ROWS
-from procs import Usage, log, run, spawn, stop, wait_ports
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 E2E = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "e2e")
+# the DNS codec the tests use (tests/e2e/dnsmsg.py) and their private
+# dockerd (dockerd.py), after the harness's own modules; set at import, as
+# this file also runs alone (`ask`, below)
+if E2E not in sys.path:
+    sys.path.append(E2E)
+
+import dnsmsg                    # noqa: E402
+import procs                     # noqa: E402
+import traffic                   # noqa: E402
+from catalog import DNS_ROWS     # noqa: E402
+from procs import Usage, log, run, spawn, stop, wait_ports   # noqa: E402
 
 PROJECT, SERVICE, NETWORK, REPLICAS = "lab", "api", "lab_default", 3
 SERVERS = ["berth", "dnsmasq", "docker-dns"]
@@ -55,51 +58,9 @@ SETTLE_S = 15.0
 
 # ---------------------------------------------------------------- one query
 
-def _skip_name(msg, off):
-    while True:
-        n = msg[off]
-        if n == 0:
-            return off + 1
-        if n & 0xC0 == 0xC0:
-            return off + 2
-        off += 1 + n
-
-
-def ask(server, port, name, timeout=2.0):
-    """One UDP A query: (rcode, sorted addresses); (None, []) if no answer."""
-    qid = random.randrange(1, 0xFFFF)
-    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in name.rstrip(".").split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\x00" + struct.pack(">HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.sendto(q, (server, port))
-        msg = s.recv(4096)
-    except OSError:
-        return None, []
-    finally:
-        s.close()
-    rid, flags, qd, an = struct.unpack(">HHHH", msg[:8])
-    if rid != qid:
-        return None, []
-    off = 12
-    for _ in range(qd):
-        off = _skip_name(msg, off) + 4
-    addrs = []
-    for _ in range(an):
-        off = _skip_name(msg, off)
-        rtype, _cls, _ttl, rdlen = struct.unpack(">HHIH", msg[off:off + 10])
-        off += 10
-        if rtype == 1 and rdlen == 4:
-            addrs.append(socket.inet_ntoa(msg[off:off + 4]))
-        off += rdlen
-    return flags & 0x000F, sorted(addrs)
-
-
 def ask_in_netns(pid, server, port, name):
-    """ask() run by a Python started inside the network namespace of pid."""
+    """dnsmsg.ask_addrs() run by a Python started inside the network
+    namespace of pid."""
     rc, out, err = run(["nsenter", "-t", str(pid), "-n", sys.executable,
                         os.path.abspath(__file__), "ask", server, str(port),
                         name], timeout=20)
@@ -172,8 +133,6 @@ def run_metric(r):
     why = _missing(r, berth)
     dk = None
     if not why:
-        if E2E not in sys.path:
-            sys.path.append(E2E)
         try:
             import dockerd as dk          # tests/e2e/dockerd.py
             dk.require()
@@ -233,6 +192,7 @@ class Session:
             with open(self.files[s], "w") as fh:
                 fh.write("%s A\n" % QUERY[s])
         self.start_berth()
+        ask = dnsmsg.ask_addrs
         want = {"berth": (lambda: ask("127.0.0.1", self.port, QUERY["berth"]),
                           self.ips),
                 "dnsmasq": (lambda: ask("127.0.0.1", self.r.be.dns_port,
@@ -410,7 +370,8 @@ def markdown(doc):
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "ask":
-        rcode, found = ask(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        rcode, found = dnsmsg.ask_addrs(sys.argv[2], int(sys.argv[3]),
+                                        sys.argv[4])
         print(rcode, " ".join(found))
     else:
         sys.exit("usage: dnsserve.py ask SERVER PORT NAME")

@@ -1,8 +1,17 @@
 """One-shot correctness probes through a forwarder before it is measured."""
+import os
 import socket
-import struct
+import sys
 
 from backends import DNS_NAME, DNS_ANSWER
+
+# the DNS codec the tests use (tests/e2e/dnsmsg.py), after the harness's own
+# modules
+E2E = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tests", "e2e")
+if E2E not in sys.path:
+    sys.path.append(E2E)
+import dnsmsg  # noqa: E402
 
 
 def http(port, expect_body):
@@ -26,27 +35,14 @@ def http(port, expect_body):
 
 def dns(port):
     """A query for bench.test over UDP; None when answered correctly."""
-    qid = 0x4242
-    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in DNS_NAME.split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\x00" + struct.pack(">HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(2)
-    try:
-        for _attempt in range(3):
-            s.sendto(q, ("127.0.0.1", port))
-            try:
-                data = s.recv(4096)
-                break
-            except socket.timeout:
-                continue
-        else:
-            return "DNS probe on port %d: no answer" % port
-    finally:
-        s.close()
-    rid, flags, _qd, an = struct.unpack(">HHHH", data[:8])
-    if rid != qid or flags & 0x000F or an < 1 or \
-            socket.inet_aton(DNS_ANSWER) not in data:
-        return "DNS probe on port %d: bad answer %r" % (port, data[:64])
+    for _attempt in range(3):
+        rcode, addrs = dnsmsg.ask_addrs("127.0.0.1", port, DNS_NAME,
+                                        timeout=2)
+        if rcode is not None:
+            break
+    else:
+        return "DNS probe on port %d: no answer" % port
+    if rcode != dnsmsg.NOERROR or DNS_ANSWER not in addrs:
+        return "DNS probe on port %d: bad answer: rcode %d, addresses %s" % (
+            port, rcode, addrs)
     return None

@@ -26,6 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_util as u  # noqa: E402
+from dnsmsg import header, query, tcp_frame, tcp_read, udp_ask  # noqa: E402
 
 DIG = shutil.which("dig")
 DNSMASQ = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None)
@@ -41,48 +42,6 @@ def setUpModule():
     u.raise_fd_limit()
     if not DNSMASQ:
         raise unittest.SkipTest("dnsmasq not installed (apt-get install dnsmasq-base)")
-
-
-# --------------------------------------------------------------------------
-# wire helpers (independent of berth's codec)
-
-def qname_wire(name):
-    out = b""
-    for label in name.split("."):
-        if label:
-            out += bytes([len(label)]) + label.encode()
-    return out + b"\0"
-
-
-def query(name, qtype=1, qid=0x1234, flags=0x0100, edns=None, do=False, version=0):
-    msg = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 1 if edns is not None else 0)
-    msg += qname_wire(name) + struct.pack(">HH", qtype, 1)
-    if edns is not None:
-        msg += b"\0" + struct.pack(">HHBBHH", 41, edns, 0, version, 0x8000 if do else 0, 0)
-    return msg
-
-
-def header(msg):
-    qid, flags, qd, an, ns, ar = struct.unpack(">HHHHHH", msg[:12])
-    return {"id": qid, "flags": flags, "rcode": flags & 0xF, "tc": bool(flags & 0x200),
-            "qd": qd, "an": an, "ns": ns, "ar": ar}
-
-
-def udp_ask(port, msg, host="127.0.0.1", timeout=10.0):
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(msg, (host, port))
-        return s.recv(65535)
-
-
-def tcp_frame(msg):
-    return struct.pack(">H", len(msg)) + msg
-
-
-def tcp_read(sock):
-    n = struct.unpack(">H", u.recv_exact(sock, 2))[0]
-    return u.recv_exact(sock, n)
 
 
 # --------------------------------------------------------------------------

@@ -49,7 +49,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dockerd as dk  # noqa: E402
 import e2e_util as u  # noqa: E402
-import test_dns as td  # noqa: E402   (wire helpers, dig parsing, Dnsmasq)
+import test_dns as td  # noqa: E402   (dig and its parsing, Dnsmasq)
+from dnsmsg import (NOERROR, NXDOMAIN, T_A, T_AAAA, T_PTR, T_SOA,  # noqa: E402
+                    parse, query, tcp_frame, tcp_read, udp_ask)
 
 FOLLOW_MAX_S = float(os.environ.get("BERTH_E2E_FOLLOW_MAX_S", "1.0"))
 SETTLE_S = 15.0            # generous deadline for anything to show up
@@ -130,76 +132,12 @@ def blog(n=40):
         "\n".join(lines[-n:])
 
 
-# ---------------------------------------------------------------- wire parsing
-
-T_A, T_NS, T_SOA, T_PTR, T_AAAA = 1, 2, 6, 12, 28
-NOERROR, NXDOMAIN = 0, 3
-
-
-def read_name(msg, off):
-    """(dotted name, offset after it), following compression pointers."""
-    labels, end, hops = [], None, 0
-    while True:
-        n = msg[off]
-        if n & 0xC0 == 0xC0:
-            if end is None:
-                end = off + 2
-            off = ((n & 0x3F) << 8) | msg[off + 1]
-            hops += 1
-            if hops > 64:
-                raise ValueError("compression loop")
-            continue
-        off += 1
-        if n == 0:
-            break
-        labels.append(msg[off:off + n].decode("ascii", "replace"))
-        off += n
-    return ".".join(labels) + ".", (end if end is not None else off)
-
-
-def parse(msg):
-    """header fields plus question, answer, authority, additional lists of
-    dicts {name, type, class, ttl, data}."""
-    h = td.header(msg)
-    off = 12
-    h["question"] = []
-    for _ in range(h["qd"]):
-        name, off = read_name(msg, off)
-        qt, qc = struct.unpack(">HH", msg[off:off + 4])
-        off += 4
-        h["question"].append((name, qt, qc))
-    for sect, count in (("answer", h["an"]), ("authority", h["ns"]),
-                        ("additional", h["ar"])):
-        rrs = []
-        for _ in range(count):
-            name, off = read_name(msg, off)
-            rt, rc, ttl, rdlen = struct.unpack(">HHIH", msg[off:off + 10])
-            off += 10
-            rd = msg[off:off + rdlen]
-            if rt == T_A:
-                data = socket.inet_ntop(socket.AF_INET, rd)
-            elif rt == T_AAAA:
-                data = socket.inet_ntop(socket.AF_INET6, rd)
-            elif rt in (T_PTR, T_NS):
-                data = read_name(msg, off)[0]
-            elif rt == T_SOA:
-                mname, o = read_name(msg, off)
-                rname, o = read_name(msg, o)
-                data = (mname, rname) + struct.unpack(">IIIII", msg[o:o + 20])
-            else:
-                data = rd
-            off += rdlen
-            rrs.append({"name": name, "type": rt, "class": rc, "ttl": ttl, "data": data})
-        h[sect] = rrs
-    if off != len(msg):
-        raise ValueError(f"{len(msg) - off} bytes after the last record")
-    return h
-
+# ---------------------------------------------------------------- queries
 
 def ask(name, qtype=T_A, timeout=2.0):
     """One UDP query to berth, parsed; the ID and question are checked."""
     qid = _rng.randrange(1, 0xFFFF)
-    r = td.udp_ask(B.port, td.query(name, qtype, qid=qid), timeout=timeout)
+    r = udp_ask(B.port, query(name, qtype, qid=qid), timeout=timeout)
     m = parse(r)
     if m["id"] != qid or m["question"] != [(name.rstrip(".") + ".", qtype, 1)]:
         raise AssertionError(f"reply for another question: {m}")
@@ -314,14 +252,14 @@ class DnsDocker(unittest.TestCase):
 
     def test_02_byte_exact_a(self):
         for name, ip in (("web.docker", self.web_ip), ("2.api.lab.docker", self.api[2])):
-            q = td.query(name, qid=0xBEEF)
+            q = query(name, qid=0xBEEF)
             want = struct.pack(">HHHHHH", 0xBEEF, 0x8580, 1, 1, 0, 0) + q[12:]
             want += struct.pack(">HHHIH", 0xC00C, T_A, 1, TTL, 4) + socket.inet_aton(ip)
-            r = td.udp_ask(B.port, q)
+            r = udp_ask(B.port, q)
             self.check(r == want, f"{name}: got {r.hex()}\n  want {want.hex()}")
             with socket.create_connection(("127.0.0.1", B.port), timeout=u.IO_TIMEOUT) as s:
-                s.sendall(td.tcp_frame(q))
-                r = td.tcp_read(s)
+                s.sendall(tcp_frame(q))
+                r = tcp_read(s)
             self.check(r == want, f"{name} over TCP: got {r.hex()}\n  want {want.hex()}")
 
     def test_03_service_all_replicas_rotating(self):
