@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "berth/hash.h"
+
 int addr_from_ip(struct addr *a, const char *ip, uint16_t port)
 {
     memset(a, 0, sizeof *a);
@@ -132,29 +134,29 @@ bool addr_equal(const struct addr *a, const struct addr *b)
     return false;
 }
 
-/* FNV-1a over the bytes that addr_equal compares. */
-static uint32_t fnv(uint32_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 16777619u;
-    return h;
-}
-
+/* Over the bytes that addr_equal compares. */
 uint32_t addr_hash(const struct addr *a)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = HASH_INIT;
     if (a->ss.ss_family == AF_INET) {
         const struct sockaddr_in *x = (const void *)&a->ss;
-        h = fnv(h, &x->sin_addr, sizeof x->sin_addr);
-        return fnv(h, &x->sin_port, sizeof x->sin_port);
+        h = hash_bytes(h, &x->sin_addr, sizeof x->sin_addr);
+        return hash_bytes(h, &x->sin_port, sizeof x->sin_port);
     }
     if (a->ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)&a->ss;
-        h = fnv(h, &x->sin6_addr, sizeof x->sin6_addr);
-        return fnv(h, &x->sin6_port, sizeof x->sin6_port);
+        h = hash_bytes(h, &x->sin6_addr, sizeof x->sin6_addr);
+        return hash_bytes(h, &x->sin6_port, sizeof x->sin6_port);
     }
     return h;
+}
+
+bool addr_is_loopback(const struct addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    return a->ss.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 }
 
 const char *addr_format_ip(const struct addr *a, char *buf, size_t len)

@@ -19,6 +19,8 @@ int addr_from_ip(struct addr *a, const char *ip, uint16_t port);
 uint16_t addr_port(const struct addr *a);
 void addr_set_port(struct addr *a, uint16_t port);
 bool addr_is_any(const struct addr *a);
+/* 127.0.0.0/8 or ::1. */
+bool addr_is_loopback(const struct addr *a);
 bool addr_equal(const struct addr *a, const struct addr *b);
 uint32_t addr_hash(const struct addr *a);
 

@@ -1,0 +1,64 @@
+/* Datagram socket techniques shared by every UDP listener (published UDP
+ * ports, DNS): answering from the address the client wrote to, and sending
+ * a batch while dropping what the kernel refuses.
+ * Return convention: 0, or -1 with errno. */
+#ifndef BERTH_DGRAM_H
+#define BERTH_DGRAM_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "berth/sockaddr.h"
+
+/* Control buffer room for one pktinfo, either family. */
+#define DGRAM_CTRL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+
+/* Where a reply leaves from: the local address a datagram arrived on. Only
+ * a socket bound to a wildcard needs it, to answer multi-homed clients from
+ * the address they used. */
+struct reply_src {
+    bool set;
+    struct in_pktinfo v4;
+    struct in6_pktinfo v6;
+};
+
+/* For fd bound to bound: when that is a wildcard, asks the kernel for each
+ * datagram's local address and sets *track. */
+int dgram_track_local(int fd, const struct addr *bound, bool *track);
+
+/* The local address of a datagram received with a DGRAM_CTRL_LEN control
+ * buffer on a tracking socket (src->set false when it carries none). */
+void reply_src_read(const struct msghdr *h, struct reply_src *src);
+
+/* Points h's control data at ctrl (DGRAM_CTRL_LEN bytes) saying src, or at
+ * nothing when src is unset. family: the replying socket's. */
+void reply_src_write(const struct reply_src *src, int family, struct msghdr *h,
+                     char *ctrl);
+
+/* Datagrams per recvmmsg/sendmmsg call. */
+#define DGRAM_BATCH 32
+/* Largest UDP payload over IPv6 without jumbograms; IPv4's is 65507. */
+#define DGRAM_MAX 65536
+
+/* Buffers for one batch of whole datagrams with their peers and control
+ * data: 2 MiB, shared by every relay of a loop, its pages touched only as
+ * datagrams need them. */
+struct dgram_batch {
+    struct mmsghdr msgs[DGRAM_BATCH];
+    struct iovec iov[DGRAM_BATCH];
+    struct addr peer[DGRAM_BATCH];
+    char ctrl[DGRAM_BATCH][DGRAM_CTRL_LEN];
+    char data[DGRAM_BATCH][DGRAM_MAX];
+};
+
+struct dgram_batch *dgram_batch_new(void);
+void dgram_batch_free(struct dgram_batch *b);
+
+/* Sends msgs[0..n) on fd with sendmmsg. What the kernel refuses is dropped,
+ * one datagram per refusal, and logged at debug level under label: UDP may
+ * lose datagrams, a relay must not stall on one. Returns how many were
+ * dropped. */
+int dgram_send_batch(int fd, struct mmsghdr *msgs, int n, const char *label);
+
+#endif

@@ -1,0 +1,84 @@
+#include "berth/dgram.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/log.h"
+
+struct dgram_batch *dgram_batch_new(void) { return malloc(sizeof(struct dgram_batch)); }
+
+void dgram_batch_free(struct dgram_batch *b) { free(b); }
+
+int dgram_track_local(int fd, const struct addr *bound, bool *track)
+{
+    *track = false;
+    if (!addr_is_any(bound))
+        return 0;
+    int one = 1;
+    int r = bound->ss.ss_family == AF_INET
+                ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
+                : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+    if (r < 0)
+        return -1;
+    *track = true;
+    return 0;
+}
+
+void reply_src_read(const struct msghdr *h, struct reply_src *src)
+{
+    src->set = false;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm;
+         cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+            /* Answer from the destination the client used, on whichever
+             * interface routing picks. */
+            src->v4 = (struct in_pktinfo){.ipi_spec_dst = pi.ipi_addr};
+            src->set = true;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            memcpy(&src->v6, CMSG_DATA(cm), sizeof src->v6);
+            src->set = true;
+        }
+    }
+}
+
+void reply_src_write(const struct reply_src *src, int family, struct msghdr *h,
+                     char *ctrl)
+{
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    if (!src->set)
+        return;
+    memset(ctrl, 0, DGRAM_CTRL_LEN);
+    h->msg_control = ctrl;
+    struct cmsghdr *cm = (struct cmsghdr *)(void *)ctrl;
+    if (family == AF_INET) {
+        h->msg_controllen = CMSG_SPACE(sizeof src->v4);
+        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v4),
+                               .cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO};
+        memcpy(CMSG_DATA(cm), &src->v4, sizeof src->v4);
+    } else {
+        h->msg_controllen = CMSG_SPACE(sizeof src->v6);
+        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v6),
+                               .cmsg_level = IPPROTO_IPV6, .cmsg_type = IPV6_PKTINFO};
+        memcpy(CMSG_DATA(cm), &src->v6, sizeof src->v6);
+    }
+}
+
+int dgram_send_batch(int fd, struct mmsghdr *msgs, int n, const char *label)
+{
+    int done = 0, dropped = 0;
+    while (done < n) {
+        int r = sendmmsg(fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+        if (r > 0) {
+            done += r;
+            continue;
+        }
+        log_debug("%s: send: %s; datagram dropped", label, strerror(errno));
+        done++;
+        dropped++;
+    }
+    return dropped;
+}
