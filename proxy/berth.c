@@ -1,80 +1,36 @@
 #include "berth/berth.h"
 
+#include <errno.h>
 #include <signal.h>
-#include <string.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "berth/invariant.h"
 #include "berth/listener.h"
 #include "berth/log.h"
-#include "berth/pipe_pool.h"
-#include "berth/registry.h"
 #include "berth/udp_relay.h"
 
-/* Idle pipes kept for reuse: enough for the bursts of a busy port, small
- * next to the fd limit. */
-#define PIPES_KEPT 256
-#define CONNECT_TIMEOUT_S 10
-#define UDP_MAX_FLOWS 4096
+/* One published port. Ports live in one list, the plan's first and in its
+ * order, so every count and collision check sees all of them. */
+struct berth_port {
+    struct mapping m;            /* the listener reads it: owned here */
+    struct tcp_listener *tcp;    /* exactly one of the two */
+    struct udp_listener *udp;
+    struct berth_port *prev, *next;
+};
 
 struct berth {
     struct event_base *base;
     const struct plan *plan;
     struct relay_ctx *ctx;
-    struct tcp_listener **tcp;   /* per mapping; NULL for UDP ones */
-    struct udp_listener **udp;
+    struct berth_port *ports;    /* every port */
+    struct berth_port **planned; /* the plan's, by mapping index */
     struct event *sigint, *sigterm;
 };
-
-struct relay_ctx *relay_ctx_new(struct event_base *base)
-{
-    struct relay_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return NULL;
-    ctx->base = base;
-    ctx->scratch_len = pipe_pool_capacity();
-    ctx->connect_timeout.tv_sec = CONNECT_TIMEOUT_S;
-    ctx->udp_timeout = 90;
-    ctx->udp_max_flows = UDP_MAX_FLOWS;
-    if (!(ctx->pipes = pipe_pool_new(PIPES_KEPT)) ||
-        !(ctx->scratch = malloc(ctx->scratch_len))) {
-        relay_ctx_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m,
-                     unsigned *rr, struct addr *out, size_t max)
-{
-    if (!ctx->reg || max == 0)
-        return 0;
-    struct addr found[16];
-    size_t len = strlen(m->target_name), cap = max < 16 ? max : 16;
-    int n = registry_resolve(ctx->reg, m->target_name, len, AF_INET, found, cap);
-    if (n <= 0)
-        n = registry_resolve(ctx->reg, m->target_name, len, AF_INET6, found, cap);
-    if (n <= 0)
-        return 0;
-    size_t k = (size_t)n < cap ? (size_t)n : cap;
-    size_t first = (*rr)++ % k;
-    for (size_t i = 0; i < k; i++) {
-        out[i] = found[(first + i) % k];
-        addr_set_port(&out[i], m->target_port);
-    }
-    return k;
-}
-
-void relay_ctx_free(struct relay_ctx *ctx)
-{
-    if (!ctx)
-        return;
-    pipe_pool_free(ctx->pipes);
-    udp_batch_free(ctx->udp);
-    free(ctx->scratch);
-    free(ctx);
-}
 
 struct event_base *berth_event_base_new(void)
 {
@@ -96,16 +52,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(b->base);
 }
 
-struct berth *berth_new(struct event_base *base, const struct plan *plan)
+struct berth *berth_new(struct event_base *base, const struct plan *plan,
+                        struct registry *reg)
 {
     struct berth *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->base = base;
     b->plan = plan;
-    size_t n = plan->n ? plan->n : 1;
-    if (!(b->ctx = relay_ctx_new(base)) || !(b->tcp = calloc(n, sizeof *b->tcp)) ||
-        !(b->udp = calloc(n, sizeof *b->udp)) ||
+    if (!(b->ctx = relay_ctx_new(base, reg)) ||
+        !(b->planned = calloc(plan->n ? plan->n : 1, sizeof *b->planned)) ||
         !(b->sigint = evsignal_new(base, SIGINT, on_signal, b)) ||
         !(b->sigterm = evsignal_new(base, SIGTERM, on_signal, b)) ||
         evsignal_add(b->sigint, NULL) < 0 || evsignal_add(b->sigterm, NULL) < 0) {
@@ -117,24 +73,33 @@ struct berth *berth_new(struct event_base *base, const struct plan *plan)
     return b;
 }
 
-static void stop_all(struct berth *b)
+static void port_close(struct berth *b, struct berth_port *p)
 {
-    for (size_t i = 0; i < b->plan->n; i++) {
-        tcp_listener_free(b->tcp[i]);
-        b->tcp[i] = NULL;
-        udp_listener_free(b->udp[i]);
-        b->udp[i] = NULL;
-    }
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        b->ports = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    tcp_listener_free(p->tcp);
+    udp_listener_free(p->udp);
+    free(p);
+}
+
+static void close_all(struct berth *b)
+{
+    while (b->ports)
+        port_close(b, b->ports);
+    if (b->planned)
+        memset(b->planned, 0, (b->plan->n ? b->plan->n : 1) * sizeof *b->planned);
 }
 
 void berth_free(struct berth *b)
 {
     if (!b)
         return;
-    if (b->tcp && b->udp)
-        stop_all(b);
-    free(b->tcp);
-    free(b->udp);
+    close_all(b);
+    free(b->planned);
     if (b->sigint)
         event_free(b->sigint);
     if (b->sigterm)
@@ -145,22 +110,73 @@ void berth_free(struct berth *b)
 
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
 
+/* Binds m (fd >= 0: adopts that socket) and appends it to the list. */
+static struct berth_port *port_open(struct berth *b, const struct mapping *m, int fd,
+                                    char *err, size_t errlen)
+{
+    struct berth_port *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "%s: out of memory", m->label);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    p->m = *m;
+    if (m->proto == PROTO_TCP)
+        p->tcp = tcp_listener_new(b->ctx, &p->m, fd, err, errlen);
+    else
+        p->udp = udp_listener_new(b->ctx, &p->m, fd, err, errlen);
+    if (!p->tcp && !p->udp) {
+        free(p);
+        return NULL;
+    }
+    /* Appended: the plan's ports stay first and in order. */
+    struct berth_port **tail = &b->ports, *prev = NULL;
+    while (*tail) {
+        prev = *tail;
+        tail = &(*tail)->next;
+    }
+    p->prev = prev;
+    *tail = p;
+    return p;
+}
+
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
+    INVARIANT(b->ports == NULL);
     for (size_t i = 0; i < b->plan->n; i++) {
-        const struct mapping *m = &b->plan->maps[i];
         int fd = fds ? fds[i] : -1;
-        if (m->proto == PROTO_TCP)
-            b->tcp[i] = tcp_listener_new(b->ctx, m, fd, err, errlen);
-        else
-            b->udp[i] = udp_listener_new(b->ctx, m, fd, err, errlen);
-        if (!b->tcp[i] && !b->udp[i]) {
-            stop_all(b);
+        if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, err, errlen))) {
+            close_all(b);
             return -1;
         }
     }
     log_info("forwarding %zu port%s", b->plan->n, b->plan->n == 1 ? "" : "s");
     return 0;
+}
+
+struct berth_port *berth_publish(struct berth *b, const struct mapping *m,
+                                 char *err, size_t errlen)
+{
+    for (const struct berth_port *p = b->ports; p; p = p->next) {
+        if (mapping_collides(&p->m, m)) {
+            char a[ADDR_STRLEN];
+            snprintf(err, errlen, "%s/%s is already published (%s)",
+                     addr_format(&m->listen, a, sizeof a), proto_name(m->proto),
+                     p->m.label);
+            return NULL;
+        }
+    }
+    return port_open(b, m, -1, err, errlen);
+}
+
+void berth_unpublish(struct berth *b, struct berth_port *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < b->plan->n; i++)
+        INVARIANT(b->planned[i] != p);
+    port_close(b, p);
 }
 
 int berth_run(struct berth *b)
@@ -173,26 +189,29 @@ int berth_run(struct berth *b)
 size_t berth_tcp_sessions(const struct berth *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < b->plan->n; i++)
-        if (b->tcp[i])
-            n += tcp_listener_sessions(b->tcp[i]);
+    for (const struct berth_port *p = b->ports; p; p = p->next)
+        if (p->tcp)
+            n += tcp_listener_sessions(p->tcp);
     return n;
 }
 
 size_t berth_udp_flows(const struct berth *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < b->plan->n; i++)
-        if (b->udp[i])
-            n += udp_listener_flows(b->udp[i]);
+    for (const struct berth_port *p = b->ports; p; p = p->next)
+        if (p->udp)
+            n += udp_listener_flows(p->udp);
     return n;
 }
 
 int berth_local_addr(const struct berth *b, size_t i, struct addr *out)
 {
-    if (i >= b->plan->n || (!b->tcp[i] && !b->udp[i]))
+    if (i >= b->plan->n || !b->planned[i]) {
+        errno = EINVAL;
         return -1;
-    int fd = b->tcp[i] ? tcp_listener_fd(b->tcp[i]) : udp_listener_fd(b->udp[i]);
+    }
+    const struct berth_port *p = b->planned[i];
+    int fd = p->tcp ? tcp_listener_fd(p->tcp) : udp_listener_fd(p->udp);
     out->len = sizeof out->ss;
     return getsockname(fd, (struct sockaddr *)&out->ss, &out->len);
 }

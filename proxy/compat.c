@@ -203,7 +203,7 @@ int compat_main(int argc, char **argv)
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;
     if (!base || plan_add(&plan, a.proto, &a.host, &a.container) < 0 ||
-        !(b = berth_new(base, &plan))) {
+        !(b = berth_new(base, &plan, NULL))) {
         snprintf(err, sizeof err, "out of memory");
         if (fd >= 0)
             close(fd);

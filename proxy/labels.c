@@ -4,23 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/listener.h"
+#include "berth/berth.h"
 #include "berth/log.h"
 #include "berth/plan.h"
 #include "berth/spec.h"
-#include "berth/udp_relay.h"
 
-/* One port a label asks for; active when it holds a listener. */
+/* One port a label asks for; active when berth published it. */
 struct entry {
     struct mapping m;            /* target_name = the container's short id */
     char owner[REG_NAME_MAX];    /* container name, for messages */
-    struct tcp_listener *tcp;
-    struct udp_listener *udp;
+    struct berth_port *port;
     bool wanted;                 /* seen in this sync */
 };
 
 struct labels {
-    struct relay_ctx *ctx;
+    struct berth *b;
     struct registry *reg;
     uint64_t seen_version;
     struct entry **active;
@@ -54,21 +52,20 @@ int labels_to_spec(const char *label, const char *target, char *out,
     return 0;
 }
 
-struct labels *labels_new(struct relay_ctx *ctx, struct registry *reg)
+struct labels *labels_new(struct berth *b, struct registry *reg)
 {
     struct labels *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    l->ctx = ctx;
+    l->b = b;
     l->reg = reg;
     l->seen_version = (uint64_t)-1;
     return l;
 }
 
-static void entry_free(struct entry *e)
+static void entry_free(struct labels *l, struct entry *e)
 {
-    tcp_listener_free(e->tcp);
-    udp_listener_free(e->udp);
+    berth_unpublish(l->b, e->port);
     free(e);
 }
 
@@ -77,7 +74,7 @@ void labels_free(struct labels *l)
     if (!l)
         return;
     for (size_t i = 0; i < l->nactive; i++)
-        entry_free(l->active[i]);
+        entry_free(l, l->active[i]);
     free(l->active);
     for (size_t i = 0; i < l->nrefused; i++)
         free(l->refused[i]);
@@ -152,11 +149,8 @@ static void publish(struct pass *p, const struct reg_container *c, struct mappin
     e->m = *m;
     snprintf(e->owner, sizeof e->owner, "%s", c->name);
     char err[300];
-    if (m->proto == PROTO_TCP)
-        e->tcp = tcp_listener_new(l->ctx, &e->m, -1, err, sizeof err);
-    else
-        e->udp = udp_listener_new(l->ctx, &e->m, -1, err, sizeof err);
-    if (!e->tcp && !e->udp) {
+    /* berth refuses a port its plan (or anyone else) already publishes. */
+    if (!(e->port = berth_publish(l->b, &e->m, err, sizeof err))) {
         snprintf(msg, sizeof msg, "labels: '%s': %s", c->name, err);
         refuse(l, &p->refused, &p->nrefused, msg);
         free(e);
@@ -218,7 +212,7 @@ void labels_sync(struct labels *l)
             l->active[kept++] = e;
         } else {
             log_info("labels: unpublished %s ('%s' stopped)", e->m.label, e->owner);
-            entry_free(e);
+            entry_free(l, e);
         }
     }
     l->nactive = kept;

@@ -1,47 +1,22 @@
 #include "berth/listener.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "berth/acceptor.h"
 #include "berth/log.h"
 #include "berth/tcp_relay.h"
-
-/* Connections taken per readable event: enough to drain a burst with few
- * wake-ups, few enough that relaying is not starved by a connect flood. */
-#define ACCEPT_BATCH 64
-#define BACKOFF_MIN_MS 10
-#define BACKOFF_MAX_MS 1000
 
 struct tcp_listener {
     struct relay_ctx *ctx;
     const struct mapping *m;
     int fd;
-    struct event *ev;
-    struct event *backoff;       /* re-arms accepting after EMFILE */
-    unsigned backoff_ms;
-    bool paused;                 /* ev removed: at --max-conns or backing off */
+    struct acceptor *acc;
     unsigned rr;                 /* round-robin over a service's replicas */
     struct tcp_session_list sessions;
 };
-
-static void pause_accepting(struct tcp_listener *l)
-{
-    if (!l->paused) {
-        event_del(l->ev);
-        l->paused = true;
-    }
-}
-
-static void resume_accepting(struct tcp_listener *l)
-{
-    if (l->paused && !evtimer_pending(l->backoff, NULL)) {
-        event_add(l->ev, NULL);
-        l->paused = false;
-    }
-}
 
 static bool at_limit(const struct tcp_listener *l)
 {
@@ -52,74 +27,15 @@ static void on_session_end(void *arg)
 {
     struct tcp_listener *l = arg;
     if (!at_limit(l))
-        resume_accepting(l);
+        acceptor_resume(l->acc);
 }
 
-/* Out of fds: stop accepting for a while instead of spinning on a listener
- * that stays readable. Pending clients wait in the kernel backlog. */
-static void start_backoff(struct tcp_listener *l, int err)
-{
-    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (l->backoff_ms > BACKOFF_MAX_MS)
-        l->backoff_ms = BACKOFF_MAX_MS;
-    if (l->backoff_ms == BACKOFF_MIN_MS)
-        log_warn("%s: accept: %s; pausing accepts (%zu sessions open)",
-                 l->m->label, strerror(err), l->sessions.count);
-    pause_accepting(l);
-    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
-    evtimer_add(l->backoff, &tv);
-}
-
-static void on_backoff(evutil_socket_t fd, short what, void *arg)
+static void on_client(void *arg, int c, const struct addr *peer)
 {
     struct tcp_listener *l = arg;
-    (void)fd;
-    (void)what;
-    if (!at_limit(l))
-        resume_accepting(l);
-}
-
-static void on_accept(evutil_socket_t fd, short what, void *arg)
-{
-    struct tcp_listener *l = arg;
-    (void)what;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        if (at_limit(l)) {
-            pause_accepting(l);
-            return;
-        }
-        struct addr peer;
-        peer.len = sizeof peer.ss;
-        int c = accept4(fd, (struct sockaddr *)&peer.ss, &peer.len,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c < 0) {
-            switch (errno) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
-                return;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-                continue;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                start_backoff(l, errno);
-                return;
-            default:
-                log_error("%s: accept: %s", l->m->label, strerror(errno));
-                return;
-            }
-        }
-        l->backoff_ms = 0;
-        if (!l->m->target_name[0]) {
-            tcp_session_new(l->ctx, &l->sessions, l->m, c, &peer, NULL, 0,
-                            on_session_end, l);
-            continue;
-        }
+    if (!l->m->target_name[0]) {
+        tcp_session_new(l->ctx, &l->sessions, l->m, c, peer, NULL, 0, on_session_end, l);
+    } else {
         struct addr replicas[8];
         size_t n = relay_resolve(l->ctx, l->m, &l->rr, replicas, 8);
         if (n == 0) {
@@ -127,14 +43,17 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
              * hold the client; the port comes alive with the container. */
             char p[ADDR_STRLEN];
             log_info("%s client %s: no running container '%s'", l->m->label,
-                     addr_format(&peer, p, sizeof p), l->m->target_name);
+                     addr_format(peer, p, sizeof p), l->m->target_name);
             sock_set_reset_on_close(c);
             close(c);
-            continue;
+            return;
         }
-        tcp_session_new(l->ctx, &l->sessions, l->m, c, &peer, replicas, n,
+        tcp_session_new(l->ctx, &l->sessions, l->m, c, peer, replicas, n,
                         on_session_end, l);
     }
+    /* Past --max-conns new clients wait in the kernel backlog. */
+    if (at_limit(l))
+        acceptor_pause(l->acc);
 }
 
 struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
@@ -155,9 +74,7 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
     /* Accepted sockets inherit TCP_NODELAY: one call here instead of one
      * per connection. */
     sock_set_nodelay(l->fd);
-    l->ev = event_new(ctx->base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
-    l->backoff = evtimer_new(ctx->base, on_backoff, l);
-    if (!l->ev || !l->backoff || event_add(l->ev, NULL) < 0) {
+    if (!(l->acc = acceptor_new(ctx->base, l->fd, m->label, on_client, l))) {
         snprintf(err, errlen, "%s: cannot watch listener", m->label);
         tcp_listener_free(l);
         return NULL;
@@ -172,10 +89,7 @@ void tcp_listener_free(struct tcp_listener *l)
         return;
     while (l->sessions.head)
         tcp_session_free(l->sessions.head);
-    if (l->ev)
-        event_free(l->ev);
-    if (l->backoff)
-        event_free(l->backoff);
+    acceptor_free(l->acc);
     if (l->fd >= 0)
         close(l->fd);
     free(l);

@@ -118,17 +118,17 @@ int main(int argc, char **argv)
 
     int rc = EXIT_RUNTIME;
     struct event_base *base = berth_event_base_new();
-    struct berth *b = base ? berth_new(base, plan) : NULL;
+    struct berth *b = NULL;
     struct registry *reg = NULL;
     struct docker *docker = NULL;
     struct labels *labels = NULL;
     struct dns_server *dns = NULL;
     bool need_docker = !c->no_docker && (plan->names || c->labels || c->dns.n);
-    if (!b || ((need_docker || c->dns.n) && !(reg = registry_new()))) {
+    if (!base || ((need_docker || c->dns.n) && !(reg = registry_new())) ||
+        !(b = berth_new(base, plan, reg))) {
         log_error("out of memory");
         goto out;
     }
-    berth_ctx(b)->reg = reg;
     if (berth_start(b, NULL, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    if (c->labels && !(labels = labels_new(berth_ctx(b), reg))) {
+    if (c->labels && !(labels = labels_new(b, reg))) {
         log_error("out of memory");
         goto out;
     }

@@ -7,37 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "berth/clock.h"
+#include "berth/dgram.h"
 #include "berth/log.h"
 #include "berth/lru.h"
-#include "berth/registry.h"
 
-#define BATCH 32
-/* Largest UDP payload over IPv6 without jumbograms; IPv4's is 65507. */
-#define DGRAM_MAX 65536
-#define CTRL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
 #define BUCKETS_MIN 16
-
-struct udp_batch {
-    struct mmsghdr msgs[BATCH];
-    struct iovec iov[BATCH];
-    struct addr peer[BATCH];
-    struct udp_flow *flow[BATCH];
-    char ctrl[BATCH][CTRL_LEN];
-    char data[BATCH][DGRAM_MAX];
-};
 
 struct udp_flow {
     struct udp_listener *l;
     struct udp_flow *hnext;          /* hash chain */
     struct lru_node idle;            /* in l->idle, oldest first */
     struct addr client;
-    /* The address the client wrote to, for replies (wildcard binds only). */
-    struct in6_pktinfo local6;
-    struct in_pktinfo local4;
-    bool has_local;
+    struct reply_src src;            /* wildcard binds: the client's destination */
     int fd;                          /* connected to the target */
     struct addr target;              /* the replica this flow sticks to */
     uint64_t seen;                   /* registry version it was checked at */
@@ -58,17 +42,6 @@ struct udp_listener {
     unsigned rr;                     /* replica for the next new flow */
     bool said_full;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-struct udp_batch *udp_batch_new(void) { return malloc(sizeof(struct udp_batch)); }
-
-void udp_batch_free(struct udp_batch *b) { free(b); }
 
 /* ---- idle order ---- */
 
@@ -143,7 +116,8 @@ static void arm_expiry(struct udp_listener *l, uint64_t now)
         return;
     uint64_t due = oldest(l)->last_ms + (uint64_t)l->ctx->udp_timeout * 1000;
     uint64_t wait = due > now ? due - now : 0;
-    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 + 1000};
+    /* One ms late rather than early: the flow is then surely idle enough. */
+    struct timeval tv = clock_tv(wait + 1);
     evtimer_add(l->expire, &tv);
 }
 
@@ -152,7 +126,7 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
     struct udp_listener *l = arg;
     (void)fd;
     (void)what;
-    uint64_t now = now_ms(), idle = (uint64_t)l->ctx->udp_timeout * 1000;
+    uint64_t now = clock_ms(), idle = (uint64_t)l->ctx->udp_timeout * 1000;
     while (oldest(l) && oldest(l)->last_ms + idle <= now) {
         char c[ADDR_STRLEN];
         log_debug("%s client %s: idle for %us, flow closed", l->m->label,
@@ -165,58 +139,17 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
 
 /* ---- replies: target -> client ---- */
 
-static void set_reply_source(struct udp_flow *f, struct msghdr *h, char *ctrl)
-{
-    if (!f->has_local) {
-        h->msg_control = NULL;
-        h->msg_controllen = 0;
-        return;
-    }
-    memset(ctrl, 0, CTRL_LEN);
-    h->msg_control = ctrl;
-    struct cmsghdr *cm = (struct cmsghdr *)ctrl;
-    if (f->l->m->listen.ss.ss_family == AF_INET) {
-        h->msg_controllen = CMSG_SPACE(sizeof f->local4);
-        cm->cmsg_level = IPPROTO_IP;
-        cm->cmsg_type = IP_PKTINFO;
-        cm->cmsg_len = CMSG_LEN(sizeof f->local4);
-        memcpy(CMSG_DATA(cm), &f->local4, sizeof f->local4);
-    } else {
-        h->msg_controllen = CMSG_SPACE(sizeof f->local6);
-        cm->cmsg_level = IPPROTO_IPV6;
-        cm->cmsg_type = IPV6_PKTINFO;
-        cm->cmsg_len = CMSG_LEN(sizeof f->local6);
-        memcpy(CMSG_DATA(cm), &f->local6, sizeof f->local6);
-    }
-}
-
-/* Sends msgs[0..n) on fd, dropping (and logging) what the kernel refuses:
- * UDP may lose datagrams, the relay must not stall on one. */
-static void send_all(int fd, struct mmsghdr *msgs, int n, const char *label)
-{
-    int done = 0;
-    while (done < n) {
-        int r = sendmmsg(fd, msgs + done, (unsigned)(n - done), 0);
-        if (r > 0) {
-            done += r;
-            continue;
-        }
-        log_debug("%s: send: %s; datagram dropped", label, strerror(errno));
-        done++;
-    }
-}
-
 static void on_reply(evutil_socket_t fd, short what, void *arg)
 {
     struct udp_flow *f = arg;
     struct udp_listener *l = f->l;
-    struct udp_batch *b = l->ctx->udp;
+    struct dgram_batch *b = l->ctx->udp;
     (void)what;
-    for (int i = 0; i < BATCH; i++) {
+    for (int i = 0; i < DGRAM_BATCH; i++) {
         b->iov[i] = (struct iovec){b->data[i], DGRAM_MAX};
         b->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &b->iov[i], .msg_iovlen = 1};
     }
-    int n = recvmmsg(fd, b->msgs, BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(fd, b->msgs, DGRAM_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             char c[ADDR_STRLEN];
@@ -235,28 +168,13 @@ static void on_reply(evutil_socket_t fd, short what, void *arg)
         b->iov[i].iov_len = b->msgs[i].msg_len;
         h->msg_name = &f->client.ss;
         h->msg_namelen = f->client.len;
-        set_reply_source(f, h, b->ctrl[i]);
+        reply_src_write(&f->src, l->m->listen.ss.ss_family, h, b->ctrl[i]);
     }
-    send_all(l->fd, b->msgs, n, l->m->label);
-    touch(f, now_ms());
+    dgram_send_batch(l->fd, b->msgs, n, l->m->label);
+    touch(f, clock_ms());
 }
 
 /* ---- requests: client -> target ---- */
-
-static void read_local(struct udp_flow *f, struct msghdr *h)
-{
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
-        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
-            struct in_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
-            f->local4 = (struct in_pktinfo){.ipi_spec_dst = pi.ipi_addr};
-            f->has_local = true;
-        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
-            memcpy(&f->local6, CMSG_DATA(cm), sizeof f->local6);
-            f->has_local = true;
-        }
-    }
-}
 
 static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *client,
                                  struct msghdr *h, uint64_t now)
@@ -289,7 +207,7 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     f->l = l;
     f->client = *client;
     f->target = target;
-    f->seen = l->ctx->reg ? registry_version(l->ctx->reg) : 0;
+    f->seen = relay_names_version(l->ctx);
     f->fd = socket(target.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (f->fd < 0 ||
         connect(f->fd, (const struct sockaddr *)&target.ss, target.len) < 0 ||
@@ -305,7 +223,7 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         return NULL;
     }
     if (l->pktinfo)
-        read_local(f, h);
+        reply_src_read(h, &f->src);
     struct udp_flow **b = bucket_of(l, client);
     f->hnext = *b;
     *b = f;
@@ -322,9 +240,10 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
 static bool stale(struct udp_flow *f)
 {
     struct relay_ctx *ctx = f->l->ctx;
-    if (!f->l->m->target_name[0] || !ctx->reg || f->seen == registry_version(ctx->reg))
+    uint64_t version = relay_names_version(ctx);
+    if (!f->l->m->target_name[0] || f->seen == version)
         return false;
-    f->seen = registry_version(ctx->reg);
+    f->seen = version;
     struct addr now[16];
     unsigned rr = 0;
     size_t n = relay_resolve(ctx, f->l->m, &rr, now, 16);
@@ -337,17 +256,17 @@ static bool stale(struct udp_flow *f)
 static void on_request(evutil_socket_t fd, short what, void *arg)
 {
     struct udp_listener *l = arg;
-    struct udp_batch *b = l->ctx->udp;
+    struct dgram_batch *b = l->ctx->udp;
     (void)what;
-    for (int i = 0; i < BATCH; i++) {
+    for (int i = 0; i < DGRAM_BATCH; i++) {
         b->iov[i] = (struct iovec){b->data[i], DGRAM_MAX};
         b->msgs[i].msg_hdr = (struct msghdr){
             .msg_name = &b->peer[i].ss, .msg_namelen = sizeof b->peer[i].ss,
             .msg_iov = &b->iov[i], .msg_iovlen = 1,
             .msg_control = l->pktinfo ? b->ctrl[i] : NULL,
-            .msg_controllen = l->pktinfo ? CTRL_LEN : 0};
+            .msg_controllen = l->pktinfo ? DGRAM_CTRL_LEN : 0};
     }
-    int n = recvmmsg(fd, b->msgs, BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(fd, b->msgs, DGRAM_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             log_debug("%s: recv: %s", l->m->label, strerror(errno));
@@ -356,7 +275,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     /* Consecutive datagrams of one client go out in one sendmmsg. A run is
      * sent before the next flow is looked up or made, so an eviction can
      * never free a flow that still has datagrams waiting in the batch. */
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms();
     struct udp_flow *cur = NULL;
     int start = 0;
     for (int i = 0; i < n; i++) {
@@ -369,7 +288,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         }
         if (!f || f != cur) {
             if (cur)
-                send_all(cur->fd, b->msgs + start, i - start, l->m->label);
+                dgram_send_batch(cur->fd, b->msgs + start, i - start, l->m->label);
             start = i;
         }
         if (f)
@@ -387,7 +306,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         h->msg_controllen = 0;
     }
     if (cur && start < n)
-        send_all(cur->fd, b->msgs + start, n - start, l->m->label);
+        dgram_send_batch(cur->fd, b->msgs + start, n - start, l->m->label);
 }
 
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
@@ -405,7 +324,6 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    int one = 1;
     struct addr bound;
     bound.len = sizeof bound.ss;
     if (getsockname(l->fd, (struct sockaddr *)&bound.ss, &bound.len) < 0) {
@@ -415,18 +333,12 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
     }
     /* Only a wildcard bind can receive on several addresses; it must answer
      * from the one each client used, or multi-homed clients drop replies. */
-    if (addr_is_any(&bound)) {
-        int r = bound.ss.ss_family == AF_INET
-                    ? setsockopt(l->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
-                    : setsockopt(l->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
-        if (r < 0) {
-            snprintf(err, errlen, "%s: pktinfo: %s", m->label, strerror(errno));
-            udp_listener_free(l);
-            return NULL;
-        }
-        l->pktinfo = true;
+    if (dgram_track_local(l->fd, &bound, &l->pktinfo) < 0) {
+        snprintf(err, errlen, "%s: pktinfo: %s", m->label, strerror(errno));
+        udp_listener_free(l);
+        return NULL;
     }
-    if ((!ctx->udp && !(ctx->udp = udp_batch_new())) || grow(l) < 0 ||
+    if (!relay_dgram_batch(ctx) || grow(l) < 0 ||
         !(l->ev = event_new(ctx->base, l->fd, EV_READ | EV_PERSIST, on_request, l)) ||
         !(l->expire = evtimer_new(ctx->base, on_expire, l)) ||
         event_add(l->ev, NULL) < 0) {

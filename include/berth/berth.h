@@ -1,5 +1,7 @@
-/* One berth instance: the event loop's relays for every mapping of a plan.
- * All state hangs off struct berth, so tests can run several in one process.
+/* One berth instance: the event loop, the relay layer, and every published
+ * port, whoever asked for it (the plan from the command line and config,
+ * labels, a reload). All state hangs off struct berth, so tests can run
+ * several in one process.
  * Errors: -1/NULL with a one-line reason in err. */
 #ifndef BERTH_BERTH_H
 #define BERTH_BERTH_H
@@ -7,39 +9,53 @@
 #include <event2/event.h>
 #include <stddef.h>
 
+#include "berth/mapping.h"
 #include "berth/plan.h"
 #include "berth/relay.h"
 #include "berth/sockaddr.h"
 
 struct berth;
+struct berth_port;
+struct registry;
 
 /* An event_base tuned for berth: one thread, no locks, epoll changes
  * batched into the next epoll_wait. */
 struct event_base *berth_event_base_new(void);
 
-/* The plan must outlive the instance. SIGINT and SIGTERM are caught from
- * here on (they end berth_run), so a signal that arrives while starting up
- * still means a clean stop. */
-struct berth *berth_new(struct event_base *base, const struct plan *plan);
+/* The plan and reg (NULL: IP targets only) must outlive the instance.
+ * SIGINT and SIGTERM are caught from here on (they end berth_run), so a
+ * signal that arrives while starting up still means a clean stop. */
+struct berth *berth_new(struct event_base *base, const struct plan *plan,
+                        struct registry *reg);
+/* Closes every port and every session and flow on them. */
 void berth_free(struct berth *b);
 
 /* The shared relay settings, adjustable before berth_start. */
 struct relay_ctx *berth_ctx(struct berth *b);
 
-/* Binds every mapping, in order; nothing stays bound on failure. fds, when
- * not NULL, gives per mapping an already bound socket to adopt (or -1). */
+/* Binds every mapping of the plan, in order; nothing stays bound on
+ * failure. fds, when not NULL, gives per mapping an already bound socket
+ * to adopt (or -1). */
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
+
+/* Publishes one more port (m is copied): refused when it collides with a
+ * port already published, by the plan or by an earlier call, or when it
+ * cannot be bound. */
+struct berth_port *berth_publish(struct berth *b, const struct mapping *m,
+                                 char *err, size_t errlen);
+/* Closes a port published by berth_publish, with its sessions and flows. */
+void berth_unpublish(struct berth *b, struct berth_port *p);
 
 /* Runs the loop until SIGINT or SIGTERM (also one caught before the call).
  * Returns 0, or -1 if the loop failed. */
 int berth_run(struct berth *b);
 
-/* Sessions and flows open now, summed over all mappings (for tests). */
+/* Sessions and flows open now, summed over every port. */
 size_t berth_tcp_sessions(const struct berth *b);
 size_t berth_udp_flows(const struct berth *b);
 
-/* The address mapping i is bound to (port 0 in the plan reads back the
- * port the kernel chose). */
+/* The address plan mapping i is bound to (port 0 in the plan reads back
+ * the port the kernel chose). */
 int berth_local_addr(const struct berth *b, size_t i, struct addr *out);
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit. */

@@ -8,11 +8,14 @@
 #define BERTH_LABELS_H
 
 #include "berth/registry.h"
-#include "berth/relay.h"
 
+struct berth;
 struct labels;
 
-struct labels *labels_new(struct relay_ctx *ctx, struct registry *reg);
+/* Publishes through b, which also owns the ports the command line asked
+ * for: a label claiming one of those is refused with a warning. b and reg
+ * must outlive l. */
+struct labels *labels_new(struct berth *b, struct registry *reg);
 /* Unpublishes everything. */
 void labels_free(struct labels *l);
 

@@ -1,12 +1,12 @@
-/* A published TCP port: the listening socket, accepting in batches, the
- * --max-conns limit, and a backoff when the process runs out of fds.
- * Errors: NULL with a one-line reason in err. */
+/* A published TCP port: the listening socket (accepting through the
+ * socket toolkit's acceptor), name targets resolved per connection, and the
+ * --max-conns limit. Errors: NULL with a one-line reason in err. */
 #ifndef BERTH_LISTENER_H
 #define BERTH_LISTENER_H
 
 #include <stddef.h>
 
-#include "berth/plan.h"
+#include "berth/mapping.h"
 #include "berth/relay.h"
 
 struct tcp_listener;

@@ -9,11 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "berth/mapping.h"
 #include "berth/sockaddr.h"
 
-enum proto { PROTO_TCP, PROTO_UDP };
-
-#define SPEC_NAME_MAX 253
+#define SPEC_NAME_MAX MAPPING_NAME_MAX
 
 struct spec {
     struct addr host;        /* host IP, port unset; 0.0.0.0 by default */

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "berth/plan.h"
+#include "berth/mapping.h"
 #include "berth/relay.h"
 #include "berth/sockaddr.h"
 

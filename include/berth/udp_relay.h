@@ -8,11 +8,10 @@
 
 #include <stddef.h>
 
-#include "berth/plan.h"
+#include "berth/mapping.h"
 #include "berth/relay.h"
 
 struct udp_listener;
-struct udp_batch;
 
 /* fd >= 0 adopts an already bound socket; -1 binds m->listen. */
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
@@ -21,9 +20,5 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
 void udp_listener_free(struct udp_listener *l);
 size_t udp_listener_flows(const struct udp_listener *l);
 int udp_listener_fd(const struct udp_listener *l);
-
-/* The loop-wide batch buffers (2 MiB, touched only as datagrams need). */
-struct udp_batch *udp_batch_new(void);
-void udp_batch_free(struct udp_batch *b);
 
 #endif
