@@ -9,12 +9,32 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/guard.h"
+#include "berth/invariant.h"
 #include "berth/log.h"
 #include "berth/pipe_pool.h"
 
 /* Bytes moved per wake-up before yielding to other sessions, so one bulk
  * transfer cannot starve the loop. */
 #define ROUNDS_PER_WAKEUP 8
+
+/* Where a session is in its life; set_phase is the only place it changes. */
+enum tcp_phase {
+    /* Connecting to the target (cands[cur] for a name); nothing is read
+     * from the client yet, so a refusal can move on or reset it cleanly. */
+    TCP_CONNECTING,
+    /* Connected: each direction moves bytes until it is shut. */
+    TCP_RELAYING,
+    /* Over: freed as soon as no callback of it is running. */
+    TCP_ENDED,
+};
+
+/* Where one direction is; half_set_state is the only place it changes. */
+enum half_state {
+    HALF_OPEN,               /* src may still send */
+    HALF_EOF,                /* src sent FIN; pending bytes still go first */
+    HALF_SHUT,               /* FIN passed on to dst: this direction is done */
+};
 
 /* One direction. Bytes flow from src to dst through a borrowed pipe
  * (splice) or, on the buffered path, through the loop's scratch buffer; only
@@ -31,8 +51,7 @@ struct half {
     size_t asked;            /* how much the last read asked for */
     char *buf;               /* buffered path: the pending bytes */
     size_t off;
-    bool eof;                /* src sent FIN */
-    bool shut;               /* FIN passed on to dst */
+    enum half_state state;
     bool buffered;           /* splice refused this pair: copy instead */
 };
 
@@ -43,7 +62,8 @@ struct tcp_session {
     const struct mapping *m;
     int cfd;                 /* client */
     int tfd;                 /* target */
-    bool connected;
+    enum tcp_phase phase;
+    struct guard guard;      /* callbacks running now; see guard.h */
     struct half up;          /* client -> target; up.wr doubles as connect wait */
     struct half down;        /* target -> client */
     struct addr client;
@@ -107,15 +127,46 @@ void tcp_session_free(struct tcp_session *s)
     free(s);
 }
 
-/* The session is over: free it, then tell the owner (which may start
- * accepting again). Callers return right after. */
-static void session_end(struct tcp_session *s)
+static void set_phase(struct tcp_session *s, enum tcp_phase p)
+{
+    /* Forward only: connecting, relaying, ended; or straight to ended. */
+    INVARIANT(p > s->phase);
+    s->phase = p;
+}
+
+static void half_set_state(struct half *h, enum half_state st)
+{
+    INVARIANT(st > h->state);
+    h->state = st;
+}
+
+/* Frees the session, then tells the owner (which may start accepting
+ * again). */
+static void session_destroy(struct tcp_session *s)
 {
     tcp_session_end_fn *fn = s->on_end;
     void *arg = s->arg;
     tcp_session_free(s);
     if (fn)
         fn(arg);
+}
+
+/* The session is over: it is freed now, or, from inside one of its
+ * callbacks, when that returns. Callers return right after either way. */
+static void session_end(struct tcp_session *s)
+{
+    set_phase(s, TCP_ENDED);
+    if (guard_end(&s->guard))
+        session_destroy(s);
+}
+
+/* Every event callback of a session runs inside its guard. */
+static void session_enter(struct tcp_session *s) { guard_enter(&s->guard); }
+
+static void session_leave(struct tcp_session *s)
+{
+    if (guard_leave(&s->guard))
+        session_destroy(s);
 }
 
 /* A peer reset or failed: pass the reset on to the other peer rather than a
@@ -212,7 +263,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg);
 
 static void finish_if_done(struct tcp_session *s)
 {
-    if (s->up.shut && s->down.shut) {
+    if (s->up.state == HALF_SHUT && s->down.state == HALF_SHUT) {
         slog(s, LOG_DEBUG, "closed");
         session_end(s);
     }
@@ -251,17 +302,17 @@ static void half_pump(struct half *h)
             event_del(h->wr);
             if (h->hup)
                 event_del(h->hup);
-            if (!h->eof)
+            if (h->state == HALF_OPEN)
                 event_add(h->rd, NULL);
         }
-        if (h->eof) {
+        if (h->state != HALF_OPEN) {
             struct half *other = h == &s->up ? &s->down : &s->up;
-            if (!h->shut) {
-                h->shut = true;
+            if (h->state == HALF_EOF) {
+                half_set_state(h, HALF_SHUT);
                 event_del(h->rd);
                 /* The last FIN: both sockets were read to their end, so
                  * close() sends it without a reset; skip the extra call. */
-                if (!other->shut && shutdown(*h->dst, SHUT_WR) < 0 &&
+                if (other->state != HALF_SHUT && shutdown(*h->dst, SHUT_WR) < 0 &&
                     errno != ENOTCONN) {
                     session_reset(s, "shutdown", errno);
                     return;
@@ -275,7 +326,7 @@ static void half_pump(struct half *h)
             return;
         ssize_t n = half_fill(h);
         if (n == 0) {
-            h->eof = true;
+            half_set_state(h, HALF_EOF);
             continue;
         }
         if (n == -2) {
@@ -306,23 +357,31 @@ static void on_writable(evutil_socket_t fd, short what, void *arg);
 static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
     struct half *h = arg;
+    struct tcp_session *s = h->s;
     (void)fd;
     (void)what;
+    session_enter(s);
     int err = sock_pending_error(*h->src);
     if (err > 0)
-        session_reset(h->s, "peer", err);
+        session_reset(s, "peer", err);
+    session_leave(s);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    struct half *h = arg;
+    struct tcp_session *s = h->s;
     (void)fd;
     (void)what;
-    half_pump(arg);
+    session_enter(s);
+    if (s->phase == TCP_RELAYING)
+        half_pump(h);
+    session_leave(s);
 }
 
 static void start_relaying(struct tcp_session *s)
 {
-    s->connected = true;
+    set_phase(s, TCP_RELAYING);
     event_del(s->up.wr);
     sock_set_nodelay(s->tfd);
     slog(s, LOG_DEBUG, "connected to %s",
@@ -386,25 +445,32 @@ static int connect_failed(struct tcp_session *s, int err)
     return -1;
 }
 
+/* The connect finished, failed or timed out. */
+static void connect_done(struct tcp_session *s, short what)
+{
+    if (what & EV_TIMEOUT) {
+        connect_failed(s, ETIMEDOUT);
+        return;
+    }
+    int err = sock_pending_error(s->tfd);
+    if (err != 0) {
+        connect_failed(s, err < 0 ? errno : err);
+        return;
+    }
+    start_relaying(s);
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     struct half *h = arg;
     struct tcp_session *s = h->s;
     (void)fd;
-    if (!s->connected) {
-        if (what & EV_TIMEOUT) {
-            connect_failed(s, ETIMEDOUT);
-            return;
-        }
-        int err = sock_pending_error(s->tfd);
-        if (err != 0) {
-            connect_failed(s, err < 0 ? errno : err);
-            return;
-        }
-        start_relaying(s);
-        return;
-    }
-    half_pump(h);
+    session_enter(s);
+    if (s->phase == TCP_CONNECTING)
+        connect_done(s, what);
+    else if (s->phase == TCP_RELAYING)
+        half_pump(h);
+    session_leave(s);
 }
 
 struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
