@@ -1,15 +1,14 @@
-/* In-process DNS server fixture: a registry filled by hand, a dns_server on
- * loopback port 0, clients and upstream stubs on loopback, all driven from
- * the test's thread by pumping the event loop. */
+/* The DNS fixture for the in-process DNS suites: a registry filled by hand
+ * and a dns_server on loopback port 0, queried over UDP and framed TCP, all
+ * driven from the test's thread by pumping the event loop. Socket and loop
+ * helpers are looptest.h's. */
 #ifndef BERTH_DNSFX_H
 #define BERTH_DNSFX_H
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "berth/dns_server.h"
@@ -19,25 +18,12 @@
 #include "dnstest.h"
 #include "looptest.h"
 
-struct fx {
+struct dns_fx {
     struct event_base *base;
     struct registry *reg;
     struct dns_server *s;
     struct addr front;              /* the server's first address */
 };
-
-static inline void pump(struct fx *f) { event_base_loop(f->base, EVLOOP_NONBLOCK); }
-
-/* A socket bound to ip:port (TCP: listening); *bound gets the address. */
-static inline int t_bind(const char *ip, uint16_t port, int type, struct addr *bound)
-{
-    struct addr a = t_addr(ip, port);
-    int fd = sock_bind(&a, type);
-    ck_assert_msg(fd >= 0, "bind %s:%u: %s", ip, port, strerror(errno));
-    bound->len = sizeof bound->ss;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len), 0);
-    return fd;
-}
 
 /* One container on one network. */
 static inline void t_put(struct registry *r, const char *id, const char *name,
@@ -65,7 +51,7 @@ static inline void t_put(struct registry *r, const char *id, const char *name,
 
 /* o may be NULL: listen on 127.0.0.1:0, upstream a blackhole that the
  * caller never expects to be used. Fields left 0 in o are filled in. */
-static inline void fx_start(struct fx *f, struct dns_options *o)
+static inline void dns_fx_start(struct dns_fx *f, struct dns_options *o)
 {
     memset(f, 0, sizeof *f);
     f->base = event_base_new();
@@ -96,40 +82,31 @@ static inline void fx_start(struct fx *f, struct dns_options *o)
     ck_assert_int_eq(dns_server_local_addr(f->s, 0, &f->front), 0);
 }
 
-static inline void fx_stop(struct fx *f)
+static inline void dns_fx_stop(struct dns_fx *f)
 {
     dns_server_free(f->s);
     registry_free(f->reg);
     event_base_free(f->base);
 }
 
-static inline int t_udp_client(const struct addr *to)
-{
-    int fd = socket(to->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    ck_assert_int_ge(fd, 0);
-    return fd;
-}
-
 /* Sends a query over UDP and waits for one reply (len, or -1 on timeout). */
-static inline ssize_t t_ask_udp(struct fx *f, int fd, const struct addr *to,
+static inline ssize_t t_ask_udp(struct event_base *base, int fd, const struct addr *to,
                                 const uint8_t *q, size_t qlen, uint8_t *out, size_t cap,
                                 int ms)
 {
     ck_assert_int_eq(sendto(fd, q, qlen, 0, (const struct sockaddr *)&to->ss, to->len),
                      (ssize_t)qlen);
-    ssize_t r = -1;
-    PUMP_UNTIL(f, (uint64_t)ms, (r = recv(fd, out, cap, MSG_DONTWAIT)) >= 0);
-    return r;
+    return t_recv(base, fd, out, cap, (uint64_t)ms);
 }
 
 /* A query by name over UDP from a fresh socket; the reply decoded. */
-static inline struct t_reply *t_ask(struct fx *f, const char *name, uint16_t type, int edns,
-                                    uint8_t *out, size_t cap)
+static inline struct t_reply *t_ask(struct dns_fx *f, const char *name, uint16_t type,
+                                    int edns, uint8_t *out, size_t cap)
 {
     uint8_t q[600];
     size_t n = t_query(q, (uint16_t)(t_now_ms() & 0xffff), name, type, edns, false, 0);
     int fd = t_udp_client(&f->front);
-    ssize_t r = t_ask_udp(f, fd, &f->front, q, n, out, cap, 5000);
+    ssize_t r = t_ask_udp(f->base, fd, &f->front, q, n, out, cap, 5000);
     close(fd);
     ck_assert_msg(r > 0, "no reply to %s", name);
     struct t_reply *rep = t_decode(out, (size_t)r);
@@ -137,37 +114,14 @@ static inline struct t_reply *t_ask(struct fx *f, const char *name, uint16_t typ
     return rep;
 }
 
-static inline int t_tcp_connect(const struct addr *a)
-{
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    ck_assert_int_ge(fd, 0);
-    int r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
-    ck_assert(r == 0 || errno == EINPROGRESS);
-    return fd;
-}
-
-/* Writes all of buf on a non-blocking socket, pumping the server. */
-static inline void t_send_all(struct fx *f, int fd, const uint8_t *buf, size_t len)
-{
-    size_t done = 0;
-    uint64_t end = t_now_ms() + 10000;
-    while (done < len) {
-        ck_assert_msg(t_now_ms() < end, "send stalled");
-        ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-        if (w > 0)
-            done += (size_t)w;
-        else
-            ck_assert_msg(errno == EAGAIN || errno == ENOTCONN, "send: %s", strerror(errno));
-        pump(f);
-    }
-}
-
-/* Reads one framed TCP message: its length, 0 on EOF, -1 on timeout. */
-static inline ssize_t t_tcp_read(struct fx *f, int fd, uint8_t *out, size_t cap, int ms)
+/* Reads one framed TCP message: its length, 0 on EOF, -1 when ms of
+ * patience pass first. */
+static inline ssize_t t_tcp_read(struct event_base *base, int fd, uint8_t *out, size_t cap,
+                                 int ms)
 {
     uint8_t hdr[2];
     size_t got = 0, want = 2;
-    uint64_t end = t_now_ms() + (uint64_t)ms;
+    uint64_t end = t_now_ms() + t_patience((uint64_t)ms);
     while (t_now_ms() < end) {
         ssize_t r = recv(fd, got < 2 ? hdr + got : out + got - 2, want - got, MSG_DONTWAIT);
         if (r == 0)
@@ -182,7 +136,7 @@ static inline ssize_t t_tcp_read(struct fx *f, int fd, uint8_t *out, size_t cap,
                 return (ssize_t)(want - 2);
             continue;
         }
-        pump(f);
+        t_pump(base);
         usleep(500);
     }
     return -1;

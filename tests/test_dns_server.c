@@ -29,9 +29,9 @@ static void fill(struct registry *r)
     }
 }
 
-static void start(struct fx *f, struct dns_options *o)
+static void start(struct dns_fx *f, struct dns_options *o)
 {
-    fx_start(f, o);
+    dns_fx_start(f, o);
     fill(f->reg);
 }
 
@@ -60,7 +60,7 @@ static void expect_negative(const struct t_reply *r, unsigned rcode, const char 
 
 START_TEST(test_names_and_families)
 {
-    struct fx f;
+    struct dns_fx f;
     struct dns_options o = {.ttl = 5};
     start(&f, &o);
     struct t_reply *r = t_ask(&f, "WeB.DocKer", DNS_T_A, -1, buf, sizeof buf);
@@ -103,13 +103,13 @@ START_TEST(test_names_and_families)
     ck_assert_ptr_nonnull(t_find(r, 0, DNS_T_A, 0));
     ck_assert_ptr_nonnull(t_find(r, 0, DNS_T_AAAA, 0));
     free(r);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_compose_alias_and_id)
 {
-    struct fx f;
+    struct dns_fx f;
     struct dns_options o = {.ttl = 5};
     start(&f, &o);
     struct t_reply *r = t_ask(&f, "2.api.lab.docker", DNS_T_A, -1, buf, sizeof buf);
@@ -148,13 +148,13 @@ START_TEST(test_compose_alias_and_id)
     r = t_ask(&f, "db.docker", DNS_T_A, -1, buf, sizeof buf);
     ck_assert_uint_eq(r->rcode, DNS_NXDOMAIN);
     free(r);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_rotation)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     char firsts[3] = {0};
     for (int i = 0; i < 3; i++) {
@@ -172,13 +172,13 @@ START_TEST(test_rotation)
         free(r);
     }
     ck_assert(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2]);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_ptr)
 {
-    struct fx f;
+    struct dns_fx f;
     struct dns_options o = {.domain = "Berth.Test.", .ttl = 42};
     start(&f, &o);
     struct t_reply *r = t_ask(&f, "2.0.17.172.in-addr.ARPA", DNS_T_PTR, -1, buf, sizeof buf);
@@ -205,18 +205,18 @@ START_TEST(test_ptr)
     r = t_ask(&f, "nope.berth.test", DNS_T_A, -1, buf, sizeof buf);
     expect_negative(r, DNS_NXDOMAIN, "berth.test", 42);
     free(r);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_edns)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     uint8_t q[512];
     int fd = t_udp_client(&f.front);
     size_t n = t_query(q, 99, "web.docker", DNS_T_A, 1232, true, 0);
-    ssize_t len = t_ask_udp(&f, fd, &f.front, q, n, buf, sizeof buf, 5000);
+    ssize_t len = t_ask_udp(f.base, fd, &f.front, q, n, buf, sizeof buf, 5000);
     struct t_reply *r = t_decode(buf, (size_t)len);
     ck_assert(r->has_opt);
     ck_assert_uint_eq(r->opt_ttl, 0x8000);
@@ -224,7 +224,7 @@ START_TEST(test_edns)
     free(r);
     /* An unknown EDNS version: BADVERS (extended rcode 16). */
     n = t_query(q, 98, "web.docker", DNS_T_A, 1232, false, 1);
-    len = t_ask_udp(&f, fd, &f.front, q, n, buf, sizeof buf, 5000);
+    len = t_ask_udp(f.base, fd, &f.front, q, n, buf, sizeof buf, 5000);
     r = t_decode(buf, (size_t)len);
     ck_assert(r->has_opt);
     ck_assert_uint_eq(r->opt_ttl >> 24, 1);
@@ -232,7 +232,7 @@ START_TEST(test_edns)
     ck_assert_uint_eq(r->an, 0);
     free(r);
     close(fd);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
@@ -240,7 +240,7 @@ END_TEST
  * with it, TC and no records; over TCP, everything. */
 START_TEST(test_truncation_and_tcp)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     for (int i = 1; i <= 300; i++) {
         char id[65], name[32], ip[32];
@@ -276,11 +276,11 @@ START_TEST(test_truncation_and_tcp)
         snprintf(ip, sizeof ip, "10.%d.%d.%d", i / 65536, i / 256 % 256, i % 256);
         t_put(f.reg, id, name, "big", "svc", i, "big_default", ip, NULL, NULL);
     }
-    int fd = t_tcp_connect(&f.front);
+    int fd = t_connect(&f.front);
     uint8_t q[512], frame[600];
     size_t n = t_query(q, 4242, "svc.big.docker", DNS_T_A, -1, false, 0);
-    t_send_all(&f, fd, frame, t_frame(frame, q, n));
-    ssize_t len = t_tcp_read(&f, fd, buf, sizeof buf, 5000);
+    t_send_all(f.base, fd, frame, t_frame(frame, q, n));
+    ssize_t len = t_tcp_read(f.base, fd, buf, sizeof buf, 5000);
     ck_assert_int_gt(len, 0);
     r = t_decode(buf, (size_t)len);
     ck_assert(!(r->flags & DNS_TC));
@@ -288,13 +288,13 @@ START_TEST(test_truncation_and_tcp)
     ck_assert_uint_eq(r->id, 4242);
     free(r);
     close(fd);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_malformed_never_stop_it)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     int fd = t_udp_client(&f.front);
     uint8_t junk[700];
@@ -310,14 +310,14 @@ START_TEST(test_malformed_never_stop_it)
         }
         sendto(fd, junk, n, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
         if (i % 64 == 0)
-            pump(&f);
+            t_pump(f.base);
         ssize_t len;
         while ((len = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
             free(t_decode(buf, (size_t)len));      /* every reply well-formed */
             replies++;
         }
     }
-    PUMP_UNTIL(&f, 200, false);
+    PUMP_UNTIL(f.base, 200, false);
     while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
         replies++;
     ck_assert_int_gt(replies, 0);
@@ -325,7 +325,7 @@ START_TEST(test_malformed_never_stop_it)
     uint8_t q[512];
     size_t n = t_query(q, 77, "web.docker", DNS_T_A, -1, false, 0);
     t_put16(q + 4, 2);
-    ssize_t len = t_ask_udp(&f, fd, &f.front, q, n, buf, sizeof buf, 5000);
+    ssize_t len = t_ask_udp(f.base, fd, &f.front, q, n, buf, sizeof buf, 5000);
     ck_assert_int_eq(len, 12);
     ck_assert_uint_eq(t_get16(buf), 77);
     ck_assert_uint_eq(t_get16(buf + 2) & 0xf, DNS_FORMERR);
@@ -336,20 +336,20 @@ START_TEST(test_malformed_never_stop_it)
     sendto(fd, q, 5, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
     sendto(fd, q, 0, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
     q[2] &= 0x7f;
-    len = t_ask_udp(&f, fd, &f.front, q, n, buf, sizeof buf, 5000);
+    len = t_ask_udp(f.base, fd, &f.front, q, n, buf, sizeof buf, 5000);
     ck_assert_int_gt(len, 12);
     struct t_reply *r = t_decode(buf, (size_t)len);
     ck_assert_uint_eq(r->id, 77);
     expect_a(r, 0, "172.17.0.2");
     free(r);
     close(fd);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_tcp_pipelined_and_split)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     enum { N = 200 };
     static uint8_t stream[N * 64];
@@ -362,10 +362,10 @@ START_TEST(test_tcp_pipelined_and_split)
                            DNS_T_A, -1, false, 0);
         slen += t_frame(stream + slen, q, n);
     }
-    int fd = t_tcp_connect(&f.front);
-    t_send_all(&f, fd, stream, slen);                 /* all at once */
+    int fd = t_connect(&f.front);
+    t_send_all(f.base, fd, stream, slen);             /* all at once */
     for (int i = 0; i < N; i++) {
-        ssize_t len = t_tcp_read(&f, fd, buf, sizeof buf, 5000);
+        ssize_t len = t_tcp_read(f.base, fd, buf, sizeof buf, 5000);
         ck_assert_int_gt(len, 0);
         struct t_reply *r = t_decode(buf, (size_t)len);
         ck_assert_uint_eq(r->id, 1000 + i);           /* local answers keep order */
@@ -374,76 +374,66 @@ START_TEST(test_tcp_pipelined_and_split)
     }
     /* One byte at a time. */
     for (size_t k = 0; k < three; k++) {
-        t_send_all(&f, fd, stream + k, 1);
+        t_send_all(f.base, fd, stream + k, 1);
         usleep(200);
     }
     for (int i = 0; i < 3; i++) {
-        ssize_t len = t_tcp_read(&f, fd, buf, sizeof buf, 5000);
+        ssize_t len = t_tcp_read(f.base, fd, buf, sizeof buf, 5000);
         ck_assert_int_gt(len, 0);
         ck_assert_uint_eq(t_get16(buf), 1000 + i);
     }
     /* Half-close after the queries: the answers still come, then EOF. */
-    t_send_all(&f, fd, stream, slen);
+    t_send_all(f.base, fd, stream, slen);
     shutdown(fd, SHUT_WR);
     for (int i = 0; i < N; i++)
-        ck_assert_int_gt(t_tcp_read(&f, fd, buf, sizeof buf, 5000), 0);
-    ck_assert_int_eq(t_tcp_read(&f, fd, buf, sizeof buf, 5000), 0);
+        ck_assert_int_gt(t_tcp_read(f.base, fd, buf, sizeof buf, 5000), 0);
+    ck_assert_int_eq(t_tcp_read(f.base, fd, buf, sizeof buf, 5000), 0);
     close(fd);
-    ck_assert(PUMP_UNTIL(&f, 3000, dns_server_tcp_conns(f.s) == 0));
-    fx_stop(&f);
+    ck_assert(PUMP_UNTIL(f.base, 3000, dns_server_tcp_conns(f.s) == 0));
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_tcp_idle_and_limit)
 {
-    struct fx f;
+    struct dns_fx f;
     struct dns_options o = {.tcp_idle_ms = 1000, .tcp_max_conns = 4};
     start(&f, &o);
     int fds[6];
     for (int i = 0; i < 6; i++) {
-        fds[i] = t_tcp_connect(&f.front);
-        ck_assert(PUMP_UNTIL(&f, 3000, dns_server_tcp_conns(f.s) == (size_t)(i < 4 ? i + 1 : 4)));
+        fds[i] = t_connect(&f.front);
+        size_t want = (size_t)(i < 4 ? i + 1 : 4);
+        ck_assert(PUMP_UNTIL(f.base, 3000, dns_server_tcp_conns(f.s) == want));
         usleep(20000);
-        pump(&f);
+        t_pump(f.base);
     }
     /* The two least active went to make room. */
-    ck_assert_int_eq(t_tcp_read(&f, fds[0], buf, sizeof buf, 2000), 0);
-    ck_assert_int_eq(t_tcp_read(&f, fds[1], buf, sizeof buf, 2000), 0);
+    ck_assert_int_eq(t_tcp_read(f.base, fds[0], buf, sizeof buf, 2000), 0);
+    ck_assert_int_eq(t_tcp_read(f.base, fds[1], buf, sizeof buf, 2000), 0);
     /* Idle ones close after a second; a busy one lives on. */
     uint8_t q[64], frame[80];
     size_t n = t_query(q, 5, "web.docker", DNS_T_A, -1, false, 0);
     size_t fl = t_frame(frame, q, n);
     uint64_t start_ms = t_now_ms();
     while (t_now_ms() - start_ms < 2500) {
-        t_send_all(&f, fds[5], frame, fl);
-        ck_assert_int_gt(t_tcp_read(&f, fds[5], buf, sizeof buf, 2000), 0);
-        PUMP_UNTIL(&f, 50, false);
+        t_send_all(f.base, fds[5], frame, fl);
+        ck_assert_int_gt(t_tcp_read(f.base, fds[5], buf, sizeof buf, 2000), 0);
+        t_pump_for(f.base, 50);              /* the pace, not patience */
     }
     for (int i = 2; i < 5; i++)
-        ck_assert_int_eq(t_tcp_read(&f, fds[i], buf, sizeof buf, 1000), 0);
+        ck_assert_int_eq(t_tcp_read(f.base, fds[i], buf, sizeof buf, 1000), 0);
     ck_assert_uint_eq(dns_server_tcp_conns(f.s), 1);
     for (int i = 0; i < 6; i++)
         close(fds[i]);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
-static bool have_ipv6(void)
-{
-    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
-    struct addr a;
-    if (fd < 0 || addr_from_ip(&a, "::1", 0) < 0)
-        return false;
-    bool ok = bind(fd, (struct sockaddr *)&a.ss, a.len) == 0;
-    close(fd);
-    return ok;
-}
-
 START_TEST(test_ipv6_and_wildcard)
 {
-    struct fx f;
+    struct dns_fx f;
     struct addr l[2] = {t_addr("0.0.0.0", 0), t_addr("::1", 0)};
-    bool v6 = have_ipv6();
+    bool v6 = t_have_ipv6();
     struct dns_options o = {.listen = l, .nlisten = v6 ? 2 : 1};
     start(&f, &o);
     /* Replies leave from the address the client wrote to. */
@@ -454,11 +444,7 @@ START_TEST(test_ipv6_and_wildcard)
         uint8_t q[64];
         size_t n = t_query(q, 1, "web.docker", DNS_T_A, -1, false, 0);
         sendto(fd, q, n, 0, (const struct sockaddr *)&to.ss, to.len);
-        ssize_t r = -1;
-        PUMP_UNTIL(&f, 5000, (from.len = sizeof from.ss,
-                              r = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT,
-                                           (struct sockaddr *)&from.ss, &from.len)) >= 0);
-        ck_assert_int_gt(r, 12);
+        ck_assert_int_gt(t_recvfrom(f.base, fd, buf, sizeof buf, &from, 5000), 12);
         ck_assert_msg(addr_equal(&from, &to), "reply to %s came from elsewhere", dests[i]);
         close(fd);
     }
@@ -469,24 +455,24 @@ START_TEST(test_ipv6_and_wildcard)
         int fd = t_udp_client(&a6);
         uint8_t q[64], frame[80];
         size_t n = t_query(q, 61, "web.docker", DNS_T_AAAA, -1, false, 0);
-        ck_assert_int_gt(t_ask_udp(&f, fd, &a6, q, n, buf, sizeof buf, 5000), 12);
+        ck_assert_int_gt(t_ask_udp(f.base, fd, &a6, q, n, buf, sizeof buf, 5000), 12);
         close(fd);
-        fd = t_tcp_connect(&a6);
-        t_send_all(&f, fd, frame, t_frame(frame, q, n));
-        ssize_t len = t_tcp_read(&f, fd, buf, sizeof buf, 5000);
+        fd = t_connect(&a6);
+        t_send_all(f.base, fd, frame, t_frame(frame, q, n));
+        ssize_t len = t_tcp_read(f.base, fd, buf, sizeof buf, 5000);
         ck_assert_int_gt(len, 0);
         struct t_reply *r = t_decode(buf, (size_t)len);
         ck_assert_uint_eq(r->an, 1);
         free(r);
         close(fd);
     }
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_many_clients)
 {
-    struct fx f;
+    struct dns_fx f;
     start(&f, NULL);
     enum { N = 200 };
     int fds[N];
@@ -499,7 +485,7 @@ START_TEST(test_many_clients)
     }
     int got = 0;
     bool seen[N] = {false};
-    PUMP_UNTIL(&f, 10000, ({
+    PUMP_UNTIL(f.base, 10000, ({
         for (int i = 0; i < N; i++) {
             if (seen[i])
                 continue;
@@ -516,23 +502,23 @@ START_TEST(test_many_clients)
     ck_assert_int_eq(got, N);
     for (int i = 0; i < N; i++)
         close(fds[i]);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
 /* What --no-docker serves: the zone with nothing in it. */
 START_TEST(test_empty_registry)
 {
-    struct fx f;
+    struct dns_fx f;
     struct dns_options o = {.ttl = 5};
-    fx_start(&f, &o);
+    dns_fx_start(&f, &o);
     struct t_reply *r = t_ask(&f, "nope.docker", DNS_T_A, -1, buf, sizeof buf);
     expect_negative(r, DNS_NXDOMAIN, "docker", 5);
     free(r);
     r = t_ask(&f, "docker", DNS_T_SOA, 1232, buf, sizeof buf);
     ck_assert_uint_eq(r->an, 1);
     free(r);
-    fx_stop(&f);
+    dns_fx_stop(&f);
 }
 END_TEST
 
@@ -548,7 +534,7 @@ START_TEST(test_bad_options)
     ck_assert_ptr_nonnull(strstr(err, "bad..domain"));
     /* A port in use: a one-line reason, nothing left bound. */
     struct addr taken;
-    int fd = t_bind("127.0.0.1", 0, SOCK_DGRAM, &taken);
+    int fd = t_bind("127.0.0.1", SOCK_DGRAM, &taken);
     o.domain = "docker";
     o.listen = &taken;
     ck_assert_ptr_null(dns_server_new(base, reg, &o, err, sizeof err));
@@ -566,7 +552,7 @@ int main(void)
     log_set_level(LOG_WARN);
     Suite *s = suite_create("dns_server");
     TCase *tc = tcase_create("dns_server");
-    tcase_set_timeout(tc, 60);
+    t_tcase_timeout(tc, 60);
     tcase_add_test(tc, test_names_and_families);
     tcase_add_test(tc, test_compose_alias_and_id);
     tcase_add_test(tc, test_rotation);

@@ -7,7 +7,7 @@
 #include "testnet.h"
 
 struct pair {
-    struct fx f;
+    struct relay_fx f;
     int backend_listener;
     int client, backend;
 };
@@ -16,9 +16,9 @@ static void open_pair(struct pair *p, void (*tune)(struct relay_ctx *))
 {
     struct addr target;
     p->backend_listener = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    fx_start(&p->f, PROTO_TCP, "127.0.0.1", &target, tune);
+    relay_fx_start(&p->f, PROTO_TCP, "127.0.0.1", &target, tune);
     p->client = t_connect(&p->f.front);
-    p->backend = t_accept(&p->f, p->backend_listener);
+    p->backend = t_accept(p->f.base, p->backend_listener);
 }
 
 static void close_pair(struct pair *p)
@@ -28,7 +28,7 @@ static void close_pair(struct pair *p)
     if (p->backend >= 0)
         close(p->backend);
     close(p->backend_listener);
-    fx_stop(&p->f);
+    relay_fx_stop(&p->f);
 }
 
 static void no_splice(struct relay_ctx *ctx) { ctx->no_splice = true; }
@@ -37,9 +37,9 @@ static void integrity(void (*tune)(struct relay_ctx *))
 {
     struct pair p;
     open_pair(&p, tune);
-    t_transfer(&p.f, p.client, p.backend, 24u << 20);
-    t_transfer(&p.f, p.backend, p.client, 24u << 20);
-    t_transfer(&p.f, p.client, p.backend, 1);
+    t_transfer(p.f.base, p.client, p.backend, 24u << 20);
+    t_transfer(p.f.base, p.backend, p.client, 24u << 20);
+    t_transfer(p.f.base, p.client, p.backend, 1);
     close_pair(&p);
 }
 
@@ -58,14 +58,14 @@ static void half_close(void (*tune)(struct relay_ctx *), bool client_first)
     int first = client_first ? p.client : p.backend;
     int second = client_first ? p.backend : p.client;
     char buf[64];
-    t_transfer(&p.f, first, second, 1000);
+    t_transfer(p.f.base, first, second, 1000);
     ck_assert_int_eq(shutdown(first, SHUT_WR), 0);
-    ck_assert_int_eq(t_recv(&p.f, second, buf, sizeof buf, 3000), 0);
-    t_transfer(&p.f, second, first, 300000);   /* the other way still works */
+    ck_assert_int_eq(t_recv(p.f.base, second, buf, sizeof buf, 3000), 0);
+    t_transfer(p.f.base, second, first, 300000);   /* the other way still works */
     ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
     ck_assert_int_eq(shutdown(second, SHUT_WR), 0);
-    ck_assert_int_eq(t_recv(&p.f, first, buf, sizeof buf, 3000), 0);
-    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    ck_assert_int_eq(t_recv(p.f.base, first, buf, sizeof buf, 3000), 0);
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
     close_pair(&p);
 }
 
@@ -82,34 +82,34 @@ START_TEST(test_reset_propagates)
 {
     struct pair p;
     open_pair(&p, NULL);
-    t_transfer(&p.f, p.client, p.backend, 100);
+    t_transfer(p.f.base, p.client, p.backend, 100);
     sock_set_reset_on_close(p.backend);
     close(p.backend);
     p.backend = -1;
     char buf[16];
-    ck_assert_int_eq(t_recv(&p.f, p.client, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(t_recv(p.f.base, p.client, buf, sizeof buf, 3000), -1);
     ck_assert_int_eq(errno, ECONNRESET);
-    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
     close_pair(&p);
 }
 END_TEST
 
 START_TEST(test_refused_backend_resets_client_fast)
 {
-    struct fx f;
+    struct relay_fx f;
     struct addr target;
     int gone = t_bind("127.0.0.1", SOCK_STREAM, &target);
     close(gone);                          /* nothing listens there now */
-    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
     int c = t_connect(&f.front);
     uint64_t t0 = t_now_ms();
     char buf[4];
-    ck_assert_int_eq(t_recv(&f, c, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(t_recv(f.base, c, buf, sizeof buf, 3000), -1);
     ck_assert_int_eq(errno, ECONNRESET);
     ck_assert_uint_lt(t_now_ms() - t0, 100);
     ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
     close(c);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -132,13 +132,13 @@ START_TEST(test_connect_timeout)
     int fillers[4];
     for (int i = 0; i < 4; i++)
         fillers[i] = t_connect(&target);
-    usleep(100000);
-    struct fx f;
-    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, short_connect_timeout);
+    t_settle(100);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, short_connect_timeout);
     int c = t_connect(&f.front);
     char buf[4];
     uint64_t t0 = t_now_ms();
-    ck_assert_int_eq(t_recv(&f, c, buf, sizeof buf, 5000), -1);
+    ck_assert_int_eq(t_recv(f.base, c, buf, sizeof buf, 5000), -1);
     ck_assert_int_eq(errno, ECONNRESET);
     ck_assert_uint_ge(t_now_ms() - t0, 250);
     ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
@@ -146,7 +146,7 @@ START_TEST(test_connect_timeout)
     for (int i = 0; i < 4; i++)
         close(fillers[i]);
     close(lfd);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -156,31 +156,46 @@ START_TEST(test_max_conns)
 {
     struct addr target;
     int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, max_two);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, max_two);
     int c[3], b[3];
     for (int i = 0; i < 3; i++)
         c[i] = t_connect(&f.front);
-    b[0] = t_accept(&f, lfd);
-    b[1] = t_accept(&f, lfd);
+    b[0] = t_accept(f.base, lfd);
+    b[1] = t_accept(f.base, lfd);
     /* The third waits in berth's backlog: no session, no backend socket. */
-    PUMP_UNTIL(&f, 300, false);
+    PUMP_UNTIL(f.base, 300, false);
     ck_assert_uint_eq(berth_tcp_sessions(f.b), 2);
     ck_assert_int_lt(accept4(lfd, NULL, NULL, SOCK_NONBLOCK), 0);
     close(c[0]);
     close(b[0]);
-    b[2] = t_accept(&f, lfd);
-    t_transfer(&f, c[2], b[2], 1000);
+    b[2] = t_accept(f.base, lfd);
+    t_transfer(f.base, c[2], b[2], 1000);
     ck_assert_uint_eq(berth_tcp_sessions(f.b), 2);
     for (int i = 1; i < 3; i++) {
         close(c[i]);
         close(b[i]);
     }
-    ck_assert(PUMP_UNTIL(&f, 3000, berth_tcp_sessions(f.b) == 0));
+    ck_assert(PUMP_UNTIL(f.base, 3000, berth_tcp_sessions(f.b) == 0));
     close(lfd);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
+
+/* The backend never reads: the client writes until every buffer up to
+ * berth's pipe is full of fill bytes. */
+static void stall_backend(struct pair *p, char fill)
+{
+    static char junk[1 << 16];
+    memset(junk, fill, sizeof junk);
+    for (int i = 0; i < 2000; i++) {
+        if (send(p->client, junk, sizeof junk, MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
+            t_pump(p->f.base);
+            usleep(1000);
+        }
+    }
+    PUMP_UNTIL(p->f.base, 300, false);
+}
 
 /* A session reset with bytes stuck in its pipe (the target stopped
  * reading) must not hand that pipe, bytes and all, to the next session. */
@@ -188,29 +203,20 @@ START_TEST(test_reset_with_bytes_in_flight_leaks_nothing)
 {
     struct pair p;
     open_pair(&p, NULL);
-    static char junk[1 << 16];
-    memset(junk, 'A', sizeof junk);
-    /* The backend never reads: fill every buffer up to berth's pipe. */
-    for (int i = 0; i < 2000; i++) {
-        if (send(p.client, junk, sizeof junk, MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
-            pump(&p.f);
-            usleep(1000);
-        }
-    }
-    PUMP_UNTIL(&p.f, 300, false);
+    stall_backend(&p, 'A');
     /* The target resets while berth holds its unread bytes. */
     sock_set_reset_on_close(p.backend);
     close(p.backend);
     p.backend = -1;
-    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
     for (int i = 0; i < 20; i++) {   /* pooled pipes come back in any order */
         int c = t_connect(&p.f.front);
-        int b = t_accept(&p.f, p.backend_listener);
-        t_transfer(&p.f, c, b, 5);
-        t_transfer(&p.f, b, c, 5);
+        int b = t_accept(p.f.base, p.backend_listener);
+        t_transfer(p.f.base, c, b, 5);
+        t_transfer(p.f.base, b, c, 5);
         close(c);
         close(b);
-        ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+        ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
     }
     close_pair(&p);
 }
@@ -222,24 +228,16 @@ START_TEST(test_reset_while_target_stalled_ends_session)
 {
     struct pair p;
     open_pair(&p, NULL);
-    static char junk[1 << 16];
-    memset(junk, 'B', sizeof junk);
-    for (int i = 0; i < 2000; i++) {
-        if (send(p.client, junk, sizeof junk, MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
-            pump(&p.f);
-            usleep(1000);
-        }
-    }
-    PUMP_UNTIL(&p.f, 300, false);
+    stall_backend(&p, 'B');
     ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
     sock_set_reset_on_close(p.client);
     close(p.client);
     p.client = -1;
-    ck_assert(PUMP_UNTIL(&p.f, 3000, berth_tcp_sessions(p.f.b) == 0));
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
     /* ...and the stalled target hears of it as a reset. */
     char buf[1 << 16];
     ssize_t r;
-    while ((r = t_recv(&p.f, p.backend, buf, sizeof buf, 3000)) > 0)
+    while ((r = t_recv(p.f.base, p.backend, buf, sizeof buf, 3000)) > 0)
         ;
     ck_assert_int_eq(r, -1);
     ck_assert_int_eq(errno, ECONNRESET);
@@ -252,23 +250,23 @@ START_TEST(test_no_fd_leak)
 {
     struct addr target;
     int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
     struct pipe_pool *pool = berth_ctx(f.b)->pipes;
     int before = t_count_fds() - 2 * (int)pipe_pool_idle(pool);
     for (int i = 0; i < 300; i++) {
         int c = t_connect(&f.front);
-        int b = t_accept(&f, lfd);
-        t_transfer(&f, c, b, 2000);
-        t_transfer(&f, b, c, 70000);
+        int b = t_accept(f.base, lfd);
+        t_transfer(f.base, c, b, 2000);
+        t_transfer(f.base, b, c, 70000);
         close(c);
         close(b);
-        ck_assert(PUMP_UNTIL(&f, 3000, berth_tcp_sessions(f.b) == 0));
+        ck_assert(PUMP_UNTIL(f.base, 3000, berth_tcp_sessions(f.b) == 0));
     }
     ck_assert_int_eq(t_count_fds() - 2 * (int)pipe_pool_idle(pool), before);
     ck_assert_uint_le(pipe_pool_idle(pool), 2);
     close(lfd);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -278,12 +276,12 @@ START_TEST(test_emfile_backoff)
 {
     struct addr target;
     int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
     int c[3];
     for (int i = 0; i < 3; i++)
         c[i] = t_connect(&f.front);
-    usleep(50000);
+    t_settle(50);
     struct rlimit old, low;
     getrlimit(RLIMIT_NOFILE, &old);
     low = old;
@@ -304,38 +302,33 @@ START_TEST(test_emfile_backoff)
     ck_assert_uint_eq(berth_tcp_sessions(f.b), 0);
     int b[3];
     for (int i = 0; i < 3; i++)
-        b[i] = t_accept(&f, lfd);
+        b[i] = t_accept(f.base, lfd);
     for (int i = 0; i < 3; i++) {
-        t_transfer(&f, c[i], b[i], 100);
+        t_transfer(f.base, c[i], b[i], 100);
         close(c[i]);
         close(b[i]);
     }
     close(lfd);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
 START_TEST(test_ipv6_listener_ipv4_backend)
 {
-    int probe = socket(AF_INET6, SOCK_STREAM, 0);
-    struct addr six = t_addr("::1", 0);
-    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&six.ss, six.len) == 0;
-    if (probe >= 0)
-        close(probe);
-    if (!have_v6)
+    if (!t_have_ipv6())
         return;                              /* no IPv6 loopback here */
     struct addr target;
     int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_TCP, "::1", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_TCP, "::1", &target, NULL);
     int c = t_connect(&f.front);
-    int b = t_accept(&f, lfd);
-    t_transfer(&f, c, b, 100000);
-    t_transfer(&f, b, c, 100000);
+    int b = t_accept(f.base, lfd);
+    t_transfer(f.base, c, b, 100000);
+    t_transfer(f.base, b, c, 100000);
     close(c);
     close(b);
     close(lfd);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -343,7 +336,7 @@ int main(void)
 {
     Suite *s = suite_create("tcp_relay");
     TCase *tc = tcase_create("tcp_relay");
-    tcase_set_timeout(tc, 120);
+    t_tcase_timeout(tc, 120);
     tcase_add_test(tc, test_integrity_splice);
     tcase_add_test(tc, test_integrity_buffered);
     tcase_add_test(tc, test_half_close_client_first);

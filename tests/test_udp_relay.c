@@ -19,20 +19,6 @@ static void send_to(int fd, const struct addr *to, const void *buf, size_t len)
                      (ssize_t)len);
 }
 
-/* Receives one datagram, pumping berth meanwhile. */
-static ssize_t recv_dgram(struct fx *f, int fd, void *buf, size_t len,
-                          struct addr *from)
-{
-    ssize_t r = -1;
-    struct addr tmp;
-    if (!from)
-        from = &tmp;
-    PUMP_UNTIL(f, 3000, (from->len = sizeof from->ss,
-                         r = recvfrom(fd, buf, len, 0, (struct sockaddr *)&from->ss,
-                                      &from->len)) >= 0);
-    return r;
-}
-
 /* The backend: answers every pending datagram with its own bytes. */
 static int echo_all(int backend)
 {
@@ -50,13 +36,14 @@ static int echo_all(int backend)
     }
 }
 
-static ssize_t echo_one(struct fx *f, int client, int backend, const struct addr *to,
-                        const char *msg, size_t len, char *reply, size_t cap)
+static ssize_t echo_one(struct relay_fx *f, int client, int backend,
+                        const struct addr *to, const char *msg, size_t len, char *reply,
+                        size_t cap)
 {
     send_to(client, to, msg, len);
     ssize_t r = -1;
-    PUMP_UNTIL(f, 3000, (echo_all(backend),
-                         r = recv(client, reply, cap, MSG_DONTWAIT)) >= 0);
+    PUMP_UNTIL(f->base, 3000, (echo_all(backend),
+                               r = recv(client, reply, cap, MSG_DONTWAIT)) >= 0);
     return r;
 }
 
@@ -66,8 +53,8 @@ START_TEST(test_sizes_and_boundaries)
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
     int rcv = 1 << 20;
     setsockopt(backend, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
     int c = udp_client("127.0.0.1");
     setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     static char msg[65507], reply[65536];
@@ -89,15 +76,15 @@ START_TEST(test_sizes_and_boundaries)
         char want[32];
         int n = snprintf(want, sizeof want, "datagram %d", i);
         ssize_t r = -1;
-        PUMP_UNTIL(&f, 3000, (echo_all(backend), r = recv(c, reply, sizeof reply,
-                                                          MSG_DONTWAIT)) >= 0);
+        PUMP_UNTIL(f.base, 3000, (echo_all(backend),
+                                  r = recv(c, reply, sizeof reply, MSG_DONTWAIT)) >= 0);
         ck_assert_int_eq(r, n);
         ck_assert(memcmp(reply, want, (size_t)n) == 0);
     }
     ck_assert_uint_eq(berth_udp_flows(f.b), 1);
     close(c);
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -105,8 +92,8 @@ START_TEST(test_fifty_clients)
 {
     struct addr target;
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "127.0.0.1", &target, NULL);
     enum { N = 50, EACH = 3 };
     int c[N];
     for (int i = 0; i < N; i++)
@@ -118,7 +105,7 @@ START_TEST(test_fifty_clients)
             send_to(c[i], &f.front, m, (size_t)n);
         }
     int got = 0, next[N] = {0};
-    PUMP_UNTIL(&f, 5000, ({
+    PUMP_UNTIL(f.base, 5000, ({
         echo_all(backend);
         for (int i = 0; i < N; i++) {
             char r[64], want[32];
@@ -137,7 +124,7 @@ START_TEST(test_fifty_clients)
     for (int i = 0; i < N; i++)
         close(c[i]);
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -146,8 +133,8 @@ START_TEST(test_reply_from_the_address_asked)
 {
     struct addr target;
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "0.0.0.0", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "0.0.0.0", &target, NULL);
     const char *dests[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
     for (int i = 0; i < 3; i++) {
         int c = udp_client("127.0.0.1");
@@ -155,16 +142,16 @@ START_TEST(test_reply_from_the_address_asked)
         send_to(c, &to, "ping", 4);
         char buf[8];
         ssize_t r = -1;
-        PUMP_UNTIL(&f, 3000, (echo_all(backend), from.len = sizeof from.ss,
-                              r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
-                                           (struct sockaddr *)&from.ss, &from.len)) >= 0);
+        PUMP_UNTIL(f.base, 3000, (echo_all(backend), from.len = sizeof from.ss,
+                                  r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                                               (struct sockaddr *)&from.ss, &from.len)) >= 0);
         ck_assert_int_eq(r, 4);
         ck_assert_msg(addr_equal(&from, &to), "reply to a query sent to %s came from elsewhere",
                       dests[i]);
         close(c);
     }
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -174,8 +161,8 @@ START_TEST(test_table_evicts_longest_idle)
 {
     struct addr target;
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, four_flows);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "127.0.0.1", &target, four_flows);
     int c[6];
     char buf[16];
     for (int i = 0; i < 6; i++) {
@@ -192,7 +179,7 @@ START_TEST(test_table_evicts_longest_idle)
     for (int i = 0; i < 6; i++)
         close(c[i]);
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -202,8 +189,8 @@ START_TEST(test_idle_expiry_and_refresh)
 {
     struct addr target;
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "127.0.0.1", &target, one_second);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "127.0.0.1", &target, one_second);
     int c = udp_client("127.0.0.1");
     char buf[16];
     int fds_before = t_count_fds();
@@ -212,26 +199,21 @@ START_TEST(test_idle_expiry_and_refresh)
 
     /* Replies alone keep the flow: the backend writes every 300 ms. */
     struct addr flow_addr;
-    flow_addr.len = sizeof flow_addr.ss;
     send_to(c, &f.front, "b", 1);
-    ssize_t r = -1;
-    PUMP_UNTIL(&f, 3000, (r = recvfrom(backend, buf, sizeof buf, MSG_DONTWAIT,
-                                       (struct sockaddr *)&flow_addr.ss,
-                                       &flow_addr.len)) >= 0);
-    ck_assert_int_eq(r, 1);
+    ck_assert_int_eq(t_recvfrom(f.base, backend, buf, sizeof buf, &flow_addr, 3000), 1);
     for (int i = 0; i < 6; i++) {
         send_to(backend, &flow_addr, "p", 1);
-        ck_assert_int_eq(recv_dgram(&f, c, buf, sizeof buf, NULL), 1);
-        PUMP_UNTIL(&f, 300, false);
+        ck_assert_int_eq(t_recv(f.base, c, buf, sizeof buf, 3000), 1);
+        t_pump_for(f.base, 300);              /* the pace, not patience */
         ck_assert_uint_eq(berth_udp_flows(f.b), 1);
     }
     /* Silence: gone after the timeout, its socket closed. */
-    ck_assert(PUMP_UNTIL(&f, 2500, berth_udp_flows(f.b) == 0));
+    ck_assert(PUMP_UNTIL(f.base, 2500, berth_udp_flows(f.b) == 0));
     ck_assert_int_eq(t_count_fds(), fds_before);
     ck_assert_int_eq(echo_one(&f, c, backend, &f.front, "c", 1, buf, sizeof buf), 1);
     close(c);
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -250,14 +232,13 @@ START_TEST(test_named_flow_follows_the_name)
     struct reg_container c = {.id = "0123456789abcdef", .name = "echo", .eps = &ep, .neps = 1};
     ck_assert_int_eq(registry_put(reg, &c), 0);
 
-    struct fx f;
+    struct relay_fx f;
     memset(&f, 0, sizeof f);
     f.base = berth_event_base_new();
     struct addr l = t_addr("127.0.0.1", 0);
     ck_assert_int_eq(plan_add_named(&f.plan, PROTO_UDP, &l, "echo", addr_port(&a_addr)), 0);
     f.plan.udp_timeout = 90;
-    f.b = berth_new(f.base, &f.plan);
-    berth_ctx(f.b)->reg = reg;
+    f.b = berth_new(f.base, &f.plan, reg);
     char err[200];
     ck_assert_int_eq(berth_start(f.b, NULL, err, sizeof err), 0);
     ck_assert_int_eq(berth_local_addr(f.b, 0, &f.front), 0);
@@ -272,37 +253,32 @@ START_TEST(test_named_flow_follows_the_name)
     close(cl);
     close(a);
     close(b);
-    fx_stop(&f);
+    relay_fx_stop(&f);
     registry_free(reg);
 }
 END_TEST
 
 START_TEST(test_ipv6_listener_ipv4_backend)
 {
-    struct addr six = t_addr("::1", 0);
-    int probe = socket(AF_INET6, SOCK_DGRAM, 0);
-    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&six.ss, six.len) == 0;
-    if (probe >= 0)
-        close(probe);
-    if (!have_v6)
+    if (!t_have_ipv6())
         return;
     struct addr target;
     int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
-    struct fx f;
-    fx_start(&f, PROTO_UDP, "::", &target, NULL);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "::", &target, NULL);
     int c = udp_client("::1");
     struct addr to = t_addr("::1", addr_port(&f.front)), from;
     char buf[16];
     send_to(c, &to, "six", 3);
     ssize_t r = -1;
-    PUMP_UNTIL(&f, 3000, (echo_all(backend), from.len = sizeof from.ss,
-                          r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
-                                       (struct sockaddr *)&from.ss, &from.len)) >= 0);
+    PUMP_UNTIL(f.base, 3000, (echo_all(backend), from.len = sizeof from.ss,
+                              r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                                           (struct sockaddr *)&from.ss, &from.len)) >= 0);
     ck_assert_int_eq(r, 3);
     ck_assert(addr_equal(&from, &to));
     close(c);
     close(backend);
-    fx_stop(&f);
+    relay_fx_stop(&f);
 }
 END_TEST
 
@@ -310,7 +286,7 @@ int main(void)
 {
     Suite *s = suite_create("udp_relay");
     TCase *tc = tcase_create("udp_relay");
-    tcase_set_timeout(tc, 60);
+    t_tcase_timeout(tc, 60);
     tcase_add_test(tc, test_sizes_and_boundaries);
     tcase_add_test(tc, test_fifty_clients);
     tcase_add_test(tc, test_reply_from_the_address_asked);

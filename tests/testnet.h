@@ -1,48 +1,31 @@
-/* Helpers for the in-process relay suites: a berth instance on a fresh
- * event_base, loopback sockets on port 0, and a loop pump, so a test drives
- * clients, berth and backends from one thread without races. */
+/* The relay fixture for the in-process relay suites: a berth instance on a
+ * fresh event_base with one mapping, and a checked byte stream, so a test
+ * drives clients, berth and backends from one thread without races. Socket
+ * and loop helpers are looptest.h's. */
 #ifndef BERTH_TESTNET_H
 #define BERTH_TESTNET_H
 
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "berth/berth.h"
 #include "looptest.h"
 
-struct fx {
+struct relay_fx {
     struct event_base *base;
     struct plan plan;
     struct berth *b;
     struct addr front;       /* where clients connect (berth's listener) */
 };
 
-/* A non-blocking socket bound to ip:0 (TCP: listening); *bound gets the
- * address. */
-static inline int t_bind(const char *ip, int type, struct addr *bound)
-{
-    struct addr a = t_addr(ip, 0);
-    int fd = sock_bind(&a, type);
-    ck_assert_int_ge(fd, 0);
-    bound->len = sizeof bound->ss;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len), 0);
-    return fd;
-}
-
 /* Starts berth with one mapping listen_ip:0 -> target. */
-static inline void fx_start(struct fx *f, enum proto proto, const char *listen_ip,
-                            const struct addr *target,
-                            void (*tune)(struct relay_ctx *))
+static inline void relay_fx_start(struct relay_fx *f, enum proto proto,
+                                  const char *listen_ip, const struct addr *target,
+                                  void (*tune)(struct relay_ctx *))
 {
     memset(f, 0, sizeof *f);
     f->base = berth_event_base_new();
@@ -50,7 +33,7 @@ static inline void fx_start(struct fx *f, enum proto proto, const char *listen_i
     struct addr l = t_addr(listen_ip, 0);
     ck_assert_int_eq(plan_add(&f->plan, proto, &l, target), 0);
     f->plan.udp_timeout = 90;
-    f->b = berth_new(f->base, &f->plan);
+    f->b = berth_new(f->base, &f->plan, NULL);
     ck_assert_ptr_nonnull(f->b);
     if (tune)
         tune(berth_ctx(f->b));
@@ -59,44 +42,11 @@ static inline void fx_start(struct fx *f, enum proto proto, const char *listen_i
     ck_assert_int_eq(berth_local_addr(f->b, 0, &f->front), 0);
 }
 
-static inline void fx_stop(struct fx *f)
+static inline void relay_fx_stop(struct relay_fx *f)
 {
     berth_free(f->b);
     free(f->plan.maps);
     event_base_free(f->base);
-}
-
-static inline void pump(struct fx *f)
-{
-    event_base_loop(f->base, EVLOOP_NONBLOCK);
-}
-
-static inline int t_connect(const struct addr *a)
-{
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    ck_assert_int_ge(fd, 0);
-    int r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
-    ck_assert(r == 0 || errno == EINPROGRESS);
-    return fd;
-}
-
-static inline int t_accept(struct fx *f, int lfd)
-{
-    int c = -1;
-    PUMP_UNTIL(f, 3000, (c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0);
-    ck_assert_msg(c >= 0, "backend never saw a connection");
-    return c;
-}
-
-static inline int t_count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;            /* ".", ".." and the DIR's own fd */
 }
 
 /* Byte i of a test stream: a pattern no shifted copy of which matches, so a
@@ -107,12 +57,12 @@ static inline unsigned char t_pattern(uint64_t i)
 }
 
 /* Sends len pattern bytes on from and checks they all arrive intact on to,
- * pumping berth in between. */
-static inline void t_transfer(struct fx *f, int from, int to, size_t len)
+ * pumping the loop in between. */
+static inline void t_transfer(struct event_base *base, int from, int to, size_t len)
 {
     static unsigned char buf[1 << 16];
     size_t sent = 0, got = 0;
-    uint64_t deadline = t_now_ms() + 60000;
+    uint64_t deadline = t_now_ms() + t_patience(60000);
     while (got < len) {
         if (t_now_ms() > deadline)
             ck_abort_msg("transfer stalled at %zu/%zu", got, len);
@@ -126,7 +76,7 @@ static inline void t_transfer(struct fx *f, int from, int to, size_t len)
             else if (errno != EAGAIN)
                 ck_abort_msg("send: %s", strerror(errno));
         }
-        pump(f);
+        t_pump(base);
         ssize_t r = recv(to, buf, sizeof buf, 0);
         if (r > 0) {
             /* One assertion per chunk: Check logs every assertion. */
@@ -140,15 +90,6 @@ static inline void t_transfer(struct fx *f, int from, int to, size_t len)
             ck_abort_msg("recv: %s", r == 0 ? "early EOF" : strerror(errno));
         }
     }
-}
-
-/* recv that pumps berth until something (data, EOF or error) arrives.
- * Returns recv's result; errno is kept. */
-static inline ssize_t t_recv(struct fx *f, int fd, void *buf, size_t len, int ms)
-{
-    ssize_t r = -1;
-    PUMP_UNTIL(f, (uint64_t)ms, (r = recv(fd, buf, len, 0)) >= 0 || errno != EAGAIN);
-    return r;
 }
 
 #endif
