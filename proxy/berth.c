@@ -130,6 +130,17 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
         free(p);
         return NULL;
     }
+    /* Port 0 asked the kernel for one: the copy says which, so logs name
+     * it and later ports are checked against it. */
+    if (addr_port(&p->m.listen) == 0) {
+        struct addr bound;
+        bound.len = sizeof bound.ss;
+        int lfd = p->tcp ? tcp_listener_fd(p->tcp) : udp_listener_fd(p->udp);
+        if (getsockname(lfd, (struct sockaddr *)&bound.ss, &bound.len) == 0) {
+            addr_set_port(&p->m.listen, addr_port(&bound));
+            mapping_label(&p->m);
+        }
+    }
     /* Appended: the plan's ports stay first and in order. */
     struct berth_port **tail = &b->ports, *prev = NULL;
     while (*tail) {
