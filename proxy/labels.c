@@ -177,9 +177,13 @@ static void visit(const struct reg_container *c, void *arg)
         struct spec sp;
         if (labels_to_spec(t, shortid, text, sizeof text, why, sizeof why) < 0 ||
             spec_parse(text, &sp, why, sizeof why) < 0) {
-            snprintf(msg, sizeof msg, "labels: '%s': berth.publish '%s': %s", c->name,
-                     t, why);
-            refuse(p->l, &p->refused, &p->nrefused, msg);
+            /* Said in the publishing pass only, which is the one whose
+             * refusals are remembered: once per bad entry, not per sync. */
+            if (p->create) {
+                snprintf(msg, sizeof msg, "labels: '%s': berth.publish '%s': %s",
+                         c->name, t, why);
+                refuse(p->l, &p->refused, &p->nrefused, msg);
+            }
             continue;
         }
         for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
