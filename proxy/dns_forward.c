@@ -11,18 +11,21 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "berth/clock.h"
+#include "berth/dns_tcp.h"
+#include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/slot_pool.h"
 
 #define IDS_PER_DRAW 64
 
-/* One query in flight. Its UDP socket (or TCP connection) is its own, so
- * the kernel already drops datagrams from anyone but the upstream. */
+/* One query in flight, in a slot of f->slots. Its UDP socket (or TCP
+ * connection) is its own, so the kernel already drops datagrams from
+ * anyone but the upstream. */
 struct fwd_slot {
     struct dns_forwarder *f;
-    struct fwd_slot *next_free;
     int fd;                         /* UDP try, -1 otherwise */
     struct event *ev;               /* fd readable, or the try timed out */
     struct bufferevent *bev;        /* TCP try */
@@ -43,20 +46,11 @@ struct dns_forwarder {
     size_t nups;
     size_t preferred;               /* the upstream that answered last */
     unsigned timeout_ms;
-    struct fwd_slot *slots;
-    size_t nslots, inflight;
-    struct fwd_slot *free_slots;
+    struct slot_pool *slots;        /* of struct fwd_slot: queries in flight */
     uint16_t ids[IDS_PER_DRAW];     /* random IDs, drawn in bulk */
     size_t nids;
     uint8_t *answer;                /* DNS_MSG_MAX: where answers are read */
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* IDs must be unpredictable (RFC 5452): from the kernel's CSPRNG. */
 static uint16_t next_id(struct dns_forwarder *f)
@@ -66,7 +60,7 @@ static uint16_t next_id(struct dns_forwarder *f)
             /* Never expected on Linux >= 3.17; the source port still
              * varies, so degrade rather than stop answering. */
             log_warn("dns: getrandom: %s", strerror(errno));
-            uint64_t t = now_ms() ^ (uint64_t)(uintptr_t)f;
+            uint64_t t = clock_ms() ^ (uint64_t)(uintptr_t)f;
             for (size_t i = 0; i < IDS_PER_DRAW; i++)
                 f->ids[i] = (uint16_t)((t = t * 6364136223846793005u + 1442695040888963407u) >> 48);
         }
@@ -75,16 +69,17 @@ static uint16_t next_id(struct dns_forwarder *f)
     return f->ids[--f->nids];
 }
 
-static void put16(uint8_t *p, unsigned v)
+/* Every try asks with a fresh ID and has a deadline of its own. */
+static void new_try(struct fwd_slot *s)
 {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
+    dns_put16(s->query, next_id(s->f));
+    s->deadline_ms = clock_ms() + s->f->timeout_ms;
 }
 
 static struct timeval remaining(const struct fwd_slot *s)
 {
-    uint64_t now = now_ms(), left = s->deadline_ms > now ? s->deadline_ms - now : 0;
-    return (struct timeval){(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    uint64_t now = clock_ms();
+    return clock_tv(s->deadline_ms > now ? s->deadline_ms - now : 0);
 }
 
 static void close_try(struct fwd_slot *s)
@@ -112,15 +107,12 @@ static void finish(struct fwd_slot *s, const uint8_t *ans, size_t len)
         a = f->answer;
         if (a != ans)
             memmove(a, ans, len);
-        put16(a, s->client_id);
+        dns_put16(a, s->client_id);
         memcpy(a + DNS_HDR, s->query + DNS_HDR, s->qname_len);
         f->preferred = s->up;
     }
     close_try(s);
-    s->done = NULL;
-    s->next_free = f->free_slots;
-    f->free_slots = s;
-    f->inflight--;
+    slot_put(f->slots, s);
     done(arg, a, a ? len : 0);
 }
 
@@ -133,8 +125,7 @@ static int start_udp(struct fwd_slot *s)
 {
     struct dns_forwarder *f = s->f;
     const struct addr *up = &f->ups[s->up];
-    put16(s->query, next_id(f));
-    s->deadline_ms = now_ms() + f->timeout_ms;
+    new_try(s);
     /* A fresh socket, connected: the kernel picks a random port for it and
      * delivers only the upstream's datagrams. */
     s->fd = socket(up->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -156,6 +147,8 @@ static int start_udp(struct fwd_slot *s)
 static int next_upstream(struct fwd_slot *s)
 {
     close_try(s);
+    /* dns_forward takes no slot without an upstream: the modulo is safe. */
+    INVARIANT(s->f->nups > 0);
     while (s->tries < s->f->nups) {
         s->up = (s->up + (s->tries ? 1 : 0)) % s->f->nups;
         s->tries++;
@@ -214,7 +207,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         }
         log_debug("dns: upstream answer does not match its query; ignored");
     }
-    if (now_ms() >= s->deadline_ms) {
+    if (clock_ms() >= s->deadline_ms) {
         fail_try(s, "timed out");
         return;
     }
@@ -226,11 +219,8 @@ static void on_tcp_read(struct bufferevent *bev, void *arg)
 {
     struct fwd_slot *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    uint8_t hdr[2];
-    if (evbuffer_copyout(in, hdr, 2) < 2)
-        return;
-    size_t n = (size_t)hdr[0] << 8 | hdr[1];
-    if (evbuffer_get_length(in) < 2 + n)
+    size_t n;
+    if (!dns_tcp_frame_ready(in, &n))
         return;
     evbuffer_drain(in, 2);
     evbuffer_remove(in, s->f->answer, n);
@@ -258,18 +248,14 @@ static int start_tcp(struct fwd_slot *s)
 {
     struct dns_forwarder *f = s->f;
     const struct addr *up = &f->ups[s->up];
-    put16(s->query, next_id(f));
-    s->deadline_ms = now_ms() + f->timeout_ms;
-    uint8_t len[2];
-    put16(len, (unsigned)s->qlen);
+    new_try(s);
     struct timeval tv = remaining(s);
     if (!(s->bev = bufferevent_socket_new(f->base, -1, BEV_OPT_CLOSE_ON_FREE)))
         return -1;
     bufferevent_setcb(s->bev, on_tcp_read, NULL, on_tcp_event, s);
     bufferevent_setwatermark(s->bev, EV_READ, 2, 2 + DNS_MSG_MAX);
     bufferevent_set_timeouts(s->bev, &tv, &tv);
-    if (bufferevent_write(s->bev, len, 2) < 0 ||
-        bufferevent_write(s->bev, s->query, s->qlen) < 0 ||
+    if (dns_tcp_frame_add(bufferevent_get_output(s->bev), s->query, s->qlen) < 0 ||
         bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0 ||
         bufferevent_socket_connect(s->bev, (const struct sockaddr *)&up->ss,
                                    (int)up->len) < 0) {
@@ -282,19 +268,21 @@ static int start_tcp(struct fwd_slot *s)
 int dns_forward(struct dns_forwarder *f, const struct dns_query *q, bool tcp_client,
                 dns_forward_done_fn *done, void *arg)
 {
-    struct fwd_slot *s = f->free_slots;
-    if (!s || f->nups == 0) {
-        errno = s ? ENOENT : EBUSY;
+    struct fwd_slot *s = f->nups ? slot_get(f->slots) : NULL;
+    if (!s) {
+        errno = f->nups ? EBUSY : ENOENT;
         return -1;
     }
+    /* The pool hands slots zeroed, and fd 0 is a real fd: say "none". */
+    s->f = f;
+    s->fd = -1;
     uint16_t size = !q->edns ? 0 : tcp_client ? DNS_UDP_MAX
                                               : (uint16_t)dns_reply_limit(q, false);
     if (!(s->qlen = dns_build_query(s->query, sizeof s->query, q, 0, size))) {
+        slot_put(f->slots, s);
         errno = EINVAL;
         return -1;
     }
-    f->free_slots = s->next_free;
-    f->inflight++;
     s->client_id = q->id;
     s->qname_len = q->qname_len;
     s->done = done;
@@ -302,10 +290,7 @@ int dns_forward(struct dns_forwarder *f, const struct dns_query *q, bool tcp_cli
     s->tries = 0;
     s->up = f->preferred;
     if (next_upstream(s) < 0) {
-        s->done = NULL;
-        s->next_free = f->free_slots;
-        f->free_slots = s;
-        f->inflight--;
+        slot_put(f->slots, s);
         errno = ENETUNREACH;
         return -1;
     }
@@ -313,14 +298,6 @@ int dns_forward(struct dns_forwarder *f, const struct dns_query *q, bool tcp_cli
 }
 
 /* ---- upstream list ---- */
-
-static bool is_loopback(const struct addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
-    return a->ss.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
-}
 
 static bool same_ip(const struct addr *a, const struct sockaddr *sa)
 {
@@ -346,7 +323,7 @@ static bool is_self(const struct addr *up, const struct dns_forward_options *o,
         if (!addr_is_any(me) || me->ss.ss_family != up->ss.ss_family ||
             addr_port(me) != addr_port(up))
             continue;
-        if (is_loopback(up))
+        if (addr_is_loopback(up))
             return true;
         for (struct ifaddrs *i2 = ifs; i2; i2 = i2->ifa_next)
             if (same_ip(up, i2->ifa_addr))
@@ -361,7 +338,7 @@ struct dns_forwarder *dns_forwarder_new(struct event_base *base,
 {
     struct dns_forwarder *f = calloc(1, sizeof *f);
     size_t n = o->max_inflight ? o->max_inflight : DNS_FORWARD_INFLIGHT;
-    if (!f || !(f->slots = calloc(n, sizeof *f->slots)) ||
+    if (!f || !(f->slots = slot_pool_new(n, sizeof(struct fwd_slot))) ||
         !(f->answer = malloc(DNS_MSG_MAX))) {
         snprintf(err, errlen, "out of memory");
         dns_forwarder_free(f);
@@ -369,11 +346,6 @@ struct dns_forwarder *dns_forwarder_new(struct event_base *base,
     }
     f->base = base;
     f->timeout_ms = o->timeout_ms ? o->timeout_ms : DNS_FORWARD_TIMEOUT_MS;
-    f->nslots = n;
-    for (size_t i = n; i-- > 0;) {
-        f->slots[i] = (struct fwd_slot){.f = f, .fd = -1, .next_free = f->free_slots};
-        f->free_slots = &f->slots[i];
-    }
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) < 0)
         ifs = NULL;
@@ -398,16 +370,24 @@ void dns_forwarder_free(struct dns_forwarder *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; f->slots && i < f->nslots; i++)
-        close_try(&f->slots[i]);
-    free(f->slots);
+    /* Queries still in flight end without their done: the caller is
+     * going away too. */
+    for (size_t i = 0; f->slots && i < slot_pool_count(f->slots); i++) {
+        struct fwd_slot *s = slot_pool_at(f->slots, i);
+        if (s)
+            close_try(s);
+    }
+    slot_pool_free(f->slots);
     free(f->answer);
     free(f);
 }
 
 size_t dns_forwarder_upstreams(const struct dns_forwarder *f) { return f->nups; }
 
-size_t dns_forwarder_inflight(const struct dns_forwarder *f) { return f->inflight; }
+size_t dns_forwarder_inflight(const struct dns_forwarder *f)
+{
+    return slot_pool_used(f->slots);
+}
 
 int dns_resolv_conf(const char *path, struct addr *out, size_t max)
 {

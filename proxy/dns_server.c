@@ -1,22 +1,23 @@
 #include "berth/dns_server.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/dgram.h"
 #include "berth/dns_answer.h"
 #include "berth/dns_forward.h"
 #include "berth/dns_tcp.h"
+#include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/slot_pool.h"
 
 #define BATCH 32
 /* A query larger than the largest reply is nonsense; it is dropped. */
 #define QUERY_MAX DNS_UDP_MAX
-#define CTRL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
 #define RCVBUF (4 << 20)
 #define PORT_TRIES 32
 
@@ -25,31 +26,22 @@ struct dns_batch {
     struct mmsghdr in[BATCH], out[BATCH];
     struct iovec in_iov[BATCH], out_iov[BATCH];
     struct addr peer[BATCH];
-    char in_ctrl[BATCH][CTRL_LEN], out_ctrl[BATCH][CTRL_LEN];
+    char in_ctrl[BATCH][DGRAM_CTRL_LEN], out_ctrl[BATCH][DGRAM_CTRL_LEN];
     uint8_t query[BATCH][QUERY_MAX];
     uint8_t reply[BATCH][DNS_UDP_MAX];
-};
-
-/* Where a UDP reply leaves from: the address the client wrote to, which
- * only a wildcard socket needs to be told. */
-struct reply_src {
-    bool set;
-    struct in_pktinfo v4;
-    struct in6_pktinfo v6;
 };
 
 struct dns_udp {
     struct dns_server *s;
     int fd;
-    bool pktinfo;
+    bool pktinfo;                   /* bound to a wildcard: track reply_src */
     struct event *ev;
 };
 
-/* A forwarded query waiting for its answer. */
+/* A forwarded query waiting for its answer, in a slot of s->pend. */
 struct pending {
     struct dns_server *s;
-    struct pending *next_free;
-    bool used, tcp;
+    bool tcp;
     struct dns_query q;             /* q.qname points at qname below */
     uint8_t qname[DNS_NAME_MAX];
     struct dns_udp *u;              /* UDP client */
@@ -68,65 +60,15 @@ struct dns_server {
     struct dns_tcp **tcp;
     struct addr *bound;
     size_t n;                       /* listen addresses */
-    struct pending *pend;
-    size_t npend;
-    struct pending *free_pend;
+    struct slot_pool *pend;         /* of struct pending */
     struct dns_batch *b;
     uint8_t *msg;                   /* DNS_MSG_MAX: TCP and forwarded replies */
 };
 
-static bool is_loopback(const struct addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
-    return a->ss.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
-}
-
 static bool may_forward(struct dns_server *s, const struct addr *client)
 {
-    return s->open_resolver || is_loopback(client) ||
+    return s->open_resolver || addr_is_loopback(client) ||
            registry_knows_client(s->reg, client);
-}
-
-/* ---- UDP reply source ---- */
-
-static void read_src(const struct msghdr *h, struct reply_src *src)
-{
-    src->set = false;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
-        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
-            struct in_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
-            src->v4 = (struct in_pktinfo){.ipi_spec_dst = pi.ipi_addr};
-            src->set = true;
-        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
-            memcpy(&src->v6, CMSG_DATA(cm), sizeof src->v6);
-            src->set = true;
-        }
-    }
-}
-
-static void write_src(const struct reply_src *src, int family, struct msghdr *h, char *ctrl)
-{
-    h->msg_control = NULL;
-    h->msg_controllen = 0;
-    if (!src->set)
-        return;
-    memset(ctrl, 0, CTRL_LEN);
-    h->msg_control = ctrl;
-    struct cmsghdr *cm = (struct cmsghdr *)ctrl;
-    if (family == AF_INET) {
-        h->msg_controllen = CMSG_SPACE(sizeof src->v4);
-        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v4),
-                               .cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO};
-        memcpy(CMSG_DATA(cm), &src->v4, sizeof src->v4);
-    } else {
-        h->msg_controllen = CMSG_SPACE(sizeof src->v6);
-        *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v6),
-                               .cmsg_level = IPPROTO_IPV6, .cmsg_type = IPV6_PKTINFO};
-        memcpy(CMSG_DATA(cm), &src->v6, sizeof src->v6);
-    }
 }
 
 /* ---- forwarding ---- */
@@ -147,9 +89,10 @@ static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
     }
     /* The slot goes back before replying: a reply may start new queries. */
     struct pending c = *p;
-    p->used = false;
-    p->next_free = s->free_pend;
-    s->free_pend = p;
+    slot_put(s->pend, p);
+    /* Each pending query is one query in the forwarder, which has already
+     * let go of this one's. */
+    INVARIANT(slot_pool_used(s->pend) == dns_forwarder_inflight(s->fwd));
     if (c.tcp) {
         if (c.conn)
             dns_tcp_reply(c.conn, out, len);
@@ -158,12 +101,12 @@ static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
     if (!len)
         return;
     struct iovec iov = {(void *)out, len};
-    char ctrl[CTRL_LEN];
-    struct msghdr h = {.msg_name = &c.client.ss, .msg_namelen = c.client.len,
-                       .msg_iov = &iov, .msg_iovlen = 1};
-    write_src(&c.src, c.client.ss.ss_family, &h, ctrl);
-    if (sendmsg(c.u->fd, &h, MSG_DONTWAIT) < 0)
-        log_debug("dns: send: %s; reply dropped", strerror(errno));
+    char ctrl[DGRAM_CTRL_LEN];
+    struct mmsghdr m = {.msg_hdr = {.msg_name = &c.client.ss, .msg_namelen = c.client.len,
+                                    .msg_iov = &iov, .msg_iovlen = 1}};
+    reply_src_write(&c.src, c.client.ss.ss_family, &m.msg_hdr, ctrl);
+    /* A batch of one: a refused reply is dropped like any other. */
+    dgram_send_batch(c.u->fd, &m, 1, "dns");
 }
 
 /* Sends q upstream for a client. Returns 0, or -1 when it cannot go (the
@@ -172,9 +115,10 @@ static int forward(struct dns_server *s, const struct dns_query *q, struct dns_u
                    const struct addr *client, const struct reply_src *src,
                    struct dns_tcp_conn *conn)
 {
-    struct pending *p = s->free_pend;
+    struct pending *p = slot_get(s->pend);
     if (!p)
         return -1;
+    p->s = s;
     p->q = *q;
     memcpy(p->qname, q->qname, q->qname_len);
     p->q.qname = p->qname;
@@ -185,10 +129,10 @@ static int forward(struct dns_server *s, const struct dns_query *q, struct dns_u
         p->client = *client;
     if (src)
         p->src = *src;
-    if (dns_forward(s->fwd, &p->q, p->tcp, on_forwarded, p) < 0)
+    if (dns_forward(s->fwd, &p->q, p->tcp, on_forwarded, p) < 0) {
+        slot_put(s->pend, p);
         return -1;
-    s->free_pend = p->next_free;
-    p->used = true;
+    }
     return 0;
 }
 
@@ -211,7 +155,8 @@ static size_t not_ours(struct dns_server *s, const struct dns_query *q, bool tcp
     if (forward(s, q, u, client, src, conn) == 0)
         return 0;
     log_debug("dns: cannot forward (%s); SERVFAIL",
-              s->free_pend ? "no upstream" : "too many queries in flight");
+              slot_pool_used(s->pend) < slot_pool_count(s->pend)
+                  ? "no upstream" : "too many queries in flight");
     return dns_reply_empty(q, DNS_RA, DNS_SERVFAIL, out, limit);
 }
 
@@ -229,7 +174,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             .msg_name = &b->peer[i].ss, .msg_namelen = sizeof b->peer[i].ss,
             .msg_iov = &b->in_iov[i], .msg_iovlen = 1,
             .msg_control = u->pktinfo ? b->in_ctrl[i] : NULL,
-            .msg_controllen = u->pktinfo ? CTRL_LEN : 0};
+            .msg_controllen = u->pktinfo ? DGRAM_CTRL_LEN : 0};
     }
     int n = recvmmsg(fd, b->in, BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) {
@@ -245,7 +190,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         b->peer[i].len = h->msg_namelen;
         struct reply_src src = {.set = false};
         if (u->pktinfo)
-            read_src(h, &src);
+            reply_src_read(h, &src);
         struct dns_query q;
         size_t len = 0;
         enum dns_action act = dns_respond(s->resp, b->query[i], b->in[i].msg_len, false,
@@ -261,20 +206,11 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         b->out[nout].msg_hdr = (struct msghdr){
             .msg_name = &b->peer[i].ss, .msg_namelen = b->peer[i].len,
             .msg_iov = &b->out_iov[nout], .msg_iovlen = 1};
-        write_src(&src, b->peer[i].ss.ss_family, &b->out[nout].msg_hdr, b->out_ctrl[nout]);
+        reply_src_write(&src, b->peer[i].ss.ss_family, &b->out[nout].msg_hdr,
+                        b->out_ctrl[nout]);
         nout++;
     }
-    /* What the kernel refuses is dropped: UDP may lose replies, the
-     * server must not stall on one client. */
-    for (int done = 0; done < nout;) {
-        int r = sendmmsg(fd, b->out + done, (unsigned)(nout - done), MSG_DONTWAIT);
-        if (r > 0) {
-            done += r;
-            continue;
-        }
-        log_debug("dns: send: %s; reply dropped", strerror(errno));
-        done++;
-    }
+    dgram_send_batch(fd, b->out, nout, "dns");
 }
 
 /* ---- TCP ---- */
@@ -297,9 +233,11 @@ static void on_tcp_query(void *arg, struct dns_tcp_conn *c, const struct addr *p
 static void on_tcp_gone(void *arg, struct dns_tcp_conn *c)
 {
     struct dns_server *s = arg;
-    for (size_t i = 0; i < s->npend; i++)
-        if (s->pend[i].used && s->pend[i].conn == c)
-            s->pend[i].conn = NULL;
+    for (size_t i = 0; i < slot_pool_count(s->pend); i++) {
+        struct pending *p = slot_pool_at(s->pend, i);
+        if (p && p->conn == c)
+            p->conn = NULL;
+    }
 }
 
 /* ---- set-up ---- */
@@ -318,18 +256,12 @@ static int udp_open(struct dns_server *s, struct dns_udp *u, const struct addr *
     }
     /* Bursts (dnsperf, a container fleet starting) queue in the kernel
      * rather than drop; best effort, capped by net.core.rmem_max. */
-    int rcv = RCVBUF, one = 1;
+    int rcv = RCVBUF;
     setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    if (addr_is_any(bound)) {
-        int r = bound->ss.ss_family == AF_INET
-                    ? setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
-                    : setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
-        if (r < 0) {
-            snprintf(err, errlen, "dns: udp %s: pktinfo: %s",
-                     addr_format(bound, t, sizeof t), strerror(errno));
-            return -1;
-        }
-        u->pktinfo = true;
+    if (dgram_track_local(u->fd, bound, &u->pktinfo) < 0) {
+        snprintf(err, errlen, "dns: udp %s: pktinfo: %s",
+                 addr_format(bound, t, sizeof t), strerror(errno));
+        return -1;
     }
     if (!(u->ev = event_new(s->base, u->fd, EV_READ | EV_PERSIST, on_udp, u)) ||
         event_add(u->ev, NULL) < 0) {
@@ -414,7 +346,8 @@ struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
     if (!s || !(s->udp = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->udp)) ||
         !(s->tcp = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->tcp)) ||
         !(s->bound = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->bound)) ||
-        !(s->pend = calloc(npend, sizeof *s->pend)) || !(s->b = malloc(sizeof *s->b)) ||
+        !(s->pend = slot_pool_new(npend, sizeof(struct pending))) ||
+        !(s->b = malloc(sizeof *s->b)) ||
         !(s->msg = malloc(DNS_MSG_MAX))) {
         snprintf(err, errlen, "out of memory");
         dns_server_free(s);
@@ -423,12 +356,6 @@ struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
     s->base = base;
     s->reg = reg;
     s->open_resolver = o->open_resolver;
-    s->npend = npend;
-    for (size_t i = npend; i-- > 0;) {
-        s->pend[i].s = s;
-        s->pend[i].next_free = s->free_pend;
-        s->free_pend = &s->pend[i];
-    }
     for (size_t i = 0; i < o->nlisten; i++)
         s->udp[i].fd = -1;
     s->n = o->nlisten;
@@ -465,7 +392,7 @@ void dns_server_free(struct dns_server *s)
     free(s->udp);
     free(s->tcp);
     free(s->bound);
-    free(s->pend);
+    slot_pool_free(s->pend);
     free(s->b);
     free(s->msg);
     free(s);

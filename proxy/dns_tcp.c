@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/acceptor.h"
+#include "berth/clock.h"
+#include "berth/guard.h"
+#include "berth/invariant.h"
 #include "berth/log.h"
 #include "berth/lru.h"
 
-#define ACCEPT_BATCH 64
-#define BACKOFF_MS 100
 /* Queries of one connection waiting for upstreams at once: one client
  * cannot take every forwarding slot. Past it, reading pauses. */
 #define OWED_MAX 64
@@ -31,8 +33,9 @@ struct dns_tcp_conn {
     struct addr peer;
     unsigned owed;                        /* queries not yet replied to */
     bool eof;                             /* the client is done sending */
-    bool busy;                            /* inside process(): no free */
-    bool dead;                            /* to be freed when not busy */
+    /* process() may end c (a failed buffer, the last reply after EOF)
+     * while it is inside; ending also stops new queries and replies. */
+    struct guard guard;
 };
 
 struct dns_tcp {
@@ -40,8 +43,8 @@ struct dns_tcp {
     struct dns_tcp_options o;
     int fd;
     struct addr bound;
-    struct event *ev;
-    struct event *backoff;
+    char label[ADDR_STRLEN + 8];          /* "dns tcp <bound>", for logs */
+    struct acceptor *acc;
     struct lru order;                     /* connections, idle first */
     size_t nconns;
 };
@@ -66,8 +69,7 @@ static void conn_free(struct dns_tcp_conn *c)
 /* Frees c now, or when the callback that is using it returns. */
 static void conn_close(struct dns_tcp_conn *c)
 {
-    c->dead = true;
-    if (!c->busy)
+    if (guard_end(&c->guard))
         conn_free(c);
 }
 
@@ -82,22 +84,19 @@ static void process(struct dns_tcp_conn *c)
 {
     struct dns_tcp *t = c->t;
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    c->busy = true;
+    guard_enter(&c->guard);
     bool full = false;
-    while (!c->dead) {
+    while (!guard_ending(&c->guard)) {
         if (c->owed >= OWED_MAX || out_len(c) >= OUT_MAX) {
             full = true;
             break;
         }
-        uint8_t hdr[2];
-        if (evbuffer_copyout(in, hdr, 2) < 2)
-            break;
-        size_t n = (size_t)hdr[0] << 8 | hdr[1];
-        if (evbuffer_get_length(in) < 2 + n)
+        size_t n;
+        if (!dns_tcp_frame_ready(in, &n))
             break;
         const uint8_t *msg = evbuffer_pullup(in, (ssize_t)(2 + n));
         if (!msg) {
-            c->dead = true;
+            conn_close(c);
             break;
         }
         lru_touch(&t->order, &c->order);
@@ -105,15 +104,16 @@ static void process(struct dns_tcp_conn *c)
         t->o.query(t->o.arg, c, &c->peer, msg + 2, n);
         evbuffer_drain(in, 2 + n);
     }
-    c->busy = false;
-    if (!c->dead && !c->eof) {
+    if (!guard_ending(&c->guard) && !c->eof) {
         if (full)
             bufferevent_disable(c->bev, EV_READ);
         else
             bufferevent_enable(c->bev, EV_READ);
     }
     /* After EOF nothing more comes: close once every reply is written. */
-    if (c->dead || (c->eof && !full && c->owed == 0 && out_len(c) == 0))
+    if (c->eof && !full && c->owed == 0 && out_len(c) == 0)
+        conn_close(c);
+    if (guard_leave(&c->guard))
         conn_free(c);
 }
 
@@ -152,14 +152,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 void dns_tcp_reply(struct dns_tcp_conn *c, const uint8_t *msg, size_t len)
 {
+    /* One reply per query handed over (the header's contract). */
+    INVARIANT(c->owed > 0);
     c->owed--;
-    if (len && !c->dead) {
-        uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_add(out, hdr, 2) < 0 || evbuffer_add(out, msg, len) < 0)
-            c->dead = true;
-    }
-    if (!c->busy)
+    if (len && !guard_ending(&c->guard) &&
+        dns_tcp_frame_add(bufferevent_get_output(c->bev), msg, len) < 0)
+        conn_close(c);
+    /* From inside process() (an answer made at once), process() goes on by
+     * itself; a later one may let reading resume, or finish after EOF. */
+    if (!guard_inside(&c->guard))
         process(c);
 }
 
@@ -179,8 +180,7 @@ static void conn_new(struct dns_tcp *t, int fd, const struct addr *peer)
     }
     c->t = t;
     c->peer = *peer;
-    struct timeval idle = {(time_t)(t->o.idle_ms / 1000),
-                           (suseconds_t)(t->o.idle_ms % 1000) * 1000};
+    struct timeval idle = clock_tv(t->o.idle_ms);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* Input holds at most one largest message plus its length. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, 2 + 65535);
@@ -190,37 +190,10 @@ static void conn_new(struct dns_tcp *t, int fd, const struct addr *peer)
     t->nconns++;
 }
 
-static void on_backoff(evutil_socket_t fd, short what, void *arg)
+static void on_accept(void *arg, int fd, const struct addr *peer)
 {
-    struct dns_tcp *t = arg;
-    (void)fd;
-    (void)what;
-    event_add(t->ev, NULL);
-}
-
-static void on_accept(evutil_socket_t fd, short what, void *arg)
-{
-    struct dns_tcp *t = arg;
-    (void)what;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct addr peer;
-        peer.len = sizeof peer.ss;
-        int c = accept4(fd, (struct sockaddr *)&peer.ss, &peer.len,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0) {
-            sock_set_nodelay(c);
-            conn_new(t, c, &peer);
-            continue;
-        }
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            /* The listener stays readable: pause rather than spin. */
-            log_warn("dns tcp: accept: %s; pausing %d ms", strerror(errno), BACKOFF_MS);
-            event_del(t->ev);
-            struct timeval tv = {0, BACKOFF_MS * 1000};
-            evtimer_add(t->backoff, &tv);
-        }
-        return;   /* EAGAIN, or an aborted connection: next event */
-    }
+    sock_set_nodelay(fd);
+    conn_new(arg, fd, peer);
 }
 
 struct dns_tcp *dns_tcp_new(struct event_base *base, const struct addr *a,
@@ -248,8 +221,9 @@ struct dns_tcp *dns_tcp_new(struct event_base *base, const struct addr *a,
         errno = e;
         return NULL;
     }
-    if (!(t->ev = event_new(base, t->fd, EV_READ | EV_PERSIST, on_accept, t)) ||
-        !(t->backoff = evtimer_new(base, on_backoff, t)) || event_add(t->ev, NULL) < 0) {
+    snprintf(t->label, sizeof t->label, "dns tcp %s",
+             addr_format(&t->bound, s, sizeof s));
+    if (!(t->acc = acceptor_new(base, t->fd, t->label, on_accept, t))) {
         snprintf(err, errlen, "out of memory");
         dns_tcp_free(t);
         errno = ENOMEM;
@@ -264,16 +238,28 @@ void dns_tcp_free(struct dns_tcp *t)
         return;
     while (oldest_conn(t))
         conn_free(oldest_conn(t));
-    if (t->ev)
-        event_free(t->ev);
-    if (t->backoff)
-        event_free(t->backoff);
+    acceptor_free(t->acc);
     if (t->fd >= 0)
         close(t->fd);
     free(t);
 }
 
 size_t dns_tcp_conns(const struct dns_tcp *t) { return t->nconns; }
+
+bool dns_tcp_frame_ready(struct evbuffer *in, size_t *len)
+{
+    uint8_t hdr[2];
+    if (evbuffer_copyout(in, hdr, 2) < 2)
+        return false;
+    *len = (size_t)hdr[0] << 8 | hdr[1];
+    return evbuffer_get_length(in) >= 2 + *len;
+}
+
+int dns_tcp_frame_add(struct evbuffer *out, const uint8_t *msg, size_t len)
+{
+    uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    return evbuffer_add(out, hdr, 2) < 0 || evbuffer_add(out, msg, len) < 0 ? -1 : 0;
+}
 
 int dns_tcp_local_addr(const struct dns_tcp *t, struct addr *out)
 {

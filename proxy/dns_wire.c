@@ -15,7 +15,7 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void put16(uint8_t *p, unsigned v)
+void dns_put16(uint8_t *p, unsigned v)
 {
     p[0] = (uint8_t)(v >> 8);
     p[1] = (uint8_t)v;
@@ -23,8 +23,8 @@ static void put16(uint8_t *p, unsigned v)
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    put16(p, v >> 16);
-    put16(p + 2, v & 0xffff);
+    dns_put16(p, v >> 16);
+    dns_put16(p + 2, v & 0xffff);
 }
 
 static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
@@ -195,15 +195,15 @@ int dns_msg_start(struct dns_msg *m, uint8_t *buf, size_t cap,
     memset(m->count, 0, sizeof m->count);
     if (!room(m, DNS_HDR + q->qname_len + 4))
         return -1;
-    put16(buf, q->id);
+    dns_put16(buf, q->id);
     unsigned f = DNS_QR | (q->flags & (DNS_OPCODE_MASK | DNS_RD | DNS_CD)) | flags;
-    put16(buf + 2, (f & ~DNS_RCODE_MASK) | (rcode & DNS_RCODE_MASK));
-    put16(buf + 4, 1);
+    dns_put16(buf + 2, (f & ~DNS_RCODE_MASK) | (rcode & DNS_RCODE_MASK));
+    dns_put16(buf + 4, 1);
     memset(buf + 6, 0, 6);
     memcpy(buf + DNS_HDR, q->qname, q->qname_len);
     m->len = DNS_HDR + q->qname_len;
-    put16(buf + m->len, q->qtype);
-    put16(buf + m->len + 2, q->qclass);
+    dns_put16(buf + m->len, q->qtype);
+    dns_put16(buf + m->len + 2, q->qclass);
     m->len += 4;
     m->question_end = m->len;
     return 0;
@@ -214,11 +214,11 @@ static void rr_head(struct dns_msg *m, uint16_t owner, unsigned type, uint32_t t
                     size_t rdlen)
 {
     uint8_t *p = m->buf + m->len;
-    put16(p, 0xc000u | owner);
-    put16(p + 2, type);
-    put16(p + 4, DNS_C_IN);
+    dns_put16(p, 0xc000u | owner);
+    dns_put16(p + 2, type);
+    dns_put16(p + 4, DNS_C_IN);
     put32(p + 6, ttl);
-    put16(p + 10, (unsigned)rdlen);
+    dns_put16(p + 10, (unsigned)rdlen);
     m->len += 12;
 }
 
@@ -275,11 +275,11 @@ int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone,
     uint8_t *p = m->buf + m->len;
     memcpy(p, mname, sizeof mname - 1);
     p += sizeof mname - 1;
-    put16(p, 0xc000u | zone);
+    dns_put16(p, 0xc000u | zone);
     p += 2;
     memcpy(p, rname, sizeof rname - 1);
     p += sizeof rname - 1;
-    put16(p, 0xc000u | zone);
+    dns_put16(p, 0xc000u | zone);
     p += 2;
     /* serial, refresh, retry, expire, minimum (the negative-answer TTL) */
     put32(p, serial);
@@ -311,17 +311,17 @@ size_t dns_msg_finish(struct dns_msg *m, const struct dns_query *q)
         /* Reserved since dns_msg_start, so it always fits. */
         uint8_t *p = m->buf + m->len;
         p[0] = 0;
-        put16(p + 1, DNS_T_OPT);
-        put16(p + 3, DNS_EDNS_SIZE);
+        dns_put16(p + 1, DNS_T_OPT);
+        dns_put16(p + 3, DNS_EDNS_SIZE);
         put32(p + 5, (uint32_t)(m->rcode >> 4) << 24 | (q->dnssec_ok ? 0x8000u : 0));
-        put16(p + 9, 0);
+        dns_put16(p + 9, 0);
         m->len += DNS_OPT_LEN;
         m->reserve = 0;
         m->count[DNS_ADDITIONAL]++;
     }
-    put16(m->buf + 6, m->count[0]);
-    put16(m->buf + 8, m->count[1]);
-    put16(m->buf + 10, m->count[2]);
+    dns_put16(m->buf + 6, m->count[0]);
+    dns_put16(m->buf + 8, m->count[1]);
+    dns_put16(m->buf + 10, m->count[2]);
     return m->len;
 }
 
@@ -331,8 +331,8 @@ size_t dns_build_error(uint8_t *out, size_t cap, const struct dns_query *q,
     if (cap < DNS_HDR)
         return 0;
     memset(out, 0, DNS_HDR);
-    put16(out, q->id);
-    put16(out + 2, DNS_QR | (q->flags & (DNS_OPCODE_MASK | DNS_RD)) |
+    dns_put16(out, q->id);
+    dns_put16(out + 2, DNS_QR | (q->flags & (DNS_OPCODE_MASK | DNS_RD)) |
                        (rcode & DNS_RCODE_MASK));
     return DNS_HDR;
 }
@@ -346,22 +346,22 @@ size_t dns_build_query(uint8_t *out, size_t cap, const struct dns_query *q,
     if (len > cap)
         return 0;
     memset(out, 0, DNS_HDR);
-    put16(out, id);
-    put16(out + 2, q->flags & (DNS_RD | DNS_CD | DNS_AD));
-    put16(out + 4, 1);
-    put16(out + 10, udp_size ? 1 : 0);
+    dns_put16(out, id);
+    dns_put16(out + 2, q->flags & (DNS_RD | DNS_CD | DNS_AD));
+    dns_put16(out + 4, 1);
+    dns_put16(out + 10, udp_size ? 1 : 0);
     uint8_t *p = out + DNS_HDR;
     memcpy(p, q->qname, q->qname_len);
     p += q->qname_len;
-    put16(p, q->qtype);
-    put16(p + 2, q->qclass);
+    dns_put16(p, q->qtype);
+    dns_put16(p + 2, q->qclass);
     if (udp_size) {
         p += 4;
         p[0] = 0;
-        put16(p + 1, DNS_T_OPT);
-        put16(p + 3, udp_size);
+        dns_put16(p + 1, DNS_T_OPT);
+        dns_put16(p + 3, udp_size);
         put32(p + 5, q->dnssec_ok ? 0x8000u : 0);
-        put16(p + 9, 0);
+        dns_put16(p + 9, 0);
     }
     return len;
 }

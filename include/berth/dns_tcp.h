@@ -3,11 +3,14 @@
  * buffers per connection, an idle timeout, and a bounded number of
  * connections (the least recently active one makes room for a new one).
  * It knows nothing of DNS itself: messages go to the query callback.
- * Errors: dns_tcp_new returns NULL with errno kept and a reason in err. */
+ * Errors: dns_tcp_new returns NULL with errno kept and a reason in err;
+ * dns_tcp_frame_add returns 0 / -1. */
 #ifndef BERTH_DNS_TCP_H
 #define BERTH_DNS_TCP_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,5 +50,12 @@ void dns_tcp_reply(struct dns_tcp_conn *c, const uint8_t *msg, size_t len);
 
 size_t dns_tcp_conns(const struct dns_tcp *t);
 int dns_tcp_local_addr(const struct dns_tcp *t, struct addr *out);
+
+/* The framing, for both ends of DNS over TCP (these connections and the
+ * forwarder's retries upstream). Whether in starts with a whole message;
+ * then *len is its length, not counting the 2-byte prefix. */
+bool dns_tcp_frame_ready(struct evbuffer *in, size_t *len);
+/* Appends msg with its length prefix to out. */
+int dns_tcp_frame_add(struct evbuffer *out, const uint8_t *msg, size_t len);
 
 #endif

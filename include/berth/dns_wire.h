@@ -162,6 +162,10 @@ int dns_match_answer(const uint8_t *ans, size_t len, const uint8_t *query,
  * where the last record ends, or -1. Bytes after it are not looked at. */
 long dns_msg_check(const uint8_t *msg, size_t len);
 
+/* v's low 16 bits at p, in network order: for the fields others set in a
+ * message this module built (the forwarder's IDs). */
+void dns_put16(uint8_t *p, unsigned v);
+
 /* ---- names ---- */
 
 /* "a.b.c" or "a.b.c." into wire form. Returns the length, or -1 for an

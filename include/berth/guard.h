@@ -43,4 +43,8 @@ static inline bool guard_end(struct guard *g)
 
 static inline bool guard_ending(const struct guard *g) { return g->ending; }
 
+/* True while a callback of the object runs: work it would start now must
+ * wait for that callback to pick it up. */
+static inline bool guard_inside(const struct guard *g) { return g->depth > 0; }
+
 #endif
