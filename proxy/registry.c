@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/hash.h"
+
 /* ---- stored containers and networks ---- */
 
 struct ep {
@@ -63,15 +65,6 @@ struct registry {
     struct ptr_entry **pbuckets;
     size_t nbuckets;
 };
-
-static uint32_t hash_bytes(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 16777619u;
-    return h;
-}
 
 static void ctr_clear(struct ctr *c)
 {
@@ -296,7 +289,7 @@ static size_t lower_key(char *dst, size_t cap, const char *a, const char *b,
 static struct entry *entry_get(struct registry *r, const char *key, size_t len,
                                enum rank rank)
 {
-    struct entry **b = &r->buckets[hash_bytes(key, len) & (r->nbuckets - 1)];
+    struct entry **b = &r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)];
     for (struct entry *e = *b; e; e = e->next) {
         if (strlen(e->key) == len && memcmp(e->key, key, len) == 0) {
             if (e->rank < rank)
@@ -487,7 +480,7 @@ int registry_resolve(struct registry *r, const char *name, size_t len,
         return -1;
     for (size_t i = 0; i < len; i++)
         key[i] = (char)tolower((unsigned char)name[i]);
-    for (struct entry *e = r->buckets[hash_bytes(key, len) & (r->nbuckets - 1)]; e;
+    for (struct entry *e = r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)]; e;
          e = e->next) {
         if (strlen(e->key) != len || memcmp(e->key, key, len) != 0)
             continue;
