@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "berth/curl_api.h"
+#include "berth/guard.h"
 #include "berth/log.h"
 
 /* A collected body larger than this is an error: Docker answers are small,
@@ -18,6 +19,9 @@ struct http_req {
     struct http_req *prev, *next;
     CURL *easy;
     struct http_callbacks cb;
+    /* Callers cancel requests from callbacks, this one's own included:
+     * cancelled, it gets no more callbacks and is freed once they return. */
+    struct guard guard;
     char *body;
     size_t len, cap;
     char headers[HEADERS_MAX];
@@ -136,26 +140,38 @@ static void deliver_headers(struct http_req *r)
     r->h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
 }
 
-static bool dispatch_one(struct http *h)
+/* Hands r's pending headers or a piece of its body to the caller. Returns
+ * whether a callback ran: it may have cancelled any request. */
+static bool dispatch_req(struct http_req *r)
 {
-    for (struct http_req *r = h->reqs; r; r = r->next) {
-        if (r->headers_pending) {
-            r->headers_pending = false;
-            if (r->cb.headers) {
-                r->cb.headers(r->cb.arg, r->status, r->headers);
-                return true;          /* r may be gone: rescan */
-            }
-        }
-        if (r->cb.data && r->len) {
-            char *b = r->body;
-            size_t n = r->len;
-            r->body = NULL;
-            r->len = r->cap = 0;
-            r->cb.data(r->cb.arg, b, n);
-            free(b);
-            return true;
+    bool ran = false;
+    guard_enter(&r->guard);
+    if (r->headers_pending) {
+        r->headers_pending = false;
+        if (r->cb.headers) {
+            r->cb.headers(r->cb.arg, r->status, r->headers);
+            ran = true;
         }
     }
+    if (!ran && r->cb.data && r->len) {
+        char *b = r->body;
+        size_t n = r->len;
+        r->body = NULL;
+        r->len = r->cap = 0;
+        r->cb.data(r->cb.arg, b, n);
+        free(b);
+        ran = true;
+    }
+    if (guard_leave(&r->guard))
+        req_free(r);
+    return ran;
+}
+
+static bool dispatch_one(struct http *h)
+{
+    for (struct http_req *r = h->reqs; r; r = r->next)
+        if (!guard_ending(&r->guard) && dispatch_req(r))
+            return true;     /* the list may have changed: rescan */
     return false;
 }
 
@@ -234,17 +250,15 @@ static void check_done(struct http *h)
         } else {
             h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         }
+        guard_enter(&r->guard);
         deliver_headers(r);
         dispatch(h);                  /* headers and data before done */
-        bool alive = false;           /* ...which may have cancelled r */
-        for (struct http_req *q = h->reqs; q && !alive; q = q->next)
-            alive = q == r;
-        if (!alive)
-            continue;
-        if (r->cb.done)
+        if (!guard_ending(&r->guard) && r->cb.done)   /* unless they cancelled r */
             r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "",
                        r->len, error);
-        req_free(r);
+        guard_end(&r->guard);         /* finished: freed right after done */
+        if (guard_leave(&r->guard))
+            req_free(r);
     }
 }
 
@@ -343,7 +357,7 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
 
 void http_cancel(struct http_req *r)
 {
-    if (r)
+    if (r && guard_end(&r->guard))
         req_free(r);
 }
 

@@ -45,8 +45,8 @@ void http_free(struct http *h);
 struct http_req *http_get(struct http *h, const struct http_target *t,
                           const char *path, long timeout_ms,
                           const struct http_callbacks *cb);
-/* Stops a request; its callbacks are not called. Not from inside its own
- * data or headers callback. */
+/* Stops a request: none of its callbacks runs after this. Allowed from
+ * any callback of this module, the request's own included. */
 void http_cancel(struct http_req *r);
 
 /* Finds a header's value in a header block (case-insensitive name) and
