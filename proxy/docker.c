@@ -6,8 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "berth/backoff.h"
+#include "berth/clock.h"
 #include "berth/docker_endpoint.h"
 #include "berth/docker_parse.h"
+#include "berth/invariant.h"
+#include "berth/line_split.h"
 #include "berth/log.h"
 
 #define INSPECTS_AT_ONCE 16
@@ -17,6 +21,19 @@
 #define LINE_MAX_BYTES (1u << 20)
 /* filters={"type":["container","network"]} */
 #define EVENT_FILTER "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
+
+/* Where the client is with the daemon; set_phase makes every change. */
+enum docker_phase {
+    DOCKER_IDLE,        /* made, not started yet */
+    DOCKER_CONNECTING,  /* GET /_ping (the API version), then GET /events
+                         * until its headers say the stream is up */
+    DOCKER_LISTING,     /* the stream is up (events apply from now on):
+                         * GET /containers/json and /networks in flight */
+    DOCKER_SYNCING,     /* list applied; inspects, /networks still running */
+    DOCKER_SYNCED,      /* the table matches the daemon; following events */
+    DOCKER_WAITING,     /* after a failure: no request runs, the retry timer
+                         * does; the last table is still served */
+};
 
 /* One inspect in flight. again: an event came for this container meanwhile,
  * so the answer may be stale: ask again instead of applying it. */
@@ -36,13 +53,12 @@ struct docker {
     char version[16];
     struct http_req *ping, *events, *list, *nets;
     long events_status;
-    char *line;                  /* event stream bytes after the last '\n' */
-    size_t llen, lcap;
-    bool skipping;               /* inside an overlong line, dropping it */
+    struct line_split lines;     /* the event stream (or its error body) */
     int64_t last_event;          /* for since= on reconnect */
+    enum docker_phase phase;
     struct event *retry;
-    unsigned backoff_ms;
-    bool synced, syncing, list_done, outage;
+    /* Runs from a failure to the next sync: "an outage" while non-zero. */
+    struct backoff backoff;
     bool nets_again;             /* a network event came during GET /networks */
     char last_why[400];          /* last failure reported, said once */
     char (*queue)[REG_ID_MAX];   /* ids waiting for an inspect slot */
@@ -80,32 +96,66 @@ static void stop_requests(struct docker *d)
     }
     d->njobs = 0;
     d->nqueue = 0;
-    d->llen = 0;
-    d->syncing = false;
+    line_split_reset(&d->lines);
 }
 
-/* Something went wrong talking to the daemon: keep serving the table we
- * have, and start over after a growing pause. */
+/* Every change of phase, and what entering one means. why: the failure,
+ * for DOCKER_WAITING (NULL otherwise). */
+static void set_phase(struct docker *d, enum docker_phase p, const char *why)
+{
+    /* The phases each one may follow. A failure stops every request, so
+     * nothing is left to fail again while waiting. */
+    static const unsigned char follows[] = {
+        [DOCKER_CONNECTING] = 1u << DOCKER_IDLE | 1u << DOCKER_WAITING,
+        [DOCKER_LISTING] = 1u << DOCKER_CONNECTING,
+        [DOCKER_SYNCING] = 1u << DOCKER_LISTING,
+        [DOCKER_SYNCED] = 1u << DOCKER_SYNCING,
+        [DOCKER_WAITING] = 1u << DOCKER_CONNECTING | 1u << DOCKER_LISTING |
+                           1u << DOCKER_SYNCING | 1u << DOCKER_SYNCED,
+    };
+    INVARIANT(follows[p] >> d->phase & 1u);
+    d->phase = p;
+    switch (p) {
+    case DOCKER_CONNECTING:
+        /* Starts from scratch: nothing of the last attempt is running. */
+        INVARIANT(!d->ping && !d->events && !d->list && !d->nets && !d->jobs);
+        break;
+    case DOCKER_SYNCED:
+        log_info("docker: %s %zu running containers (API %s)",
+                 d->backoff.cur_ms ? "reconnected, resynced" : "synced",
+                 registry_count(d->reg), d->version);
+        backoff_reset(&d->backoff);
+        break;
+    case DOCKER_WAITING: {
+        /* Keep serving our table; start over after a growing pause. */
+        stop_requests(d);
+        unsigned ms = backoff_next(&d->backoff);
+        if (backoff_first(&d->backoff))
+            log_warn("docker: %s; serving the last known %zu containers, reconnecting",
+                     why, registry_count(d->reg));
+        else if (strcmp(why, d->last_why) != 0)   /* a new reason: say it */
+            log_warn("docker: %s; still serving %zu containers, retrying",
+                     why, registry_count(d->reg));
+        else
+            log_debug("docker: %s; retrying in %u ms", why, ms);
+        snprintf(d->last_why, sizeof d->last_why, "%s", why);
+        struct timeval tv = clock_tv(ms);
+        evtimer_add(d->retry, &tv);
+        break;
+    }
+    default:                 /* the callers start what these wait for */
+        break;
+    }
+}
+
+/* Something went wrong talking to the daemon. */
 static void fail(struct docker *d, const char *what, const char *why)
 {
-    stop_requests(d);
-    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (d->backoff_ms > BACKOFF_MAX_MS)
-        d->backoff_ms = BACKOFF_MAX_MS;
     char now[sizeof d->last_why];
-    snprintf(now, sizeof now, "%s: %s", what, why);
-    if (!d->outage)
-        log_warn("docker: %s; serving the last known %zu containers, reconnecting",
-                 now, registry_count(d->reg));
-    else if (strcmp(now, d->last_why) != 0)   /* a new reason: say it */
-        log_warn("docker: %s; still serving %zu containers, retrying",
-                 now, registry_count(d->reg));
-    else
-        log_debug("docker: %s; retrying in %u ms", now, d->backoff_ms);
-    d->outage = true;
-    snprintf(d->last_why, sizeof d->last_why, "%s: %s", what, why);
-    struct timeval tv = {d->backoff_ms / 1000, (d->backoff_ms % 1000) * 1000};
-    evtimer_add(d->retry, &tv);
+    /* A daemon's error text can be long: cut, it still says which. */
+    if (snprintf(now, sizeof now, "%s: %s", what, why) >= (int)sizeof now)
+        memcpy(now + sizeof now - 4, "...", 4);
+    set_phase(d, DOCKER_WAITING, now);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -137,15 +187,8 @@ static bool answer_failed(struct docker *d, const char *what, long status,
 
 static void check_synced(struct docker *d)
 {
-    if (d->syncing && d->list_done && !d->njobs && !d->nqueue && !d->nets) {
-        d->syncing = false;
-        d->synced = true;
-        d->backoff_ms = 0;
-        log_info("docker: %s %zu running containers (API %s)",
-                 d->outage ? "reconnected, resynced" : "synced",
-                 registry_count(d->reg), d->version);
-        d->outage = false;
-    }
+    if (d->phase == DOCKER_SYNCING && !d->njobs && !d->nqueue && !d->nets)
+        set_phase(d, DOCKER_SYNCED, NULL);
 }
 
 static int start_job(struct docker *d, struct job *j);
@@ -317,7 +360,7 @@ static void on_list(void *arg, long status, const char *body, size_t len,
         if (s.ndrop)
             changed(d);
     }
-    d->list_done = true;
+    set_phase(d, DOCKER_SYNCING, NULL);
     for (size_t i = 0; i < s.nkeep; i++)
         inspect(d, s.keep[i]);
     free(s.keep);
@@ -363,8 +406,7 @@ static void refresh_networks(struct docker *d)
 static void begin_sync(struct docker *d)
 {
     char path[64];
-    d->syncing = true;
-    d->list_done = false;
+    set_phase(d, DOCKER_LISTING, NULL);
     snprintf(path, sizeof path, "/v%s/containers/json", d->version);
     struct http_callbacks cb = {.done = on_list, .arg = d};
     if (!(d->list = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb))) {
@@ -376,8 +418,10 @@ static void begin_sync(struct docker *d)
 
 /* ---- the event stream ---- */
 
-static void handle_event(struct docker *d, const char *line, size_t len)
+/* One line of the event stream (a line_fn). */
+static void handle_event(void *arg, const char *line, size_t len)
 {
+    struct docker *d = arg;
     struct docker_event ev;
     char err[200];
     if (docker_parse_event(line, len, &ev, err, sizeof err) < 0) {
@@ -428,51 +472,15 @@ static void on_events_headers(void *arg, long status, const char *headers)
     begin_sync(d);
 }
 
-/* The stream is chunked by HTTP, not by event: split on newlines here and
- * carry a partial line over to the next piece. */
+/* The stream is chunked by HTTP, not by event: line_split carries a
+ * partial line over to the next piece. */
 static void on_events_data(void *arg, const char *data, size_t len)
 {
     struct docker *d = arg;
-    if (d->skipping) {
-        /* The rest of an overlong line: drop up to its end. */
-        const char *nl = memchr(data, '\n', len);
-        if (!nl)
-            return;
-        d->skipping = false;
-        len -= (size_t)(nl + 1 - data);
-        data = nl + 1;
-    }
-    if (d->llen + len > d->lcap) {
-        size_t cap = d->lcap ? d->lcap : 4096;
-        while (cap < d->llen + len)
-            cap *= 2;
-        char *b = realloc(d->line, cap);
-        if (!b)
-            return;
-        d->line = b;
-        d->lcap = cap;
-    }
-    memcpy(d->line + d->llen, data, len);
-    d->llen += len;
-    if (d->events_status != 200)
-        return;                           /* an error body: for done */
-    size_t start = 0;
-    for (size_t i = 0; i < d->llen; i++) {
-        if (d->line[i] != '\n')
-            continue;
-        if (i > start)
-            handle_event(d, d->line + start, i - start);
-        start = i + 1;
-    }
-    memmove(d->line, d->line + start, d->llen - start);
-    d->llen -= start;
-    /* Only an unfinished line is bounded: a burst of many small events may
-     * arrive in one piece far larger than this. */
-    if (d->llen > LINE_MAX_BYTES) {
+    /* Not 200: an error body, kept whole for on_events_done. */
+    line_fn *fn = d->events_status == 200 ? handle_event : NULL;
+    if (line_split_feed(&d->lines, data, len, fn, d) < 0)
         log_warn("docker: event line longer than 1 MiB; dropped");
-        d->llen = 0;
-        d->skipping = true;
-    }
 }
 
 static void on_events_done(void *arg, long status, const char *body, size_t len,
@@ -487,12 +495,12 @@ static void on_events_done(void *arg, long status, const char *body, size_t len,
         snprintf(why, sizeof why, "%s", error);
     } else if (status != 200) {
         char text[300];
-        docker_error_text(d->line ? d->line : "", d->llen, text, sizeof text);
+        docker_error_text(d->lines.buf ? d->lines.buf : "", d->lines.len, text,
+                          sizeof text);
         snprintf(why, sizeof why, "HTTP %ld: %s", status, text);
     } else {
         snprintf(why, sizeof why, "the daemon closed the stream");
     }
-    d->synced = false;
     fail(d, "GET /events", why);
 }
 
@@ -504,8 +512,7 @@ static void start_events(struct docker *d)
     if (d->last_event)
         snprintf(path + n, sizeof path - (size_t)n, "&since=%" PRId64, d->last_event);
     d->events_status = 0;
-    d->llen = 0;
-    d->skipping = false;
+    line_split_reset(&d->lines);
     struct http_callbacks cb = {.headers = on_events_headers, .data = on_events_data,
                                 .done = on_events_done, .arg = d};
     if (!(d->events = http_get(d->http, &d->ep.target, path, 0, &cb)))
@@ -534,7 +541,7 @@ static void on_ping(void *arg, long status, const char *body, size_t len,
 
 static void start(struct docker *d)
 {
-    stop_requests(d);
+    set_phase(d, DOCKER_CONNECTING, NULL);
     snprintf(d->version, sizeof d->version, "1.41");   /* if _ping has none */
     struct http_callbacks cb = {.headers = on_ping_headers, .done = on_ping, .arg = d};
     if (!(d->ping = http_get(d->http, &d->ep.target, "/_ping", REQUEST_TIMEOUT_MS, &cb)))
@@ -559,6 +566,8 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
     d->reg = reg;
     d->changed = changed_fn;
     d->arg = arg;
+    d->lines = LINE_SPLIT_INIT(LINE_MAX_BYTES);
+    d->backoff = BACKOFF_INIT(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     if (docker_endpoint_parse(&d->ep, url, err, errlen) < 0) {
         free(d);
         return NULL;
@@ -585,8 +594,8 @@ void docker_free(struct docker *d)
     if (d->retry)
         event_free(d->retry);
     free(d->queue);
-    free(d->line);
+    line_split_release(&d->lines);
     free(d);
 }
 
-bool docker_synced(const struct docker *d) { return d->synced; }
+bool docker_synced(const struct docker *d) { return d->phase == DOCKER_SYNCED; }
