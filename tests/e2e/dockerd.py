@@ -45,9 +45,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 IMAGE = "berth-test/busybox"
 API = "v1.41"   # Engine 20.10, the oldest berth supports
 
-# /tmp/berth-dockerd* is what the CI sweep looks for, and dockerd's first
-# argument is --data-root, so `pkill -f 'dockerd --data-root /tmp/berth-dockerd'`
-# catches a daemon whose test was killed.
+# Roots go under $BERTH_TEST_ROOT when it is set (.ci/run sets it; its last
+# sweep stops by pid what the pidfiles there name), else under /tmp.
 ROOT_PREFIX = "berth-dockerd."
 
 HOSTWEB = """#!/bin/sh
@@ -160,7 +159,8 @@ class PrivateDockerd:
         self.close()
 
     def start(self):
-        self.root = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir="/tmp")
+        self.root = tempfile.mkdtemp(prefix=ROOT_PREFIX,
+                                     dir=os.environ.get("BERTH_TEST_ROOT") or "/tmp")
         os.chmod(self.root, 0o755)
         self.sock = os.path.join(self.root, "docker.sock")
         self.url = "unix://" + self.sock

@@ -16,7 +16,8 @@
 # Always stops dockerd and removes everything it made (trap).
 #
 # Env: BERTH (default <repo>/build/berth), UDP_ECHO_STATIC (static
-# udp_echo; without it the UDP part is skipped with a message).
+# udp_echo; without it the UDP part is skipped with a message),
+# BERTH_TEST_ROOT (directory for the daemon's root, default /tmp).
 # Exit 0 pass, 1 fail, 77 skip (not root / no dockerd / no static busybox).
 
 set -u
@@ -44,7 +45,8 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then
 fi
 BERTH=$(readlink -f "$BERTH")
 
-ROOT=$(mktemp -d /tmp/berth-dockerd.XXXXXX)
+# Under BERTH_TEST_ROOT when set (.ci/run sweeps the pidfiles there).
+ROOT=$(mktemp -d "${BERTH_TEST_ROOT:-/tmp}/berth-dockerd.XXXXXX")
 BR=berthe2e$$
 BR=${BR:0:15}
 DOCKERD_PID=
