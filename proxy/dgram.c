@@ -67,6 +67,28 @@ void reply_src_write(const struct reply_src *src, int family, struct msghdr *h,
     }
 }
 
+int dgram_recv_batch(int fd, const struct dgram_recv *r, int n, bool track,
+                     const char *label)
+{
+    for (int i = 0; i < n; i++) {
+        r->iov[i] = (struct iovec){r->data + (size_t)i * r->cap, r->cap};
+        r->msgs[i].msg_hdr = (struct msghdr){
+            .msg_name = &r->peer[i].ss, .msg_namelen = sizeof r->peer[i].ss,
+            .msg_iov = &r->iov[i], .msg_iovlen = 1,
+            .msg_control = track ? r->ctrl[i] : NULL,
+            .msg_controllen = track ? DGRAM_CTRL_LEN : 0};
+    }
+    int got = recvmmsg(fd, r->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            log_debug("%s: recv: %s", label, strerror(errno));
+        return 0;
+    }
+    for (int i = 0; i < got; i++)
+        r->peer[i].len = r->msgs[i].msg_hdr.msg_namelen;
+    return got;
+}
+
 int dgram_send_batch(int fd, struct mmsghdr *msgs, int n, const char *label)
 {
     int done = 0, dropped = 0;

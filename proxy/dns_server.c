@@ -168,26 +168,14 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
     struct dns_server *s = u->s;
     struct dns_batch *b = s->b;
     (void)what;
-    for (int i = 0; i < BATCH; i++) {
-        b->in_iov[i] = (struct iovec){b->query[i], QUERY_MAX};
-        b->in[i].msg_hdr = (struct msghdr){
-            .msg_name = &b->peer[i].ss, .msg_namelen = sizeof b->peer[i].ss,
-            .msg_iov = &b->in_iov[i], .msg_iovlen = 1,
-            .msg_control = u->pktinfo ? b->in_ctrl[i] : NULL,
-            .msg_controllen = u->pktinfo ? DGRAM_CTRL_LEN : 0};
-    }
-    int n = recvmmsg(fd, b->in, BATCH, MSG_DONTWAIT, NULL);
-    if (n <= 0) {
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            log_debug("dns: recv: %s", strerror(errno));
-        return;
-    }
+    struct dgram_recv r = {b->in, b->in_iov, b->peer, b->in_ctrl, (char *)b->query,
+                           QUERY_MAX};
+    int n = dgram_recv_batch(fd, &r, BATCH, u->pktinfo, "dns");
     int nout = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *h = &b->in[i].msg_hdr;
         if (h->msg_flags & (MSG_TRUNC | MSG_CTRUNC))
             continue;
-        b->peer[i].len = h->msg_namelen;
         struct reply_src src = {.set = false};
         if (u->pktinfo)
             reply_src_read(h, &src);

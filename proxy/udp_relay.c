@@ -258,20 +258,10 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     struct udp_listener *l = arg;
     struct dgram_batch *b = l->ctx->udp;
     (void)what;
-    for (int i = 0; i < DGRAM_BATCH; i++) {
-        b->iov[i] = (struct iovec){b->data[i], DGRAM_MAX};
-        b->msgs[i].msg_hdr = (struct msghdr){
-            .msg_name = &b->peer[i].ss, .msg_namelen = sizeof b->peer[i].ss,
-            .msg_iov = &b->iov[i], .msg_iovlen = 1,
-            .msg_control = l->pktinfo ? b->ctrl[i] : NULL,
-            .msg_controllen = l->pktinfo ? DGRAM_CTRL_LEN : 0};
-    }
-    int n = recvmmsg(fd, b->msgs, DGRAM_BATCH, MSG_DONTWAIT, NULL);
-    if (n <= 0) {
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            log_debug("%s: recv: %s", l->m->label, strerror(errno));
+    struct dgram_recv r = {b->msgs, b->iov, b->peer, b->ctrl, (char *)b->data, DGRAM_MAX};
+    int n = dgram_recv_batch(fd, &r, DGRAM_BATCH, l->pktinfo, l->m->label);
+    if (n == 0)
         return;
-    }
     /* Consecutive datagrams of one client go out in one sendmmsg. A run is
      * sent before the next flow is looked up or made, so an eviction can
      * never free a flow that still has datagrams waiting in the batch. */
@@ -280,7 +270,6 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     int start = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *h = &b->msgs[i].msg_hdr;
-        b->peer[i].len = h->msg_namelen;
         struct udp_flow *f = flow_find(l, &b->peer[i]);
         if (f && f != cur && stale(f)) {
             flow_free(f);                /* its replica is gone: pick anew */

@@ -55,6 +55,24 @@ struct dgram_batch {
 struct dgram_batch *dgram_batch_new(void);
 void dgram_batch_free(struct dgram_batch *b);
 
+/* Where one batch is received: n slots of each array, wherever they live
+ * (a relay's dgram_batch, the DNS server's own). */
+struct dgram_recv {
+    struct mmsghdr *msgs;
+    struct iovec *iov;
+    struct addr *peer;               /* len set for each datagram received */
+    char (*ctrl)[DGRAM_CTRL_LEN];    /* used when the socket tracks local */
+    char *data;                      /* n buffers of cap bytes */
+    size_t cap;
+};
+
+/* Receives up to n datagrams on fd with recvmmsg, each with its peer and,
+ * when track, its local address (for reply_src_read). Returns how many;
+ * 0 when none waits or on an error, which is logged at debug level under
+ * label (a relay goes on with the next wake-up). */
+int dgram_recv_batch(int fd, const struct dgram_recv *r, int n, bool track,
+                     const char *label);
+
 /* Sends msgs[0..n) on fd with sendmmsg. What the kernel refuses is dropped,
  * one datagram per refusal, and logged at debug level under label: UDP may
  * lose datagrams, a relay must not stall on one. Returns how many were
