@@ -110,15 +110,20 @@ void berth_free(struct berth *b)
 
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
 
-/* Binds m (fd >= 0: adopts that socket) and appends it to the list. */
+/* Binds m (fd >= 0: takes over that socket instead) and appends the port
+ * to the list. */
 static struct berth_port *port_open(struct berth *b, const struct mapping *m, int fd,
                                     char *err, size_t errlen)
 {
+    /* Bound (or taken over) here, for both kinds of listener. */
+    fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM, fd,
+                       err, errlen);
+    if (fd < 0)
+        return NULL;
     struct berth_port *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "%s: out of memory", m->label);
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return NULL;
     }
     p->m = *m;

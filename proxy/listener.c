@@ -60,8 +60,6 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen)
 {
-    if ((fd = sock_listener(&m->listen, SOCK_STREAM, fd, err, errlen)) < 0)
-        return NULL;
     struct tcp_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");

@@ -302,8 +302,6 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen)
 {
-    if ((fd = sock_listener(&m->listen, SOCK_DGRAM, fd, err, errlen)) < 0)
-        return NULL;
     struct udp_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");

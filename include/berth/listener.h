@@ -11,8 +11,8 @@
 
 struct tcp_listener;
 
-/* fd >= 0 adopts an already listening socket (docker-proxy's
- * -use-listen-fd); -1 binds m->listen. m must outlive the listener. */
+/* Takes fd, a listening socket (closed on failure). m must outlive the
+ * listener. */
 struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen);

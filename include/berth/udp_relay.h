@@ -13,7 +13,8 @@
 
 struct udp_listener;
 
-/* fd >= 0 adopts an already bound socket; -1 binds m->listen. */
+/* Takes fd, a bound datagram socket (closed on failure). m must outlive
+ * the listener. */
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
                                       const struct mapping *m, int fd,
                                       char *err, size_t errlen);
