@@ -20,10 +20,10 @@ struct acceptor {
     acceptor_fn *fn;
     void *arg;
     struct event *ev;
-    struct event *timer;         /* the backoff's end */
+    struct event *timer; /* the backoff's end */
     struct backoff backoff;
-    bool watching;               /* ev added */
-    bool paused;                 /* by the owner */
+    bool watching; /* ev added */
+    bool paused;   /* by the owner */
 };
 
 static void watch(struct acceptor *a, bool on)

@@ -17,8 +17,8 @@
 /* One published port. Ports live in one list, the plan's first and in its
  * order, so every count and collision check sees all of them. */
 struct berth_port {
-    struct mapping m;            /* the listener reads it: owned here */
-    struct tcp_listener *tcp;    /* exactly one of the two */
+    struct mapping m;         /* the listener reads it: owned here */
+    struct tcp_listener *tcp; /* exactly one of the two */
     struct udp_listener *udp;
     struct berth_port *prev, *next;
 };
@@ -116,8 +116,8 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
                                     char *err, size_t errlen)
 {
     /* Bound (or taken over) here, for both kinds of listener. */
-    fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM, fd,
-                       err, errlen);
+    fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
+                       fd, err, errlen);
     if (fd < 0)
         return NULL;
     struct berth_port *p = calloc(1, sizeof *p);
@@ -171,8 +171,8 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
     return 0;
 }
 
-struct berth_port *berth_publish(struct berth *b, const struct mapping *m,
-                                 char *err, size_t errlen)
+struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char *err,
+                                 size_t errlen)
 {
     for (const struct berth_port *p = b->ports; p; p = p->next) {
         if (mapping_collides(&p->m, m)) {

@@ -15,8 +15,8 @@
 #define LISTEN_FD 4
 
 static const char *const flag_names[] = {
-    "proto", "host-ip", "host-port", "container-ip", "container-port",
-    "use-listen-fd", "v", "version",
+    "proto",          "host-ip",       "host-port", "container-ip",
+    "container-port", "use-listen-fd", "v",         "version",
 };
 #define NFLAGS (sizeof flag_names / sizeof flag_names[0])
 
@@ -79,7 +79,8 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
         if (strcmp(name, "use-listen-fd") == 0 || strcmp(name, "v") == 0 ||
             strcmp(name, "version") == 0) {
             bool on = !value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
-            if (value && !on && strcmp(value, "false") != 0 && strcmp(value, "0") != 0) {
+            if (value && !on && strcmp(value, "false") != 0 &&
+                strcmp(value, "0") != 0) {
                 snprintf(err, errlen, "-%s '%s': want true or false", name, value);
                 return -1;
             }
@@ -104,7 +105,8 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
                      strcmp(value, "udp6") == 0)
                 out->proto = PROTO_UDP;
             else {
-                snprintf(err, errlen, "-proto '%s': berth forwards tcp and udp", value);
+                snprintf(err, errlen, "-proto '%s': berth forwards tcp and udp",
+                         value);
                 return -1;
             }
         } else if (strcmp(name, "host-ip") == 0) {
@@ -112,7 +114,8 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
         } else if (strcmp(name, "container-ip") == 0) {
             container_ip = value;
         } else if (parse_port(value, strcmp(name, "host-port") == 0
-                                         ? &host_port : &container_port) < 0) {
+                                         ? &host_port
+                                         : &container_port) < 0) {
             snprintf(err, errlen, "-%s '%s': want a port in 1-65535", name, value);
             return -1;
         }
@@ -128,7 +131,8 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
         return -1;
     }
     if (!host_port || !container_port) {
-        snprintf(err, errlen, "-%s is required", !host_port ? "host-port" : "container-port");
+        snprintf(err, errlen, "-%s is required",
+                 !host_port ? "host-port" : "container-port");
         return -1;
     }
     return 0;

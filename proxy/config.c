@@ -16,7 +16,7 @@ struct option_def {
     const char *name;
     char short_name;
     enum kind kind;
-    unsigned max;            /* K_UINT: largest accepted value */
+    unsigned max; /* K_UINT: largest accepted value */
     unsigned min;
 };
 
@@ -93,8 +93,7 @@ void config_free(struct config *c)
 static const struct option_def *find_long(const char *name, size_t len)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
-        if (strlen(options[i].name) == len &&
-            strncmp(options[i].name, name, len) == 0)
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
             return &options[i];
     return NULL;
 }
@@ -159,9 +158,10 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
     }
     if (strcmp(name, "dns") == 0) {
         if (check_hostport(v, 0) < 0) {
-            snprintf(err, errlen,
-                     "%s '%s': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)",
-                     where, v);
+            snprintf(
+                err, errlen,
+                "%s '%s': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)",
+                where, v);
             return -1;
         }
         return strlist_add(&c->dns, v);
@@ -193,8 +193,8 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
     }
     if (strcmp(name, "log-level") == 0) {
         if (log_level_parse(v, &c->log_level) < 0) {
-            snprintf(err, errlen, "%s '%s': want error, warn, info or debug",
-                     where, v);
+            snprintf(err, errlen, "%s '%s': want error, warn, info or debug", where,
+                     v);
             return -1;
         }
         return 0;
@@ -207,8 +207,8 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
         unsigned long n = strtoul(v, &end, 10);
         if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno || n > o->max ||
             n < o->min) {
-            snprintf(err, errlen, "%s '%s': want a whole number in %u-%u", where,
-                     v, o->min, o->max);
+            snprintf(err, errlen, "%s '%s': want a whole number in %u-%u", where, v,
+                     o->min, o->max);
             return -1;
         }
         if (strcmp(name, "ttl") == 0)
@@ -259,8 +259,7 @@ static int walk_args(struct config *c, int argc, char **argv, bool only_config,
             if (o && o->kind == K_FLAG && arg[2] != '\0')
                 o = NULL;
         } else {
-            snprintf(err, errlen, "unexpected argument '%s' (see berth --help)",
-                     arg);
+            snprintf(err, errlen, "unexpected argument '%s' (see berth --help)", arg);
             return -1;
         }
         if (!o) {
@@ -336,8 +335,8 @@ static int load_json_value(struct config *c, const struct option_def *o,
         const cJSON *el;
         cJSON_ArrayForEach(el, item) {
             if (!cJSON_IsString(el)) {
-                snprintf(err, errlen, "%s: '%s' must be an array of strings",
-                         prefix, o->name);
+                snprintf(err, errlen, "%s: '%s' must be an array of strings", prefix,
+                         o->name);
                 return -1;
             }
             snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
@@ -368,8 +367,7 @@ static int load_json_value(struct config *c, const struct option_def *o,
     return apply(c, o, item->valuestring, where, err, errlen);
 }
 
-int config_load_file(struct config *c, const char *path, char *err,
-                     size_t errlen)
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
     char prefix[256];
     snprintf(prefix, sizeof prefix, "config '%s'", path);
@@ -422,8 +420,8 @@ int config_load_json(struct config *c, const char *text, size_t len,
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (root) {
         /* Trailing garbage after the object is an error too. */
-        while (end < text + len && (*end == ' ' || *end == '\n' ||
-                                    *end == '\t' || *end == '\r' || *end == '\0'))
+        while (end < text + len && (*end == ' ' || *end == '\n' || *end == '\t' ||
+                                    *end == '\r' || *end == '\0'))
             end++;
         if (end < text + len) {
             cJSON_Delete(root);
@@ -460,7 +458,8 @@ int config_load_json(struct config *c, const char *text, size_t len,
 
 void config_usage(const char *prog, FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "Usage: %s [OPTIONS]\n"
         "       %s -proto tcp|udp -host-ip IP -host-port N -container-ip IP -container-port N [-use-listen-fd]\n"
         "\n"

@@ -6,11 +6,21 @@
 #include <string.h>
 
 /* Symbol name and where its address goes, in struct curl_api order. */
-#define SYMBOLS(X)                                                             \
-    X(global_init) X(multi_init) X(multi_setopt) X(multi_cleanup)              \
-    X(multi_socket_action) X(multi_assign) X(multi_info_read)                 \
-    X(multi_add_handle) X(multi_remove_handle) X(easy_init) X(easy_setopt)     \
-    X(easy_getinfo) X(easy_cleanup) X(easy_strerror)
+#define SYMBOLS(X)                                                                    \
+    X(global_init)                                                                    \
+    X(multi_init)                                                                     \
+    X(multi_setopt)                                                                   \
+    X(multi_cleanup)                                                                  \
+    X(multi_socket_action)                                                            \
+    X(multi_assign)                                                                   \
+    X(multi_info_read)                                                                \
+    X(multi_add_handle)                                                               \
+    X(multi_remove_handle)                                                            \
+    X(easy_init)                                                                      \
+    X(easy_setopt)                                                                    \
+    X(easy_getinfo)                                                                   \
+    X(easy_cleanup)                                                                   \
+    X(easy_strerror)
 
 const struct curl_api *curl_api_load(char *err, size_t errlen)
 {
@@ -26,17 +36,17 @@ const struct curl_api *curl_api_load(char *err, size_t errlen)
         return NULL;
     }
     struct curl_api tmp;
-#define LOAD(name)                                                             \
-    {                                                                          \
-        void *sym = dlsym(lib, "curl_" #name);                                 \
-        if (!sym) {                                                            \
-            snprintf(err, errlen, "libcurl has no curl_" #name);               \
-            dlclose(lib);                                                      \
-            return NULL;                                                       \
-        }                                                                      \
+#define LOAD(name)                                                                    \
+    {                                                                                 \
+        void *sym = dlsym(lib, "curl_" #name);                                        \
+        if (!sym) {                                                                   \
+            snprintf(err, errlen, "libcurl has no curl_" #name);                      \
+            dlclose(lib);                                                             \
+            return NULL;                                                              \
+        }                                                                             \
         /* POSIX guarantees a data pointer from dlsym converts to the     \
-         * function it names; memcpy states that without a cast. */        \
-        memcpy(&tmp.name, &sym, sizeof tmp.name);                              \
+         * function it names; memcpy states that without a cast. */           \
+        memcpy(&tmp.name, &sym, sizeof tmp.name);                                     \
     }
     SYMBOLS(LOAD)
 #undef LOAD

@@ -6,7 +6,10 @@
 
 #include "berth/log.h"
 
-struct dgram_batch *dgram_batch_new(void) { return malloc(sizeof(struct dgram_batch)); }
+struct dgram_batch *dgram_batch_new(void)
+{
+    return malloc(sizeof(struct dgram_batch));
+}
 
 void dgram_batch_free(struct dgram_batch *b) { free(b); }
 
@@ -57,12 +60,14 @@ void reply_src_write(const struct reply_src *src, int family, struct msghdr *h,
     if (family == AF_INET) {
         h->msg_controllen = CMSG_SPACE(sizeof src->v4);
         *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v4),
-                               .cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO};
+                               .cmsg_level = IPPROTO_IP,
+                               .cmsg_type = IP_PKTINFO};
         memcpy(CMSG_DATA(cm), &src->v4, sizeof src->v4);
     } else {
         h->msg_controllen = CMSG_SPACE(sizeof src->v6);
         *cm = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof src->v6),
-                               .cmsg_level = IPPROTO_IPV6, .cmsg_type = IPV6_PKTINFO};
+                               .cmsg_level = IPPROTO_IPV6,
+                               .cmsg_type = IPV6_PKTINFO};
         memcpy(CMSG_DATA(cm), &src->v6, sizeof src->v6);
     }
 }
@@ -72,11 +77,13 @@ int dgram_recv_batch(int fd, const struct dgram_recv *r, int n, bool track,
 {
     for (int i = 0; i < n; i++) {
         r->iov[i] = (struct iovec){r->data + (size_t)i * r->cap, r->cap};
-        r->msgs[i].msg_hdr = (struct msghdr){
-            .msg_name = &r->peer[i].ss, .msg_namelen = sizeof r->peer[i].ss,
-            .msg_iov = &r->iov[i], .msg_iovlen = 1,
-            .msg_control = track ? r->ctrl[i] : NULL,
-            .msg_controllen = track ? DGRAM_CTRL_LEN : 0};
+        r->msgs[i].msg_hdr = (struct msghdr){.msg_name = &r->peer[i].ss,
+                                             .msg_namelen = sizeof r->peer[i].ss,
+                                             .msg_iov = &r->iov[i],
+                                             .msg_iovlen = 1,
+                                             .msg_control = track ? r->ctrl[i] : NULL,
+                                             .msg_controllen = track ? DGRAM_CTRL_LEN
+                                                                     : 0};
     }
     int got = recvmmsg(fd, r->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
     if (got < 0) {

@@ -12,11 +12,11 @@
 
 struct dns_responder {
     struct registry *reg;
-    uint8_t zone[DNS_NAME_MAX];   /* wire form, lower case */
+    uint8_t zone[DNS_NAME_MAX]; /* wire form, lower case */
     size_t zone_len;
     uint32_t ttl;
-    uint32_t rotation;            /* advances once per multi-address reply */
-    struct addr *addrs;           /* ADDRS_MAX, scratch for lookups */
+    uint32_t rotation;  /* advances once per multi-address reply */
+    struct addr *addrs; /* ADDRS_MAX, scratch for lookups */
 };
 
 struct dns_responder *dns_responder_new(struct registry *reg, const char *domain,
@@ -62,16 +62,20 @@ size_t dns_reply_empty(const struct dns_query *q, uint16_t flags, unsigned rcode
 
 /* Appends n addresses starting at the rotation point. Returns -1 (the
  * message untouched but for what fit) when they do not all fit. */
-static int add_rotated(struct dns_msg *m, uint32_t ttl, const struct addr *a,
-                       size_t n, size_t first)
+static int add_rotated(struct dns_msg *m, uint32_t ttl, const struct addr *a, size_t n,
+                       size_t first)
 {
     for (size_t i = 0; i < n; i++)
-        if (dns_msg_add_addr(m, DNS_ANSWER, DNS_QNAME_OFF, ttl, &a[(first + i) % n]) < 0)
+        if (dns_msg_add_addr(m, DNS_ANSWER, DNS_QNAME_OFF, ttl, &a[(first + i) % n]) <
+            0)
             return -1;
     return 0;
 }
 
-static size_t clamp(int n) { return n < 0 ? 0 : n > ADDRS_MAX ? ADDRS_MAX : (size_t)n; }
+static size_t clamp(int n)
+{
+    return n < 0 ? 0 : n > ADDRS_MAX ? ADDRS_MAX : (size_t)n;
+}
 
 /* A name below the zone's apex: the first k labels are the name the
  * registry knows. */
@@ -101,7 +105,8 @@ static void answer_name(struct dns_responder *r, struct dns_msg *m,
         }
         if (got4 + got6 > 1)
             r->rotation++;
-        if (add_rotated(m, r->ttl, r->addrs, got4, got4 ? r->rotation % got4 : 0) < 0 ||
+        if (add_rotated(m, r->ttl, r->addrs, got4, got4 ? r->rotation % got4 : 0) <
+                0 ||
             add_rotated(m, r->ttl, r->addrs + got4, got6,
                         got6 ? r->rotation % got6 : 0) < 0) {
             dns_msg_truncate(m);
@@ -117,15 +122,16 @@ static void answer_name(struct dns_responder *r, struct dns_msg *m,
 
 /* PTR of a container address, outside the zone. Returns -1 when the name
  * is no such thing (it goes upstream). */
-static int answer_ptr(struct dns_responder *r, const struct dns_query *q,
-                      uint8_t *out, size_t limit, size_t *outlen)
+static int answer_ptr(struct dns_responder *r, const struct dns_query *q, uint8_t *out,
+                      size_t limit, size_t *outlen)
 {
     struct addr ip;
     char name[DNS_NAME_MAX + 1];
     uint8_t wire[DNS_NAME_MAX];
     int n;
     if (q->qtype != DNS_T_PTR || (q->qclass != DNS_C_IN && q->qclass != DNS_C_ANY) ||
-        dns_ptr_parse(q, &ip) < 0 || registry_ptr(r->reg, &ip, name, sizeof name) < 0 ||
+        dns_ptr_parse(q, &ip) < 0 ||
+        registry_ptr(r->reg, &ip, name, sizeof name) < 0 ||
         (n = dns_name_wire(name, wire, sizeof wire)) < 2 ||
         (size_t)n - 1 + r->zone_len > DNS_NAME_MAX)
         return -1;
@@ -138,9 +144,9 @@ static int answer_ptr(struct dns_responder *r, const struct dns_query *q,
     return 0;
 }
 
-enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt,
-                            size_t len, bool tcp, struct dns_query *q,
-                            uint8_t *out, size_t cap, size_t *outlen)
+enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt, size_t len,
+                            bool tcp, struct dns_query *q, uint8_t *out, size_t cap,
+                            size_t *outlen)
 {
     int rc = dns_parse_query(pkt, len, q);
     if (rc < 0)
@@ -170,12 +176,13 @@ enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt,
     uint16_t zone_off = (uint16_t)(DNS_QNAME_OFF + q->label[k]);
     uint32_t serial = (uint32_t)registry_version(r->reg);
     if (refuse)
-        ;   /* no records */
+        ; /* no records */
     else if (k > 0)
         answer_name(r, &m, q, (unsigned)k, zone_off);
     else
-        dns_msg_add_soa(&m, q->qtype == DNS_T_SOA || q->qtype == DNS_T_ANY
-                                ? DNS_ANSWER : DNS_AUTHORITY,
+        dns_msg_add_soa(&m,
+                        q->qtype == DNS_T_SOA || q->qtype == DNS_T_ANY ? DNS_ANSWER
+                                                                       : DNS_AUTHORITY,
                         zone_off, r->ttl, serial, r->ttl);
     *outlen = dns_msg_finish(&m, q);
     return DNS_REPLY;

@@ -26,15 +26,15 @@
  * anyone but the upstream. */
 struct fwd_slot {
     struct dns_forwarder *f;
-    int fd;                         /* UDP try, -1 otherwise */
-    struct event *ev;               /* fd readable, or the try timed out */
-    struct bufferevent *bev;        /* TCP try */
-    size_t up;                      /* upstream of this try */
+    int fd;                  /* UDP try, -1 otherwise */
+    struct event *ev;        /* fd readable, or the try timed out */
+    struct bufferevent *bev; /* TCP try */
+    size_t up;               /* upstream of this try */
     unsigned tries;
-    uint64_t deadline_ms;           /* of this try */
+    uint64_t deadline_ms; /* of this try */
     uint16_t client_id;
     size_t qname_len;
-    uint8_t query[DNS_QUERY_MAX];   /* as sent; the question as the client asked */
+    uint8_t query[DNS_QUERY_MAX]; /* as sent; the question as the client asked */
     size_t qlen;
     dns_forward_done_fn *done;
     void *arg;
@@ -44,12 +44,12 @@ struct dns_forwarder {
     struct event_base *base;
     struct addr ups[DNS_UPSTREAMS_MAX];
     size_t nups;
-    size_t preferred;               /* the upstream that answered last */
+    size_t preferred; /* the upstream that answered last */
     unsigned timeout_ms;
-    struct slot_pool *slots;        /* of struct fwd_slot: queries in flight */
-    uint16_t ids[IDS_PER_DRAW];     /* random IDs, drawn in bulk */
+    struct slot_pool *slots;    /* of struct fwd_slot: queries in flight */
+    uint16_t ids[IDS_PER_DRAW]; /* random IDs, drawn in bulk */
     size_t nids;
-    uint8_t *answer;                /* DNS_MSG_MAX: where answers are read */
+    uint8_t *answer; /* DNS_MSG_MAX: where answers are read */
 };
 
 /* IDs must be unpredictable (RFC 5452): from the kernel's CSPRNG. */
@@ -62,7 +62,9 @@ static uint16_t next_id(struct dns_forwarder *f)
             log_warn("dns: getrandom: %s", strerror(errno));
             uint64_t t = clock_ms() ^ (uint64_t)(uintptr_t)f;
             for (size_t i = 0; i < IDS_PER_DRAW; i++)
-                f->ids[i] = (uint16_t)((t = t * 6364136223846793005u + 1442695040888963407u) >> 48);
+                f->ids[i] =
+                    (uint16_t)((t = t * 6364136223846793005u + 1442695040888963407u) >>
+                               48);
         }
         f->nids = IDS_PER_DRAW;
     }
@@ -133,7 +135,8 @@ static int start_udp(struct fwd_slot *s)
         send(s->fd, s->query, s->qlen, 0) != (ssize_t)s->qlen ||
         !(s->ev = event_new(f->base, s->fd, EV_READ, on_udp, s))) {
         char a[ADDR_STRLEN];
-        log_debug("dns: upstream %s: %s", addr_format(up, a, sizeof a), strerror(errno));
+        log_debug("dns: upstream %s: %s", addr_format(up, a, sizeof a),
+                  strerror(errno));
         close_try(s);
         return -1;
     }
@@ -161,7 +164,8 @@ static int next_upstream(struct fwd_slot *s)
 static void fail_try(struct fwd_slot *s, const char *why)
 {
     char a[ADDR_STRLEN];
-    log_debug("dns: upstream %s: %s", addr_format(&s->f->ups[s->up], a, sizeof a), why);
+    log_debug("dns: upstream %s: %s", addr_format(&s->f->ups[s->up], a, sizeof a),
+              why);
     if (next_upstream(s) < 0)
         finish(s, NULL, 0);
 }
@@ -276,8 +280,9 @@ int dns_forward(struct dns_forwarder *f, const struct dns_query *q, bool tcp_cli
     /* The pool hands slots zeroed, and fd 0 is a real fd: say "none". */
     s->f = f;
     s->fd = -1;
-    uint16_t size = !q->edns ? 0 : tcp_client ? DNS_UDP_MAX
-                                              : (uint16_t)dns_reply_limit(q, false);
+    uint16_t size = !q->edns     ? 0
+                    : tcp_client ? DNS_UDP_MAX
+                                 : (uint16_t)dns_reply_limit(q, false);
     if (!(s->qlen = dns_build_query(s->query, sizeof s->query, q, 0, size))) {
         slot_put(f->slots, s);
         errno = EINVAL;
@@ -333,8 +338,8 @@ static bool is_self(const struct addr *up, const struct dns_forward_options *o,
 }
 
 struct dns_forwarder *dns_forwarder_new(struct event_base *base,
-                                        const struct dns_forward_options *o,
-                                        char *err, size_t errlen)
+                                        const struct dns_forward_options *o, char *err,
+                                        size_t errlen)
 {
     struct dns_forwarder *f = calloc(1, sizeof *f);
     size_t n = o->max_inflight ? o->max_inflight : DNS_FORWARD_INFLIGHT;

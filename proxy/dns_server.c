@@ -34,7 +34,7 @@ struct dns_batch {
 struct dns_udp {
     struct dns_server *s;
     int fd;
-    bool pktinfo;                   /* bound to a wildcard: track reply_src */
+    bool pktinfo; /* bound to a wildcard: track reply_src */
     struct event *ev;
 };
 
@@ -42,12 +42,12 @@ struct dns_udp {
 struct pending {
     struct dns_server *s;
     bool tcp;
-    struct dns_query q;             /* q.qname points at qname below */
+    struct dns_query q; /* q.qname points at qname below */
     uint8_t qname[DNS_NAME_MAX];
-    struct dns_udp *u;              /* UDP client */
+    struct dns_udp *u; /* UDP client */
     struct addr client;
     struct reply_src src;
-    struct dns_tcp_conn *conn;      /* TCP client; NULL once it is gone */
+    struct dns_tcp_conn *conn; /* TCP client; NULL once it is gone */
 };
 
 struct dns_server {
@@ -59,10 +59,10 @@ struct dns_server {
     struct dns_udp *udp;
     struct dns_tcp **tcp;
     struct addr *bound;
-    size_t n;                       /* listen addresses */
-    struct slot_pool *pend;         /* of struct pending */
+    size_t n;               /* listen addresses */
+    struct slot_pool *pend; /* of struct pending */
     struct dns_batch *b;
-    uint8_t *msg;                   /* DNS_MSG_MAX: TCP and forwarded replies */
+    uint8_t *msg; /* DNS_MSG_MAX: TCP and forwarded replies */
 };
 
 static bool may_forward(struct dns_server *s, const struct addr *client)
@@ -85,7 +85,8 @@ static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
     } else if (len > limit) {
         /* Too large for this UDP client: it asks again over TCP. */
         out = s->msg;
-        len = dns_reply_empty(&p->q, DNS_RA | DNS_TC, ans[3] & DNS_RCODE_MASK, s->msg, limit);
+        len = dns_reply_empty(&p->q, DNS_RA | DNS_TC, ans[3] & DNS_RCODE_MASK, s->msg,
+                              limit);
     }
     /* The slot goes back before replying: a reply may start new queries. */
     struct pending c = *p;
@@ -102,8 +103,10 @@ static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
         return;
     struct iovec iov = {(void *)out, len};
     char ctrl[DGRAM_CTRL_LEN];
-    struct mmsghdr m = {.msg_hdr = {.msg_name = &c.client.ss, .msg_namelen = c.client.len,
-                                    .msg_iov = &iov, .msg_iovlen = 1}};
+    struct mmsghdr m = {.msg_hdr = {.msg_name = &c.client.ss,
+                                    .msg_namelen = c.client.len,
+                                    .msg_iov = &iov,
+                                    .msg_iovlen = 1}};
     reply_src_write(&c.src, c.client.ss.ss_family, &m.msg_hdr, ctrl);
     /* A batch of one: a refused reply is dropped like any other. */
     dgram_send_batch(c.u->fd, &m, 1, "dns");
@@ -156,7 +159,8 @@ static size_t not_ours(struct dns_server *s, const struct dns_query *q, bool tcp
         return 0;
     log_debug("dns: cannot forward (%s); SERVFAIL",
               slot_pool_used(s->pend) < slot_pool_count(s->pend)
-                  ? "no upstream" : "too many queries in flight");
+                  ? "no upstream"
+                  : "too many queries in flight");
     return dns_reply_empty(q, DNS_RA, DNS_SERVFAIL, out, limit);
 }
 
@@ -168,8 +172,8 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
     struct dns_server *s = u->s;
     struct dns_batch *b = s->b;
     (void)what;
-    struct dgram_recv r = {b->in, b->in_iov, b->peer, b->in_ctrl, (char *)b->query,
-                           QUERY_MAX};
+    struct dgram_recv r = {b->in,      b->in_iov,        b->peer,
+                           b->in_ctrl, (char *)b->query, QUERY_MAX};
     int n = dgram_recv_batch(fd, &r, BATCH, u->pktinfo, "dns");
     int nout = 0;
     for (int i = 0; i < n; i++) {
@@ -181,8 +185,9 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             reply_src_read(h, &src);
         struct dns_query q;
         size_t len = 0;
-        enum dns_action act = dns_respond(s->resp, b->query[i], b->in[i].msg_len, false,
-                                          &q, b->reply[nout], DNS_UDP_MAX, &len);
+        enum dns_action act = dns_respond(s->resp, b->query[i], b->in[i].msg_len,
+                                          false, &q, b->reply[nout], DNS_UDP_MAX,
+                                          &len);
         if (act == DNS_FORWARD)
             len = not_ours(s, &q, false, u, &b->peer[i], &src, NULL, b->reply[nout],
                            DNS_UDP_MAX);
@@ -191,9 +196,10 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         if (!len)
             continue;
         b->out_iov[nout] = (struct iovec){b->reply[nout], len};
-        b->out[nout].msg_hdr = (struct msghdr){
-            .msg_name = &b->peer[i].ss, .msg_namelen = b->peer[i].len,
-            .msg_iov = &b->out_iov[nout], .msg_iovlen = 1};
+        b->out[nout].msg_hdr = (struct msghdr){.msg_name = &b->peer[i].ss,
+                                               .msg_namelen = b->peer[i].len,
+                                               .msg_iov = &b->out_iov[nout],
+                                               .msg_iovlen = 1};
         reply_src_write(&src, b->peer[i].ss.ss_family, &b->out[nout].msg_hdr,
                         b->out_ctrl[nout]);
         nout++;
@@ -209,7 +215,8 @@ static void on_tcp_query(void *arg, struct dns_tcp_conn *c, const struct addr *p
     struct dns_server *s = arg;
     struct dns_query q;
     size_t out = 0;
-    enum dns_action act = dns_respond(s->resp, msg, len, true, &q, s->msg, DNS_MSG_MAX, &out);
+    enum dns_action act = dns_respond(s->resp, msg, len, true, &q, s->msg, DNS_MSG_MAX,
+                                      &out);
     if (act == DNS_FORWARD)
         out = not_ours(s, &q, true, NULL, peer, NULL, c, s->msg, DNS_MSG_MAX);
     else if (act == DNS_DROP)
@@ -275,8 +282,11 @@ static int listen_on(struct dns_server *s, size_t i, const struct dns_options *o
                      char *err, size_t errlen)
 {
     const struct addr *a = &o->listen[i];
-    struct dns_tcp_options to = {.idle_ms = o->tcp_idle_ms, .max_conns = o->tcp_max_conns,
-                                 .query = on_tcp_query, .gone = on_tcp_gone, .arg = s};
+    struct dns_tcp_options to = {.idle_ms = o->tcp_idle_ms,
+                                 .max_conns = o->tcp_max_conns,
+                                 .query = on_tcp_query,
+                                 .gone = on_tcp_gone,
+                                 .arg = s};
     for (int tries = 0; tries < PORT_TRIES; tries++) {
         if (udp_open(s, &s->udp[i], a, &s->bound[i], err, errlen) < 0)
             return -1;
@@ -291,14 +301,16 @@ static int listen_on(struct dns_server *s, size_t i, const struct dns_options *o
 
 /* The upstreams: as given, or resolv.conf's nameservers. */
 static struct dns_forwarder *make_forwarder(struct dns_server *s,
-                                            const struct dns_options *o,
-                                            char *err, size_t errlen)
+                                            const struct dns_options *o, char *err,
+                                            size_t errlen)
 {
     struct addr conf[DNS_UPSTREAMS_MAX];
-    struct dns_forward_options fo = {
-        .upstreams = o->upstreams, .nupstreams = o->nupstreams,
-        .self = s->bound, .nself = s->n,
-        .timeout_ms = o->upstream_timeout_ms, .max_inflight = o->max_inflight};
+    struct dns_forward_options fo = {.upstreams = o->upstreams,
+                                     .nupstreams = o->nupstreams,
+                                     .self = s->bound,
+                                     .nself = s->n,
+                                     .timeout_ms = o->upstream_timeout_ms,
+                                     .max_inflight = o->max_inflight};
     if (!o->nupstreams) {
         const char *path = o->resolv_conf ? o->resolv_conf : "/etc/resolv.conf";
         int n = dns_resolv_conf(path, conf, DNS_UPSTREAMS_MAX);
@@ -327,7 +339,8 @@ static void log_start(const struct dns_server *s, const struct dns_options *o)
 }
 
 struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
-                                  const struct dns_options *o, char *err, size_t errlen)
+                                  const struct dns_options *o, char *err,
+                                  size_t errlen)
 {
     struct dns_server *s = calloc(1, sizeof *s);
     size_t npend = o->max_inflight ? o->max_inflight : DNS_FORWARD_INFLIGHT;
@@ -335,8 +348,7 @@ struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
         !(s->tcp = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->tcp)) ||
         !(s->bound = calloc(o->nlisten ? o->nlisten : 1, sizeof *s->bound)) ||
         !(s->pend = slot_pool_new(npend, sizeof(struct pending))) ||
-        !(s->b = malloc(sizeof *s->b)) ||
-        !(s->msg = malloc(DNS_MSG_MAX))) {
+        !(s->b = malloc(sizeof *s->b)) || !(s->msg = malloc(DNS_MSG_MAX))) {
         snprintf(err, errlen, "out of memory");
         dns_server_free(s);
         return NULL;

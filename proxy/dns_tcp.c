@@ -28,11 +28,11 @@
 
 struct dns_tcp_conn {
     struct dns_tcp *t;
-    struct lru_node order;                /* in t->order: activity */
+    struct lru_node order; /* in t->order: activity */
     struct bufferevent *bev;
     struct addr peer;
-    unsigned owed;                        /* queries not yet replied to */
-    bool eof;                             /* the client is done sending */
+    unsigned owed; /* queries not yet replied to */
+    bool eof;      /* the client is done sending */
     /* process() may end c (a failed buffer, the last reply after EOF)
      * while it is inside; ending also stops new queries and replies. */
     struct guard guard;
@@ -43,9 +43,9 @@ struct dns_tcp {
     struct dns_tcp_options o;
     int fd;
     struct addr bound;
-    char label[ADDR_STRLEN + 8];          /* "dns tcp <bound>", for logs */
+    char label[ADDR_STRLEN + 8]; /* "dns tcp <bound>", for logs */
     struct acceptor *acc;
-    struct lru order;                     /* connections, idle first */
+    struct lru order; /* connections, idle first */
     size_t nconns;
 };
 
@@ -126,7 +126,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    process(arg);    /* output drained: may resume, or finish after EOF */
+    process(arg); /* output drained: may resume, or finish after EOF */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -168,8 +168,8 @@ static void conn_new(struct dns_tcp *t, int fd, const struct addr *peer)
 {
     if (t->nconns >= t->o.max_conns && oldest_conn(t)) {
         char p[ADDR_STRLEN];
-        log_debug("dns tcp: %zu connections, closing the least active (%s)",
-                  t->nconns, addr_format(&oldest_conn(t)->peer, p, sizeof p));
+        log_debug("dns tcp: %zu connections, closing the least active (%s)", t->nconns,
+                  addr_format(&oldest_conn(t)->peer, p, sizeof p));
         conn_close(oldest_conn(t));
     }
     struct dns_tcp_conn *c = calloc(1, sizeof *c);

@@ -27,7 +27,10 @@ static void put32(uint8_t *p, uint32_t v)
     dns_put16(p + 2, v & 0xffff);
 }
 
-static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+static uint8_t lower(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
 
 /* Case-insensitive, as DNS compares names (RFC 4343: ASCII letters only). */
 static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
@@ -42,7 +45,8 @@ static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
 
 /* A question name: labels only (a pointer could only aim at the header).
  * Returns the offset after it, or 0. */
-static size_t parse_qname(const uint8_t *p, size_t len, size_t off, struct dns_query *q)
+static size_t parse_qname(const uint8_t *p, size_t len, size_t off,
+                          struct dns_query *q)
 {
     size_t start = off;
     q->nlabels = 0;
@@ -245,8 +249,8 @@ int dns_msg_add_addr(struct dns_msg *m, enum dns_section s, uint16_t owner,
     return 0;
 }
 
-int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl,
-                    const char *name, const uint8_t *zone, size_t zone_len)
+int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl, const char *name,
+                    const uint8_t *zone, size_t zone_len)
 {
     uint8_t wire[DNS_NAME_MAX];
     int n = dns_name_wire(name, wire, sizeof wire);
@@ -264,8 +268,8 @@ int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl,
     return 0;
 }
 
-int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone,
-                    uint32_t ttl, uint32_t serial, uint32_t minimum)
+int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone, uint32_t ttl,
+                    uint32_t serial, uint32_t minimum)
 {
     static const uint8_t mname[] = "\2ns", rname[] = "\12hostmaster";
     size_t rdlen = (sizeof mname - 1) + 2 + (sizeof rname - 1) + 2 + 20;
@@ -333,7 +337,7 @@ size_t dns_build_error(uint8_t *out, size_t cap, const struct dns_query *q,
     memset(out, 0, DNS_HDR);
     dns_put16(out, q->id);
     dns_put16(out + 2, DNS_QR | (q->flags & (DNS_OPCODE_MASK | DNS_RD)) |
-                       (rcode & DNS_RCODE_MASK));
+                           (rcode & DNS_RCODE_MASK));
     return DNS_HDR;
 }
 
@@ -444,7 +448,8 @@ int dns_name_wire(const char *text, uint8_t *out, size_t cap)
     while (*s) {
         const char *dot = strchr(s, '.');
         size_t l = dot ? (size_t)(dot - s) : strlen(s);
-        if (l == 0 || l > 63 || len + 1 + l + 1 > DNS_NAME_MAX || len + 1 + l + 1 > cap)
+        if (l == 0 || l > 63 || len + 1 + l + 1 > DNS_NAME_MAX ||
+            len + 1 + l + 1 > cap)
             return -1;
         out[len] = (uint8_t)l;
         memcpy(out + len + 1, s, l);
@@ -548,7 +553,8 @@ int dns_ptr_name(const struct addr *ip, char *out, size_t cap)
 {
     int n;
     if (ip->ss.ss_family == AF_INET) {
-        const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in *)&ip->ss)->sin_addr;
+        const uint8_t *b =
+            (const uint8_t *)&((const struct sockaddr_in *)&ip->ss)->sin_addr;
         n = snprintf(out, cap, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
     } else if (ip->ss.ss_family == AF_INET6) {
         const uint8_t *b = ((const struct sockaddr_in6 *)&ip->ss)->sin6_addr.s6_addr;

@@ -24,14 +24,14 @@
 
 /* Where the client is with the daemon; set_phase makes every change. */
 enum docker_phase {
-    DOCKER_IDLE,        /* made, not started yet */
-    DOCKER_CONNECTING,  /* GET /_ping (the API version), then GET /events
+    DOCKER_IDLE,       /* made, not started yet */
+    DOCKER_CONNECTING, /* GET /_ping (the API version), then GET /events
                          * until its headers say the stream is up */
-    DOCKER_LISTING,     /* the stream is up (events apply from now on):
+    DOCKER_LISTING,    /* the stream is up (events apply from now on):
                          * GET /containers/json and /networks in flight */
-    DOCKER_SYNCING,     /* list applied; inspects, /networks still running */
-    DOCKER_SYNCED,      /* the table matches the daemon; following events */
-    DOCKER_WAITING,     /* after a failure: no request runs, the retry timer
+    DOCKER_SYNCING,    /* list applied; inspects, /networks still running */
+    DOCKER_SYNCED,     /* the table matches the daemon; following events */
+    DOCKER_WAITING,    /* after a failure: no request runs, the retry timer
                          * does; the last table is still served */
 };
 
@@ -53,15 +53,15 @@ struct docker {
     char version[16];
     struct http_req *ping, *events, *list, *nets;
     long events_status;
-    struct line_split lines;     /* the event stream (or its error body) */
-    int64_t last_event;          /* for since= on reconnect */
+    struct line_split lines; /* the event stream (or its error body) */
+    int64_t last_event;      /* for since= on reconnect */
     enum docker_phase phase;
     struct event *retry;
     /* Runs from a failure to the next sync: "an outage" while non-zero. */
     struct backoff backoff;
-    bool nets_again;             /* a network event came during GET /networks */
-    char last_why[400];          /* last failure reported, said once */
-    char (*queue)[REG_ID_MAX];   /* ids waiting for an inspect slot */
+    bool nets_again;           /* a network event came during GET /networks */
+    char last_why[400];        /* last failure reported, said once */
+    char (*queue)[REG_ID_MAX]; /* ids waiting for an inspect slot */
     size_t nqueue, qcap;
     struct job *jobs;
     size_t njobs;
@@ -133,9 +133,9 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
         if (backoff_first(&d->backoff))
             log_warn("docker: %s; serving the last known %zu containers, reconnecting",
                      why, registry_count(d->reg));
-        else if (strcmp(why, d->last_why) != 0)   /* a new reason: say it */
-            log_warn("docker: %s; still serving %zu containers, retrying",
-                     why, registry_count(d->reg));
+        else if (strcmp(why, d->last_why) != 0) /* a new reason: say it */
+            log_warn("docker: %s; still serving %zu containers, retrying", why,
+                     registry_count(d->reg));
         else
             log_debug("docker: %s; retrying in %u ms", why, ms);
         snprintf(d->last_why, sizeof d->last_why, "%s", why);
@@ -143,7 +143,7 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
         evtimer_add(d->retry, &tv);
         break;
     }
-    default:                 /* the callers start what these wait for */
+    default: /* the callers start what these wait for */
         break;
     }
 }
@@ -207,7 +207,7 @@ static void next_queued(struct docker *d)
 static void apply_inspect(struct docker *d, const char *id, long status,
                           const char *body, size_t len)
 {
-    if (status == 404) {                 /* gone already */
+    if (status == 404) { /* gone already */
         registry_drop(d->reg, id);
         changed(d);
         return;
@@ -215,8 +215,8 @@ static void apply_inspect(struct docker *d, const char *id, long status,
     char err[200];
     if (status != 200) {
         docker_error_text(body, len, err, sizeof err);
-        log_error("docker: inspect %.12s: HTTP %ld: %s; keeping what was known",
-                  id, status, err);
+        log_error("docker: inspect %.12s: HTTP %ld: %s; keeping what was known", id,
+                  status, err);
         return;
     }
     struct docker_inspect in;
@@ -258,7 +258,7 @@ static void on_inspect(void *arg, long status, const char *body, size_t len,
     if (j->again) {
         j->again = false;
         if (start_job(d, j) < 0)
-            next_queued(d);       /* the job is gone: keep the queue moving */
+            next_queued(d); /* the job is gone: keep the queue moving */
         return;
     }
     unlink_job(d, j);
@@ -394,7 +394,7 @@ static void on_networks(void *arg, long status, const char *body, size_t len,
 static void refresh_networks(struct docker *d)
 {
     if (d->nets) {
-        d->nets_again = true;    /* the answer in flight may predate it */
+        d->nets_again = true; /* the answer in flight may predate it */
         return;
     }
     char path[64];
@@ -513,8 +513,10 @@ static void start_events(struct docker *d)
         snprintf(path + n, sizeof path - (size_t)n, "&since=%" PRId64, d->last_event);
     d->events_status = 0;
     line_split_reset(&d->lines);
-    struct http_callbacks cb = {.headers = on_events_headers, .data = on_events_data,
-                                .done = on_events_done, .arg = d};
+    struct http_callbacks cb = {.headers = on_events_headers,
+                                .data = on_events_data,
+                                .done = on_events_done,
+                                .arg = d};
     if (!(d->events = http_get(d->http, &d->ep.target, path, 0, &cb)))
         fail(d, "GET /events", "cannot start a request");
 }
@@ -542,21 +544,23 @@ static void on_ping(void *arg, long status, const char *body, size_t len,
 static void start(struct docker *d)
 {
     set_phase(d, DOCKER_CONNECTING, NULL);
-    snprintf(d->version, sizeof d->version, "1.41");   /* if _ping has none */
+    snprintf(d->version, sizeof d->version, "1.41"); /* if _ping has none */
     struct http_callbacks cb = {.headers = on_ping_headers, .done = on_ping, .arg = d};
-    if (!(d->ping = http_get(d->http, &d->ep.target, "/_ping", REQUEST_TIMEOUT_MS, &cb)))
+    if (!(d->ping = http_get(d->http, &d->ep.target, "/_ping", REQUEST_TIMEOUT_MS,
+                             &cb)))
         fail(d, "GET /_ping", "cannot start a request");
 }
 
 /* ---- set-up ---- */
 
 struct docker *docker_new(struct event_base *base, struct registry *reg,
-                          const char *url, docker_changed_fn *changed_fn,
-                          void *arg, char *err, size_t errlen)
+                          const char *url, docker_changed_fn *changed_fn, void *arg,
+                          char *err, size_t errlen)
 {
     if (!url)
         url = getenv("DOCKER_HOST") && *getenv("DOCKER_HOST")
-                  ? getenv("DOCKER_HOST") : "unix:///var/run/docker.sock";
+                  ? getenv("DOCKER_HOST")
+                  : "unix:///var/run/docker.sock";
     struct docker *d = calloc(1, sizeof *d);
     if (!d) {
         snprintf(err, errlen, "out of memory");

@@ -36,7 +36,8 @@ int docker_endpoint_parse(struct docker_endpoint *ep, const char *url, char *err
             ep->target.verify = verify && *verify;
         }
     } else {
-        snprintf(err, errlen, "--docker '%s': want unix:///path or tcp://host:port", url);
+        snprintf(err, errlen, "--docker '%s': want unix:///path or tcp://host:port",
+                 url);
         return -1;
     }
     ep->target.base_url = ep->base_url;

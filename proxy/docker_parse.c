@@ -112,10 +112,11 @@ int docker_parse_inspect(const char *body, size_t len, struct docker_inspect *ou
     const cJSON *settings = cJSON_GetObjectItemCaseSensitive(root, "NetworkSettings");
     const cJSON *nets = cJSON_GetObjectItemCaseSensitive(settings, "Networks");
     if (!cJSON_IsObject(nets))
-        return 0;                  /* no networks: a name with no address */
+        return 0; /* no networks: a name with no address */
     size_t nnets = (size_t)cJSON_GetArraySize(nets), naliases = 0;
     const cJSON *net;
-    cJSON_ArrayForEach(net, nets) naliases += count_aliases(net);
+    cJSON_ArrayForEach(net, nets)
+        naliases += count_aliases(net);
     out->eps = calloc(nnets ? nnets : 1, sizeof *out->eps);
     out->aliases = calloc(naliases ? naliases : 1, sizeof *out->aliases);
     if (!out->eps || !out->aliases) {
@@ -196,8 +197,8 @@ static int parse_subnet(const char *text, struct reg_subnet *s)
     return 0;
 }
 
-int docker_parse_networks(const char *body, size_t len, struct registry *r,
-                          char *err, size_t errlen)
+int docker_parse_networks(const char *body, size_t len, struct registry *r, char *err,
+                          size_t errlen)
 {
     cJSON *root = parse(body, len);
     if (!cJSON_IsArray(root)) {
@@ -253,7 +254,7 @@ int docker_parse_event(const char *line, size_t len, struct docker_event *ev,
     /* Container events name the container as the actor; network events
      * carry it as an attribute. */
     const char *id = strcmp(type, "container") == 0 ? str_at(actor, "ID")
-                                                     : str_at(attrs, "container");
+                                                    : str_at(attrs, "container");
     if (id && valid_id(id))
         snprintf(ev->id, sizeof ev->id, "%s", id);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "time");

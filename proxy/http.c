@@ -27,11 +27,11 @@ struct http_req {
     char headers[HEADERS_MAX];
     size_t hlen;
     bool headers_done;
-    bool headers_pending;        /* complete, not yet given to the caller */
+    bool headers_pending; /* complete, not yet given to the caller */
     long status;
     bool too_big;
     char error[CURL_ERROR_SIZE];
-    char where[300];             /* for messages: the socket path or URL */
+    char where[300]; /* for messages: the socket path or URL */
 };
 
 struct http {
@@ -171,7 +171,7 @@ static bool dispatch_one(struct http *h)
 {
     for (struct http_req *r = h->reqs; r; r = r->next)
         if (!guard_ending(&r->guard) && dispatch_req(r))
-            return true;     /* the list may have changed: rescan */
+            return true; /* the list may have changed: rescan */
     return false;
 }
 
@@ -210,7 +210,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
     deliver_headers(r);
     if (r->len + len > BODY_MAX) {
         r->too_big = true;
-        return 0;                  /* makes libcurl abort the transfer */
+        return 0; /* makes libcurl abort the transfer */
     }
     if (r->len + len + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;
@@ -252,11 +252,11 @@ static void check_done(struct http *h)
         }
         guard_enter(&r->guard);
         deliver_headers(r);
-        dispatch(h);                  /* headers and data before done */
-        if (!guard_ending(&r->guard) && r->cb.done)   /* unless they cancelled r */
-            r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "",
-                       r->len, error);
-        guard_end(&r->guard);         /* finished: freed right after done */
+        dispatch(h);                                /* headers and data before done */
+        if (!guard_ending(&r->guard) && r->cb.done) /* unless they cancelled r */
+            r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "", r->len,
+                       error);
+        guard_end(&r->guard); /* finished: freed right after done */
         if (guard_leave(&r->guard))
             req_free(r);
     }
@@ -315,7 +315,8 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
     }
     char url[2048];
     snprintf(url, sizeof url, "%s%s", t->base_url, path);
-    snprintf(r->where, sizeof r->where, "%s", t->unix_path ? t->unix_path : t->base_url);
+    snprintf(r->where, sizeof r->where, "%s",
+             t->unix_path ? t->unix_path : t->base_url);
     CURL *e = r->easy;
     h->curl->easy_setopt(e, CURLOPT_URL, url);
     h->curl->easy_setopt(e, CURLOPT_PRIVATE, r);

@@ -11,10 +11,10 @@
 
 /* One port a label asks for; active when berth published it. */
 struct entry {
-    struct mapping m;            /* target_name = the container's short id */
-    char owner[REG_NAME_MAX];    /* container name, for messages */
+    struct mapping m;         /* target_name = the container's short id */
+    char owner[REG_NAME_MAX]; /* container name, for messages */
     struct berth_port *port;
-    bool wanted;                 /* seen in this sync */
+    bool wanted; /* seen in this sync */
 };
 
 struct labels {
@@ -23,12 +23,12 @@ struct labels {
     uint64_t seen_version;
     struct entry **active;
     size_t nactive;
-    char **refused;              /* "owner label" texts already warned about */
+    char **refused; /* "owner label" texts already warned about */
     size_t nrefused;
 };
 
-int labels_to_spec(const char *label, const char *target, char *out,
-                   size_t outlen, char *err, size_t errlen)
+int labels_to_spec(const char *label, const char *target, char *out, size_t outlen,
+                   char *err, size_t errlen)
 {
     size_t len = strcspn(label, "/");
     /* The container port is the last ':' field before any /proto. */
@@ -44,7 +44,8 @@ int labels_to_spec(const char *label, const char *target, char *out,
         snprintf(err, errlen, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
         return -1;
     }
-    int n = snprintf(out, outlen, "%.*s:%s%s", (int)(colon - label), label, target, colon);
+    int n = snprintf(out, outlen, "%.*s:%s%s", (int)(colon - label), label, target,
+                     colon);
     if (n < 0 || (size_t)n >= outlen) {
         snprintf(err, errlen, "too long");
         return -1;
@@ -100,7 +101,7 @@ static void refuse(struct labels *l, char ***now, size_t *nnow, const char *msg)
 
 struct pass {
     struct labels *l;
-    bool create;                 /* second pass: publish new claims */
+    bool create; /* second pass: publish new claims */
     char **refused;
     size_t nrefused;
 };
@@ -187,7 +188,8 @@ static void visit(const struct reg_container *c, void *arg)
             continue;
         }
         for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
-            struct mapping m = {.proto = sp.proto, .listen = sp.host,
+            struct mapping m = {.proto = sp.proto,
+                                .listen = sp.host,
                                 .target_port = (uint16_t)(sp.target_lo + k)};
             addr_set_port(&m.listen, (uint16_t)(sp.host_lo + k));
             snprintf(m.target_name, sizeof m.target_name, "%s", shortid);

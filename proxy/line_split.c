@@ -17,8 +17,8 @@ void line_split_release(struct line_split *ls)
     line_split_reset(ls);
 }
 
-int line_split_feed(struct line_split *ls, const char *data, size_t len,
-                    line_fn *fn, void *arg)
+int line_split_feed(struct line_split *ls, const char *data, size_t len, line_fn *fn,
+                    void *arg)
 {
     if (!len)
         return 0;

@@ -14,7 +14,7 @@ struct tcp_listener {
     const struct mapping *m;
     int fd;
     struct acceptor *acc;
-    unsigned rr;                 /* round-robin over a service's replicas */
+    unsigned rr; /* round-robin over a service's replicas */
     struct tcp_session_list sessions;
 };
 
@@ -34,7 +34,8 @@ static void on_client(void *arg, int c, const struct addr *peer)
 {
     struct tcp_listener *l = arg;
     if (!l->m->target_name[0]) {
-        tcp_session_new(l->ctx, &l->sessions, l->m, c, peer, NULL, 0, on_session_end, l);
+        tcp_session_new(l->ctx, &l->sessions, l->m, c, peer, NULL, 0, on_session_end,
+                        l);
     } else {
         struct addr replicas[8];
         size_t n = relay_resolve(l->ctx, l->m, &l->rr, replicas, 8);
@@ -56,9 +57,8 @@ static void on_client(void *arg, int c, const struct addr *peer)
         acceptor_pause(l->acc);
 }
 
-struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
-                                      const struct mapping *m, int fd,
-                                      char *err, size_t errlen)
+struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx, const struct mapping *m,
+                                      int fd, char *err, size_t errlen)
 {
     struct tcp_listener *l = calloc(1, sizeof *l);
     if (!l) {

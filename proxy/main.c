@@ -52,9 +52,12 @@ static struct dns_server *start_dns(struct event_base *base, struct registry *re
         addr_parse_hostport(&listen[i], c->dns.v[i], 0);
     for (size_t i = 0; i < c->upstream.n; i++)
         addr_parse_hostport(&up[i], c->upstream.v[i], 53);
-    struct dns_options o = {.listen = listen, .nlisten = c->dns.n,
-                            .upstreams = up, .nupstreams = c->upstream.n,
-                            .domain = c->domain, .ttl = c->ttl};
+    struct dns_options o = {.listen = listen,
+                            .nlisten = c->dns.n,
+                            .upstreams = up,
+                            .nupstreams = c->upstream.n,
+                            .domain = c->domain,
+                            .ttl = c->ttl};
     s = dns_server_new(base, reg, &o, err, errlen);
 out:
     free(listen);
@@ -109,7 +112,8 @@ int main(int argc, char **argv)
         plan_print(plan, stdout);
         if (plan->names || c->labels)
             printf("names from the Docker API at %s\n",
-                   c->docker ? c->docker : "$DOCKER_HOST or unix:///var/run/docker.sock");
+                   c->docker ? c->docker
+                             : "$DOCKER_HOST or unix:///var/run/docker.sock");
         plan_free(plan);
         config_free(c);
         return EXIT_OK;

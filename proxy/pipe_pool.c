@@ -49,7 +49,8 @@ int pipe_pool_get(struct pipe_pool *p, struct pipe *out)
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
     int size = fcntl(fds[1], F_GETPIPE_SZ);
-    *out = (struct pipe){fds[0], fds[1], size > 0 ? (size_t)size : PIPE_CAPACITY, false};
+    *out = (struct pipe){fds[0], fds[1], size > 0 ? (size_t)size : PIPE_CAPACITY,
+                         false};
     return 0;
 }
 
@@ -70,7 +71,7 @@ void pipe_grow(struct pipe *pp)
 {
     if (pp->grown)
         return;
-    pp->grown = true;             /* refused or not, asked once */
+    pp->grown = true; /* refused or not, asked once */
     int size = fcntl(pp->wr, F_SETPIPE_SZ, (int)PIPE_BULK);
     if (size > 0)
         pp->cap = (size_t)size;

@@ -17,7 +17,7 @@ void mapping_label(struct mapping *m)
 int plan_add(struct plan *p, enum proto proto, const struct addr *listen,
              const struct addr *target)
 {
-    if ((p->n & (p->n - 1)) == 0) {      /* grow at powers of two */
+    if ((p->n & (p->n - 1)) == 0) { /* grow at powers of two */
         size_t cap = p->n ? p->n * 2 : 4;
         struct mapping *m = realloc(p->maps, cap * sizeof *m);
         if (!m)
@@ -72,8 +72,8 @@ static int by_port(const void *x, const void *y)
 }
 
 /* Sorting by port keeps this O(n log n) for 65535-port ranges. */
-static int check_collisions(const struct plan *p, const struct config *c,
-                            char *err, size_t errlen)
+static int check_collisions(const struct plan *p, const struct config *c, char *err,
+                            size_t errlen)
 {
     const struct mapping **v = malloc((p->n ? p->n : 1) * sizeof *v);
     if (!v) {
@@ -86,15 +86,14 @@ static int check_collisions(const struct plan *p, const struct config *c,
     int rc = 0;
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         for (size_t j = i + 1;
-             j < p->n && addr_port(&v[j]->listen) == addr_port(&v[i]->listen);
-             j++) {
+             j < p->n && addr_port(&v[j]->listen) == addr_port(&v[i]->listen); j++) {
             if (!mapping_collides(v[i], v[j]))
                 continue;
             char a[ADDR_STRLEN];
             snprintf(err, errlen, "--publish '%s': %s/%s is already published (%s)",
                      c->publish.v[v[j]->source],
-                     addr_format(&v[j]->listen, a, sizeof a),
-                     proto_name(v[j]->proto), v[i]->label);
+                     addr_format(&v[j]->listen, a, sizeof a), proto_name(v[j]->proto),
+                     v[i]->label);
             rc = -1;
             break;
         }
@@ -106,8 +105,9 @@ static int check_collisions(const struct plan *p, const struct config *c,
 struct plan *plan_new(const struct config *c, char *err, size_t errlen)
 {
     if (c->labels && c->no_docker) {
-        snprintf(err, errlen, "--labels: reading labels needs the Docker API "
-                              "(drop --no-docker)");
+        snprintf(err, errlen,
+                 "--labels: reading labels needs the Docker API "
+                 "(drop --no-docker)");
         return NULL;
     }
     struct plan *p = calloc(1, sizeof *p);
@@ -136,10 +136,9 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
             struct addr l = sp.host, t = sp.target;
             addr_set_port(&l, (uint16_t)(sp.host_lo + k));
             addr_set_port(&t, (uint16_t)(sp.target_lo + k));
-            int r = sp.target_is_ip
-                        ? plan_add(p, sp.proto, &l, &t)
-                        : plan_add_named(p, sp.proto, &l, sp.target_name,
-                                         (uint16_t)(sp.target_lo + k));
+            int r = sp.target_is_ip ? plan_add(p, sp.proto, &l, &t)
+                                    : plan_add_named(p, sp.proto, &l, sp.target_name,
+                                                     (uint16_t)(sp.target_lo + k));
             if (r < 0) {
                 snprintf(err, errlen, "out of memory");
                 goto fail;

@@ -51,7 +51,7 @@ struct entry {
 struct ptr_entry {
     struct ptr_entry *next;
     struct addr ip;
-    const char *name;             /* borrowed from the container */
+    const char *name; /* borrowed from the container */
 };
 
 struct registry {
@@ -60,7 +60,7 @@ struct registry {
     struct net *nets;
     size_t nnets;
     uint64_t version;
-    bool dirty;                   /* index out of date */
+    bool dirty; /* index out of date */
     struct entry **buckets;
     struct ptr_entry **pbuckets;
     size_t nbuckets;
@@ -156,7 +156,8 @@ static int copy_ctr(struct ctr *dst, const struct reg_container *src)
     memset(dst, 0, sizeof *dst);
     dst->number = src->number;
     dst->oneoff = src->oneoff;
-    if (!(dst->id = strdup(src->id)) || !(dst->name = strdup(src->name ? src->name : "")) ||
+    if (!(dst->id = strdup(src->id)) ||
+        !(dst->name = strdup(src->name ? src->name : "")) ||
         (src->project && !(dst->project = strdup(src->project))) ||
         (src->service && !(dst->service = strdup(src->service))) ||
         (src->publish && !(dst->publish = strdup(src->publish))))
@@ -289,11 +290,12 @@ static size_t lower_key(char *dst, size_t cap, const char *a, const char *b,
 static struct entry *entry_get(struct registry *r, const char *key, size_t len,
                                enum rank rank)
 {
-    struct entry **b = &r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)];
+    struct entry **b =
+        &r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)];
     for (struct entry *e = *b; e; e = e->next) {
         if (strlen(e->key) == len && memcmp(e->key, key, len) == 0) {
             if (e->rank < rank)
-                return NULL;              /* a stronger reading holds it */
+                return NULL; /* a stronger reading holds it */
             if (e->rank > rank) {
                 e->rank = rank;
                 e->n4 = e->n6 = 0;
@@ -345,14 +347,14 @@ six:
     return 0;
 }
 
-static int add_name(struct registry *r, enum rank rank, const char *a,
-                    const char *b, const char *c, const struct ep *eps, size_t neps)
+static int add_name(struct registry *r, enum rank rank, const char *a, const char *b,
+                    const char *c, const struct ep *eps, size_t neps)
 {
     char key[3 * REG_NAME_MAX];
     size_t len = lower_key(key, sizeof key, a, b, c);
     struct entry *e = entry_get(r, key, len, rank);
     if (!e)
-        return 0;                         /* outranked (or no memory: skip) */
+        return 0; /* outranked (or no memory: skip) */
     for (size_t i = 0; i < neps; i++)
         if (entry_add(e, &eps[i]) < 0)
             return -1;
@@ -414,7 +416,8 @@ static int index_container(struct registry *r, const struct ctr *c)
     if (c->service && c->project && !c->oneoff) {
         char num[16];
         snprintf(num, sizeof num, "%d", c->number);
-        if (add_name(r, R_SERVICE, c->service, c->project, NULL, c->eps, c->neps) < 0 ||
+        if (add_name(r, R_SERVICE, c->service, c->project, NULL, c->eps, c->neps) <
+                0 ||
             add_name(r, R_REPLICA, num, c->service, c->project, c->eps, c->neps) < 0)
             return -1;
     }
@@ -472,16 +475,17 @@ static int reindex(struct registry *r)
 
 /* ---- lookups ---- */
 
-int registry_resolve(struct registry *r, const char *name, size_t len,
-                     int family, struct addr *out, size_t max)
+int registry_resolve(struct registry *r, const char *name, size_t len, int family,
+                     struct addr *out, size_t max)
 {
     char key[3 * REG_NAME_MAX];
     if (len == 0 || len >= sizeof key || reindex(r) < 0 || !r->nbuckets)
         return -1;
     for (size_t i = 0; i < len; i++)
         key[i] = (char)tolower((unsigned char)name[i]);
-    for (struct entry *e = r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)]; e;
-         e = e->next) {
+    for (struct entry *e =
+             r->buckets[hash_bytes(HASH_INIT, key, len) & (r->nbuckets - 1)];
+         e; e = e->next) {
         if (strlen(e->key) != len || memcmp(e->key, key, len) != 0)
             continue;
         size_t n = family == AF_INET ? e->n4 : family == AF_INET6 ? e->n6 : 0;
@@ -560,12 +564,16 @@ void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
         if (!eps)
             return;
         for (size_t k = 0; k < c->neps; k++)
-            eps[k] = (struct reg_endpoint){c->eps[k].network, c->eps[k].has_v4,
-                                           c->eps[k].has_v6, c->eps[k].v4, c->eps[k].v6,
+            eps[k] = (struct reg_endpoint){c->eps[k].network,
+                                           c->eps[k].has_v4,
+                                           c->eps[k].has_v6,
+                                           c->eps[k].v4,
+                                           c->eps[k].v6,
                                            (const char *const *)c->eps[k].aliases,
                                            c->eps[k].naliases};
-        struct reg_container rc = {c->id, c->name, c->project, c->service, c->number,
-                                   c->oneoff, c->publish, eps, c->neps};
+        struct reg_container rc = {c->id,      c->name,   c->project,
+                                   c->service, c->number, c->oneoff,
+                                   c->publish, eps,       c->neps};
         fn(&rc, arg);
         free(eps);
     }

@@ -53,8 +53,8 @@ struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx)
     return ctx->udp;
 }
 
-size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m,
-                     unsigned *rr, struct addr *out, size_t max)
+size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *rr,
+                     struct addr *out, size_t max)
 {
     if (!ctx->reg || max == 0)
         return 0;

@@ -8,9 +8,9 @@
 #include "berth/invariant.h"
 
 struct slot_pool {
-    char *mem;                   /* count slots of stride bytes */
+    char *mem; /* count slots of stride bytes */
     size_t stride, count;
-    size_t *free_idx;            /* a stack of free slot numbers */
+    size_t *free_idx; /* a stack of free slot numbers */
     size_t nfree;
     bool *taken;
 };

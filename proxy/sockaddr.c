@@ -127,8 +127,7 @@ bool addr_equal(const struct addr *a, const struct addr *b)
     }
     if (a->ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
-        return x->sin6_port == y->sin6_port &&
-               x->sin6_scope_id == y->sin6_scope_id &&
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
     }
     return false;
@@ -154,7 +153,8 @@ uint32_t addr_hash(const struct addr *a)
 bool addr_is_loopback(const struct addr *a)
 {
     if (a->ss.ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) ==
+               127;
     return a->ss.ss_family == AF_INET6 &&
            IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 }

@@ -8,8 +8,8 @@
 
 const char *proto_name(enum proto p) { return p == PROTO_UDP ? "udp" : "tcp"; }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -34,8 +34,8 @@ static int parse_port(const char *s, size_t len, uint16_t *out)
     return 0;
 }
 
-int spec_parse_ports(const char *text, size_t len, const char *what,
-                     uint16_t *lo, uint16_t *hi, char *err, size_t errlen)
+int spec_parse_ports(const char *text, size_t len, const char *what, uint16_t *lo,
+                     uint16_t *hi, char *err, size_t errlen)
 {
     char buf[32];
     if (len == 0) {
@@ -47,8 +47,7 @@ int spec_parse_ports(const char *text, size_t len, const char *what,
     size_t first = dash ? (size_t)(dash - text) : len;
     if (parse_port(text, first, lo) < 0 ||
         (dash && parse_port(dash + 1, len - first - 1, hi) < 0)) {
-        snprintf(err, errlen, "%s '%s' is not a port or range in 1-65535",
-                 what, buf);
+        snprintf(err, errlen, "%s '%s' is not a port or range in 1-65535", what, buf);
         return -1;
     }
     if (!dash)
@@ -94,8 +93,7 @@ static bool looks_like_ipv4(const char *s, size_t len)
 
 /* Splits at ':' outside brackets. Returns the field count, or -1 for an
  * unclosed bracket; counts past FIELDS_MAX are reported but not stored. */
-static int split_fields(const char *s, size_t len, const char *start[],
-                        size_t flen[])
+static int split_fields(const char *s, size_t len, const char *start[], size_t flen[])
 {
     int n = 0;
     size_t begin = 0;
@@ -128,8 +126,7 @@ static int parse_ip_field(const char *f, size_t len, const char *what,
     if (f[0] == '[') {
         snprintf(ip, sizeof ip, "%.*s", (int)len, f);
         if (len < 3 || f[len - 1] != ']') {
-            snprintf(err, errlen, "%s '%s' is not a bracketed IPv6 address",
-                     what, ip);
+            snprintf(err, errlen, "%s '%s' is not a bracketed IPv6 address", what, ip);
             return -1;
         }
         snprintf(ip, sizeof ip, "%.*s", (int)(len - 2), f + 1);
@@ -181,8 +178,7 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
         char tmp[8];
         if (spec_parse_ports(f[1], fl[1], "", &lo, &hi, tmp, sizeof tmp) == 0)
             return fail(err, errlen,
-                        "missing target (want HOST_PORT:TARGET:TARGET_PORT)%s",
-                        "");
+                        "missing target (want HOST_PORT:TARGET:TARGET_PORT)%s", "");
         return fail(err, errlen, "%smissing target port", "");
     }
 
@@ -201,13 +197,13 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
         addr_from_ip(&out->host, "0.0.0.0", 0);
     }
 
-    if (n == 3 && parse_ip_field(f[0], fl[0], "host IP", &out->target, err,
-                                 errlen) == 0)
+    if (n == 3 &&
+        parse_ip_field(f[0], fl[0], "host IP", &out->target, err, errlen) == 0)
         return fail(err, errlen,
                     "missing target (want [HOST_IP:]HOST_PORT:TARGET:TARGET_PORT)%s",
                     "");
-    if (spec_parse_ports(f[i], fl[i], "host port", &out->host_lo, &out->host_hi,
-                         err, errlen) < 0)
+    if (spec_parse_ports(f[i], fl[i], "host port", &out->host_lo, &out->host_hi, err,
+                         errlen) < 0)
         return -1;
 
     const char *t = f[i + 1];
@@ -221,7 +217,8 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
         out->target_is_ip = true;
     } else {
         char name[SPEC_NAME_MAX + 2];
-        snprintf(name, sizeof name, "%.*s", (int)(tl <= SPEC_NAME_MAX ? tl : SPEC_NAME_MAX), t);
+        snprintf(name, sizeof name, "%.*s",
+                 (int)(tl <= SPEC_NAME_MAX ? tl : SPEC_NAME_MAX), t);
         if (!valid_name(t, tl))
             return fail(err, errlen,
                         "target '%s' is neither an IP address nor a container name",

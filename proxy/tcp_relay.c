@@ -31,9 +31,9 @@ enum tcp_phase {
 
 /* Where one direction is; half_set_state is the only place it changes. */
 enum half_state {
-    HALF_OPEN,               /* src may still send */
-    HALF_EOF,                /* src sent FIN; pending bytes still go first */
-    HALF_SHUT,               /* FIN passed on to dst: this direction is done */
+    HALF_OPEN, /* src may still send */
+    HALF_EOF,  /* src sent FIN; pending bytes still go first */
+    HALF_SHUT, /* FIN passed on to dst: this direction is done */
 };
 
 /* One direction. Bytes flow from src to dst through a borrowed pipe
@@ -41,18 +41,18 @@ enum half_state {
  * bytes dst could not take yet are held, in buf. */
 struct half {
     struct tcp_session *s;
-    int *src, *dst;          /* point at the session's fds */
-    struct event *rd;        /* src readable */
-    struct event *wr;        /* dst writable: armed only while dst is full */
-    struct event *hup;       /* while reading is paused: a slow poll of src
+    int *src, *dst;    /* point at the session's fds */
+    struct event *rd;  /* src readable */
+    struct event *wr;  /* dst writable: armed only while dst is full */
+    struct event *hup; /* while reading is paused: a slow poll of src
                               * for a reset; made on the first pause */
-    struct pipe pipe;        /* borrowed from the pool while pending > 0 */
-    size_t pending;          /* bytes taken from src, not yet given to dst */
-    size_t asked;            /* how much the last read asked for */
-    char *buf;               /* buffered path: the pending bytes */
+    struct pipe pipe;  /* borrowed from the pool while pending > 0 */
+    size_t pending;    /* bytes taken from src, not yet given to dst */
+    size_t asked;      /* how much the last read asked for */
+    char *buf;         /* buffered path: the pending bytes */
     size_t off;
     enum half_state state;
-    bool buffered;           /* splice refused this pair: copy instead */
+    bool buffered; /* splice refused this pair: copy instead */
 };
 
 struct tcp_session {
@@ -60,22 +60,21 @@ struct tcp_session {
     struct tcp_session_list *list;
     struct tcp_session *prev, *next;
     const struct mapping *m;
-    int cfd;                 /* client */
-    int tfd;                 /* target */
+    int cfd; /* client */
+    int tfd; /* target */
     enum tcp_phase phase;
-    struct guard guard;      /* callbacks running now; see guard.h */
-    struct half up;          /* client -> target; up.wr doubles as connect wait */
-    struct half down;        /* target -> client */
+    struct guard guard; /* callbacks running now; see guard.h */
+    struct half up;     /* client -> target; up.wr doubles as connect wait */
+    struct half down;   /* target -> client */
     struct addr client;
-    struct addr *cands;      /* name targets, while connecting: replicas */
-    unsigned ncands, cur;    /* cands[cur] is being tried */
+    struct addr *cands;   /* name targets, while connecting: replicas */
+    unsigned ncands, cur; /* cands[cur] is being tried */
     tcp_session_end_fn *on_end;
     void *arg;
 };
 
-__attribute__((format(printf, 3, 4)))
-static void slog(const struct tcp_session *s, enum log_level level,
-                 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+slog(const struct tcp_session *s, enum log_level level, const char *fmt, ...)
 {
     if (level > log_get_level())
         return;
@@ -408,8 +407,10 @@ static int connect_target(struct tcp_session *s)
     s->tfd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->tfd < 0)
         return -1;
-    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_writable, &s->up);
-    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_readable, &s->down);
+    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_writable,
+                         &s->up);
+    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_readable,
+                           &s->down);
     if (!s->up.wr || !s->down.rd) {
         errno = ENOMEM;
         return -1;
@@ -498,10 +499,17 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         list->head->prev = s;
     list->head = s;
     list->count++;
-    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd, .pipe = {-1, -1, 0, false}};
-    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd, .pipe = {-1, -1, 0, false}};
+    s->up = (struct half){.s = s,
+                          .src = &s->cfd,
+                          .dst = &s->tfd,
+                          .pipe = {-1, -1, 0, false}};
+    s->down = (struct half){.s = s,
+                            .src = &s->tfd,
+                            .dst = &s->cfd,
+                            .pipe = {-1, -1, 0, false}};
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
-    s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
+    s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable,
+                           &s->down);
     if (targets) {
         /* Kept only while connecting, for retries on the next replica. */
         s->cands = malloc(ntargets * sizeof *s->cands);

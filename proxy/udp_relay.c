@@ -18,28 +18,28 @@
 
 struct udp_flow {
     struct udp_listener *l;
-    struct udp_flow *hnext;          /* hash chain */
-    struct lru_node idle;            /* in l->idle, oldest first */
+    struct udp_flow *hnext; /* hash chain */
+    struct lru_node idle;   /* in l->idle, oldest first */
     struct addr client;
-    struct reply_src src;            /* wildcard binds: the client's destination */
-    int fd;                          /* connected to the target */
-    struct addr target;              /* the replica this flow sticks to */
-    uint64_t seen;                   /* registry version it was checked at */
+    struct reply_src src; /* wildcard binds: the client's destination */
+    int fd;               /* connected to the target */
+    struct addr target;   /* the replica this flow sticks to */
+    uint64_t seen;        /* registry version it was checked at */
     struct event *ev;
-    uint64_t last_ms;                /* last datagram either way */
+    uint64_t last_ms; /* last datagram either way */
 };
 
 struct udp_listener {
     struct relay_ctx *ctx;
     const struct mapping *m;
     int fd;
-    bool pktinfo;                    /* bound to a wildcard: track local addr */
+    bool pktinfo; /* bound to a wildcard: track local addr */
     struct event *ev;
     struct event *expire;
     struct udp_flow **buckets;
     size_t nbuckets, nflows;
-    struct lru idle;                 /* flows by last traffic */
-    unsigned rr;                     /* replica for the next new flow */
+    struct lru idle; /* flows by last traffic */
+    unsigned rr;     /* replica for the next new flow */
     bool said_full;
 };
 
@@ -130,8 +130,7 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
     while (oldest(l) && oldest(l)->last_ms + idle <= now) {
         char c[ADDR_STRLEN];
         log_debug("%s client %s: idle for %us, flow closed", l->m->label,
-                  addr_format(&oldest(l)->client, c, sizeof c),
-                  l->ctx->udp_timeout);
+                  addr_format(&oldest(l)->client, c, sizeof c), l->ctx->udp_timeout);
         flow_free(oldest(l));
     }
     arm_expiry(l, now);
@@ -158,7 +157,8 @@ static void on_reply(evutil_socket_t fd, short what, void *arg)
             /* A named target that refuses may have moved: close the flow so
              * the client's next datagram resolves the name again. */
             if (l->m->target_name[0] &&
-                (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH))
+                (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+                 errno == ENETUNREACH))
                 flow_free(f);
         }
         return;
@@ -194,7 +194,8 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         /* Once per listener: a flood of new sources must not flood logs. */
         if (!l->said_full)
             log_warn("%s: %zu flows, the most kept; each new client now closes "
-                     "the flow idle longest", l->m->label, l->nflows);
+                     "the flow idle longest",
+                     l->m->label, l->nflows);
         l->said_full = true;
         char o[ADDR_STRLEN];
         log_debug("%s client %s: flow evicted", l->m->label,
@@ -258,7 +259,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     struct udp_listener *l = arg;
     struct dgram_batch *b = l->ctx->udp;
     (void)what;
-    struct dgram_recv r = {b->msgs, b->iov, b->peer, b->ctrl, (char *)b->data, DGRAM_MAX};
+    struct dgram_recv r = {b->msgs, b->iov,          b->peer,
+                           b->ctrl, (char *)b->data, DGRAM_MAX};
     int n = dgram_recv_batch(fd, &r, DGRAM_BATCH, l->pktinfo, l->m->label);
     if (n == 0)
         return;
@@ -272,7 +274,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         struct msghdr *h = &b->msgs[i].msg_hdr;
         struct udp_flow *f = flow_find(l, &b->peer[i]);
         if (f && f != cur && stale(f)) {
-            flow_free(f);                /* its replica is gone: pick anew */
+            flow_free(f); /* its replica is gone: pick anew */
             f = NULL;
         }
         if (!f || f != cur) {
@@ -286,7 +288,7 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
             f = flow_new(l, &b->peer[i], h, now);
         cur = f;
         if (!f)
-            start = i + 1;          /* no flow: this datagram is dropped */
+            start = i + 1; /* no flow: this datagram is dropped */
         /* Reuse the header to send on the flow's connected socket. */
         b->iov[i].iov_len = b->msgs[i].msg_len;
         h->msg_name = NULL;
@@ -298,9 +300,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         dgram_send_batch(cur->fd, b->msgs + start, n - start, l->m->label);
 }
 
-struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
-                                      const struct mapping *m, int fd,
-                                      char *err, size_t errlen)
+struct udp_listener *udp_listener_new(struct relay_ctx *ctx, const struct mapping *m,
+                                      int fd, char *err, size_t errlen)
 {
     struct udp_listener *l = calloc(1, sizeof *l);
     if (!l) {

@@ -22,7 +22,7 @@ struct dns_fx {
     struct event_base *base;
     struct registry *reg;
     struct dns_server *s;
-    struct addr front;              /* the server's first address */
+    struct addr front; /* the server's first address */
 };
 
 /* One container on one network. */
@@ -43,9 +43,13 @@ static inline void t_put(struct registry *r, const char *id, const char *name,
     const char *aliases[1] = {alias};
     ep.aliases = aliases;
     ep.naliases = alias ? 1 : 0;
-    struct reg_container c = {.id = id, .name = name, .project = project,
-                              .service = service, .number = number,
-                              .eps = &ep, .neps = 1};
+    struct reg_container c = {.id = id,
+                              .name = name,
+                              .project = project,
+                              .service = service,
+                              .number = number,
+                              .eps = &ep,
+                              .neps = 1};
     ck_assert_int_eq(registry_put(r, &c), 0);
 }
 
@@ -91,8 +95,8 @@ static inline void dns_fx_stop(struct dns_fx *f)
 
 /* Sends a query over UDP and waits for one reply (len, or -1 on timeout). */
 static inline ssize_t t_ask_udp(struct event_base *base, int fd, const struct addr *to,
-                                const uint8_t *q, size_t qlen, uint8_t *out, size_t cap,
-                                int ms)
+                                const uint8_t *q, size_t qlen, uint8_t *out,
+                                size_t cap, int ms)
 {
     ck_assert_int_eq(sendto(fd, q, qlen, 0, (const struct sockaddr *)&to->ss, to->len),
                      (ssize_t)qlen);
@@ -116,14 +120,15 @@ static inline struct t_reply *t_ask(struct dns_fx *f, const char *name, uint16_t
 
 /* Reads one framed TCP message: its length, 0 on EOF, -1 when ms of
  * patience pass first. */
-static inline ssize_t t_tcp_read(struct event_base *base, int fd, uint8_t *out, size_t cap,
-                                 int ms)
+static inline ssize_t t_tcp_read(struct event_base *base, int fd, uint8_t *out,
+                                 size_t cap, int ms)
 {
     uint8_t hdr[2];
     size_t got = 0, want = 2;
     uint64_t end = t_now_ms() + t_patience((uint64_t)ms);
     while (t_now_ms() < end) {
-        ssize_t r = recv(fd, got < 2 ? hdr + got : out + got - 2, want - got, MSG_DONTWAIT);
+        ssize_t r = recv(fd, got < 2 ? hdr + got : out + got - 2, want - got,
+                         MSG_DONTWAIT);
         if (r == 0)
             return 0;
         if (r > 0) {

@@ -13,17 +13,17 @@
 #define T_RR_MAX 1024
 
 struct t_rr {
-    char name[300];          /* dotted, as written (case kept), no trailing dot */
+    char name[300]; /* dotted, as written (case kept), no trailing dot */
     uint16_t type, cls;
     uint32_t ttl;
     uint16_t rdlen;
-    size_t rdoff;            /* offset of the rdata in the message */
-    int section;             /* 0 answer, 1 authority, 2 additional */
+    size_t rdoff; /* offset of the rdata in the message */
+    int section;  /* 0 answer, 1 authority, 2 additional */
 };
 
 struct t_reply {
     uint16_t id, flags;
-    unsigned rcode;          /* header rcode (low 4 bits) */
+    unsigned rcode; /* header rcode (low 4 bits) */
     uint16_t qd, an, ns, ar;
     char qname[300];
     uint16_t qtype, qclass;
@@ -36,7 +36,10 @@ struct t_reply {
     size_t len;
 };
 
-static inline uint16_t t_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint16_t t_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
 
 static inline void t_put16(uint8_t *p, unsigned v)
 {
@@ -45,12 +48,12 @@ static inline void t_put16(uint8_t *p, unsigned v)
 }
 
 /* A query: name as text (case kept), edns < 0 for none. */
-static inline size_t t_query(uint8_t *buf, uint16_t id, const char *name, uint16_t type,
-                             int edns, bool dnssec_ok, uint8_t version)
+static inline size_t t_query(uint8_t *buf, uint16_t id, const char *name,
+                             uint16_t type, int edns, bool dnssec_ok, uint8_t version)
 {
     memset(buf, 0, 12);
     t_put16(buf, id);
-    t_put16(buf + 2, 0x0100);          /* RD */
+    t_put16(buf + 2, 0x0100); /* RD */
     t_put16(buf + 4, 1);
     t_put16(buf + 10, edns >= 0 ? 1 : 0);
     size_t n = 12;
@@ -81,7 +84,8 @@ static inline size_t t_query(uint8_t *buf, uint16_t id, const char *name, uint16
 }
 
 /* Reads a (possibly compressed) name at *off into out; -1 if malformed. */
-static inline int t_name(const uint8_t *p, size_t len, size_t *off, char *out, size_t cap)
+static inline int t_name(const uint8_t *p, size_t len, size_t *off, char *out,
+                         size_t cap)
 {
     size_t o = *off, n = 0;
     bool jumped = false;
@@ -168,8 +172,8 @@ static inline struct t_reply *t_decode(const uint8_t *p, size_t len)
 }
 
 /* The i-th record of section sec with type (0: any), or NULL. */
-static inline const struct t_rr *t_find(const struct t_reply *r, int sec, uint16_t type,
-                                        size_t i)
+static inline const struct t_rr *t_find(const struct t_reply *r, int sec,
+                                        uint16_t type, size_t i)
 {
     for (size_t k = 0; k < r->nrr; k++)
         if (r->rr[k].section == sec && (!type || r->rr[k].type == type) && i-- == 0)
@@ -178,8 +182,8 @@ static inline const struct t_rr *t_find(const struct t_reply *r, int sec, uint16
 }
 
 /* An A record's address as text. */
-static inline const char *t_a(const struct t_reply *r, const struct t_rr *rr, char *buf,
-                              size_t cap)
+static inline const char *t_a(const struct t_reply *r, const struct t_rr *rr,
+                              char *buf, size_t cap)
 {
     const uint8_t *d = r->msg + rr->rdoff;
     ck_assert_int_eq(rr->rdlen, 4);

@@ -86,15 +86,15 @@ static inline void t_pump(struct event_base *base)
 
 /* Runs the loop (sleeping 1 ms between passes) until cond holds or ms of
  * patience elapse; the value of cond at the end. */
-#define PUMP_UNTIL(base, ms, cond)                                            \
-    ({                                                                        \
-        uint64_t deadline_ = t_now_ms() + t_patience(ms);                     \
-        bool ok_;                                                             \
-        while (!(ok_ = (cond)) && t_now_ms() < deadline_) {                   \
-            t_pump(base);                                                     \
-            usleep(1000);                                                     \
-        }                                                                     \
-        ok_;                                                                  \
+#define PUMP_UNTIL(base, ms, cond)                                                    \
+    ({                                                                                \
+        uint64_t deadline_ = t_now_ms() + t_patience(ms);                             \
+        bool ok_;                                                                     \
+        while (!(ok_ = (cond)) && t_now_ms() < deadline_) {                           \
+            t_pump(base);                                                             \
+            usleep(1000);                                                             \
+        }                                                                             \
+        ok_;                                                                          \
     })
 
 /* Runs the loop for exactly ms, not scaled: for a pace the test sets
@@ -150,18 +150,18 @@ static inline int t_accept(struct event_base *base, int lfd)
 /* recvfrom that pumps the loop until something (data, EOF or an error
  * other than EAGAIN) arrives or ms of patience pass; from may be NULL.
  * Returns recvfrom's result; errno is kept. */
-static inline ssize_t t_recvfrom(struct event_base *base, int fd, void *buf, size_t len,
-                                 struct addr *from, uint64_t ms)
+static inline ssize_t t_recvfrom(struct event_base *base, int fd, void *buf,
+                                 size_t len, struct addr *from, uint64_t ms)
 {
     ssize_t r = -1;
     struct sockaddr *sa = from ? (struct sockaddr *)&from->ss : NULL;
     socklen_t *salen = from ? &from->len : NULL;
     PUMP_UNTIL(base, ms, ({
-        if (salen)
-            *salen = sizeof from->ss;
-        r = recvfrom(fd, buf, len, MSG_DONTWAIT, sa, salen);
-        r >= 0 || errno != EAGAIN;
-    }));
+                   if (salen)
+                       *salen = sizeof from->ss;
+                   r = recvfrom(fd, buf, len, MSG_DONTWAIT, sa, salen);
+                   r >= 0 || errno != EAGAIN;
+               }));
     return r;
 }
 
@@ -172,7 +172,8 @@ static inline ssize_t t_recv(struct event_base *base, int fd, void *buf, size_t 
 }
 
 /* Writes all of buf on a non-blocking socket, pumping the loop. */
-static inline void t_send_all(struct event_base *base, int fd, const void *buf, size_t len)
+static inline void t_send_all(struct event_base *base, int fd, const void *buf,
+                              size_t len)
 {
     size_t done = 0;
     uint64_t end = t_now_ms() + t_patience(10000);
@@ -182,7 +183,8 @@ static inline void t_send_all(struct event_base *base, int fd, const void *buf, 
         if (w > 0)
             done += (size_t)w;
         else
-            ck_assert_msg(errno == EAGAIN || errno == ENOTCONN, "send: %s", strerror(errno));
+            ck_assert_msg(errno == EAGAIN || errno == ENOTCONN, "send: %s",
+                          strerror(errno));
         t_pump(base);
     }
 }
@@ -196,7 +198,7 @@ static inline int t_count_fds(void)
     while (readdir(d))
         n++;
     closedir(d);
-    return n - 3;            /* ".", ".." and the DIR's own fd */
+    return n - 3; /* ".", ".." and the DIR's own fd */
 }
 
 /* Whether ::1 can be bound here. */

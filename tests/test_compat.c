@@ -24,24 +24,27 @@ START_TEST(test_dockerd_forms)
 {
     struct compat_args a;
     char err[256], buf[ADDR_STRLEN];
-    const char *tcp[] = {"-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080",
-                         "-container-ip", "172.17.0.2", "-container-port", "80", NULL};
+    const char *tcp[] = {
+        "-proto", "tcp",           "-host-ip",   "0.0.0.0",         "-host-port",
+        "8080",   "-container-ip", "172.17.0.2", "-container-port", "80",
+        NULL};
     ck_assert_int_eq(parse(tcp, &a, err, sizeof err), 0);
     ck_assert_int_eq(a.proto, PROTO_TCP);
     ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "0.0.0.0:8080");
     ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf), "172.17.0.2:80");
     ck_assert(!a.use_listen_fd);
 
-    const char *udp6[] = {"-proto", "udp", "-host-ip", "::", "-host-port", "53",
-                          "-container-ip", "172.17.0.2", "-container-port", "5353",
-                          "-use-listen-fd", NULL};
+    const char *udp6[] = {"-proto",          "udp",  "-host-ip",       "::",
+                          "-host-port",      "53",   "-container-ip",  "172.17.0.2",
+                          "-container-port", "5353", "-use-listen-fd", NULL};
     ck_assert_int_eq(parse(udp6, &a, err, sizeof err), 0);
     ck_assert_int_eq(a.proto, PROTO_UDP);
     ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "[::]:53");
     ck_assert(a.use_listen_fd);
 
-    const char *eq[] = {"--proto=udp", "-host-port=1", "-container-ip=::1",
-                        "-container-port=2", "-use-listen-fd=false", NULL};
+    const char *eq[] = {"--proto=udp",          "-host-port=1",
+                        "-container-ip=::1",    "-container-port=2",
+                        "-use-listen-fd=false", NULL};
     ck_assert_int_eq(parse(eq, &a, err, sizeof err), 0);
     ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "0.0.0.0:1");
     ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf), "[::1]:2");
@@ -55,11 +58,15 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-    {{"-proto", "sctp", "-host-port", "1", "-container-port", "2"}, "-proto 'sctp': berth forwards tcp and udp"},
-    {{"-host-port", "0", "-container-port", "2"}, "-host-port '0': want a port in 1-65535"},
+    {{"-proto", "sctp", "-host-port", "1", "-container-port", "2"},
+     "-proto 'sctp': berth forwards tcp and udp"},
+    {{"-host-port", "0", "-container-port", "2"},
+     "-host-port '0': want a port in 1-65535"},
     {{"-host-port", "1"}, "-container-port is required"},
-    {{"-host-ip", "example", "-host-port", "1", "-container-port", "2"}, "-host-ip 'example': not an IP address"},
-    {{"-host-port", "1", "-container-port", "2", "-bogus"}, "docker-proxy mode: unknown flag '-bogus'"},
+    {{"-host-ip", "example", "-host-port", "1", "-container-port", "2"},
+     "-host-ip 'example': not an IP address"},
+    {{"-host-port", "1", "-container-port", "2", "-bogus"},
+     "docker-proxy mode: unknown flag '-bogus'"},
     {{"-host-port"}, "flag '-host-port' needs a value"},
     {{"-use-listen-fd=maybe"}, "-use-listen-fd 'maybe': want true or false"},
 };

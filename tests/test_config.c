@@ -57,10 +57,21 @@ START_TEST(test_all_options)
 {
     struct config *c;
     char err[512];
-    const char *args[] = {"-p", "8080:1.2.3.4:80", "--publish=9090:1.2.3.4:90/udp",
-                          "-p9000:[::1]:9", "--udp-timeout", "30", "--max-conns=7",
-                          "--log-level", "debug", "--check", "--no-docker",
-                          "--ttl", "0", "--upstream", "127.0.0.1:5300",
+    const char *args[] = {"-p",
+                          "8080:1.2.3.4:80",
+                          "--publish=9090:1.2.3.4:90/udp",
+                          "-p9000:[::1]:9",
+                          "--udp-timeout",
+                          "30",
+                          "--max-conns=7",
+                          "--log-level",
+                          "debug",
+                          "--check",
+                          "--no-docker",
+                          "--ttl",
+                          "0",
+                          "--upstream",
+                          "127.0.0.1:5300",
                           NULL};
     ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
     ck_assert_uint_eq(c->publish.n, 3);
@@ -90,16 +101,23 @@ static const struct bad bads[] = {
     {{"--check=yes"}, "option '--check' takes no value"},
     {{"-p", "8080:web"}, "--publish '8080:web': missing target port"},
     {{"--udp-timeout", "0"}, "--udp-timeout '0': want a whole number in 1-2147483647"},
-    {{"--udp-timeout", "ten"}, "--udp-timeout 'ten': want a whole number in 1-2147483647"},
+    {{"--udp-timeout", "ten"},
+     "--udp-timeout 'ten': want a whole number in 1-2147483647"},
     {{"--max-conns", "-1"}, "--max-conns '-1': want a whole number in 0-1000000"},
-    {{"--ttl", "99999999999"}, "--ttl '99999999999': want a whole number in 0-2147483647"},
+    {{"--ttl", "99999999999"},
+     "--ttl '99999999999': want a whole number in 0-2147483647"},
     {{"--log-level", "loud"}, "--log-level 'loud': want error, warn, info or debug"},
-    {{"--docker", "http://x"}, "--docker 'http://x': want unix:///path or tcp://host:port"},
-    {{"--dns", "127.0.0.1"}, "--dns '127.0.0.1': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
-    {{"--dns", "::1:53"}, "--dns '::1:53': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
-    {{"--upstream", "dns.example"}, "--upstream 'dns.example': want an IP address with an optional :PORT"},
+    {{"--docker", "http://x"},
+     "--docker 'http://x': want unix:///path or tcp://host:port"},
+    {{"--dns", "127.0.0.1"},
+     "--dns '127.0.0.1': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
+    {{"--dns", "::1:53"},
+     "--dns '::1:53': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
+    {{"--upstream", "dns.example"},
+     "--upstream 'dns.example': want an IP address with an optional :PORT"},
     {{"--domain", "a..b"}, "--domain 'a..b': not a valid DNS domain"},
-    {{"--config", "/nonexistent/berth.json"}, "config '/nonexistent/berth.json': cannot read: No such file or directory"},
+    {{"--config", "/nonexistent/berth.json"},
+     "config '/nonexistent/berth.json': cannot read: No such file or directory"},
 };
 
 START_TEST(test_bad)
@@ -114,9 +132,9 @@ END_TEST
 
 START_TEST(test_good_hostports)
 {
-    const char *ok[] = {"--dns", "[::1]:5353", "--dns", "127.0.0.1:53",
-                        "--upstream", "::1", "--upstream", "[::1]:53",
-                        "--upstream", "10.0.0.1", NULL};
+    const char *ok[] = {"--dns",      "[::1]:5353", "--dns",      "127.0.0.1:53",
+                        "--upstream", "::1",        "--upstream", "[::1]:53",
+                        "--upstream", "10.0.0.1",   NULL};
     struct config *c;
     char err[512];
     ck_assert_int_eq(parse(ok, &c, err, sizeof err), 0);
@@ -132,16 +150,16 @@ START_TEST(test_file_and_precedence)
         "{\"publish\": [\"8080:1.2.3.4:80\", \"5353:1.2.3.4:53/udp\"],\n"
         " \"udp-timeout\": 20, \"max-conns\": 100, \"log-level\": \"warn\",\n"
         " \"no-docker\": true}\n");
-    const char *args[] = {"--config", path, "--udp-timeout", "45",
-                          "-p", "9090:1.2.3.4:90", NULL};
+    const char *args[] = {"--config",        path, "--udp-timeout", "45", "-p",
+                          "9090:1.2.3.4:90", NULL};
     struct config *c;
     char err[512];
     ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
     unlink(path);
-    ck_assert_uint_eq(c->publish.n, 3);         /* file first, then argv */
+    ck_assert_uint_eq(c->publish.n, 3); /* file first, then argv */
     ck_assert_str_eq(c->publish.v[0], "8080:1.2.3.4:80");
     ck_assert_str_eq(c->publish.v[2], "9090:1.2.3.4:90");
-    ck_assert_uint_eq(c->udp_timeout, 45);      /* argv wins */
+    ck_assert_uint_eq(c->udp_timeout, 45); /* argv wins */
     ck_assert_uint_eq(c->max_conns, 100);
     ck_assert_int_eq(c->log_level, LOG_WARN);
     ck_assert(c->no_docker);
@@ -151,12 +169,13 @@ END_TEST
 
 struct bad_file {
     const char *json;
-    const char *error;                          /* after "config '<path>': " */
+    const char *error; /* after "config '<path>': " */
 };
 
 static const struct bad_file bad_files[] = {
     {"{\"publish\": [\"8080:web\"]}", "publish[0] '8080:web': missing target port"},
-    {"{\"publish\": [\"8080:1.1.1.1:80\", 7]}", "'publish' must be an array of strings"},
+    {"{\"publish\": [\"8080:1.1.1.1:80\", 7]}",
+     "'publish' must be an array of strings"},
     {"{\"publish\": \"8080:1.1.1.1:80\"}", "'publish' must be an array of strings"},
     {"{\"colour\": 1}", "unknown key 'colour'"},
     {"{\"config\": \"x\"}", "unknown key 'config'"},

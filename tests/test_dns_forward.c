@@ -39,7 +39,8 @@ static void stub_close(struct stub *st)
 
 /* An answer to q: its header and question (case lowered, as some servers
  * do), flags added, n A records 192.0.2.(base+i). */
-static size_t stub_answer(const uint8_t *q, uint8_t *out, unsigned flags, int n, int base)
+static size_t stub_answer(const uint8_t *q, uint8_t *out, unsigned flags, int n,
+                          int base)
 {
     size_t off = 12;
     char name[300];
@@ -61,9 +62,11 @@ static size_t stub_answer(const uint8_t *q, uint8_t *out, unsigned flags, int n,
     return off;
 }
 
-static void stub_send(struct stub *st, const struct addr *to, const uint8_t *m, size_t len)
+static void stub_send(struct stub *st, const struct addr *to, const uint8_t *m,
+                      size_t len)
 {
-    ck_assert_int_eq(sendto(st->udp, m, len, 0, (const struct sockaddr *)&to->ss, to->len),
+    ck_assert_int_eq(sendto(st->udp, m, len, 0, (const struct sockaddr *)&to->ss,
+                            to->len),
                      (ssize_t)len);
 }
 
@@ -92,8 +95,8 @@ START_TEST(test_new_id_port_and_case)
         sendto(fd, q, n, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
         struct addr from;
         ssize_t r = t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000);
-        ck_assert_int_eq(r, (ssize_t)n);              /* no OPT added */
-        ck_assert(memcmp(got + 2, q + 2, n - 2) == 0);  /* question as asked, RD */
+        ck_assert_int_eq(r, (ssize_t)n);               /* no OPT added */
+        ck_assert(memcmp(got + 2, q + 2, n - 2) == 0); /* question as asked, RD */
         ids[i] = t_get16(got);
         ports[i] = addr_port(&from);
         stub_send(&st, &from, ans, stub_answer(got, ans, 0, 1, 10));
@@ -132,7 +135,8 @@ START_TEST(test_edns_passed_on)
     size_t n = t_query(q, 1, "example.test", DNS_T_A, 1400, true, 0);
     int fd = t_udp_client(&f.front);
     sendto(fd, q, n, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
-    ck_assert_int_eq(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000), (ssize_t)n);
+    ck_assert_int_eq(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000),
+                     (ssize_t)n);
     ck_assert_uint_eq(t_get16(got + n - 8), 1400);
     ck_assert_uint_eq(t_get16(got + n - 4), 0x8000);
     stub_send(&st, &from, ans, stub_answer(got, ans, 0, 1, 1));
@@ -141,7 +145,8 @@ START_TEST(test_edns_passed_on)
     /* A TCP client takes up to 4096 over UDP from the upstream. */
     fd = t_connect(&f.front);
     t_send_all(f.base, fd, frame, t_frame(frame, q, n));
-    ck_assert_int_eq(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000), (ssize_t)n);
+    ck_assert_int_eq(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000),
+                     (ssize_t)n);
     ck_assert_uint_eq(t_get16(got + n - 8), 4096);
     stub_send(&st, &from, ans, stub_answer(got, ans, 0, 1, 1));
     ck_assert_int_gt(t_tcp_read(f.base, fd, buf, sizeof buf, 5000), 0);
@@ -180,7 +185,7 @@ START_TEST(test_forged_and_mismatched_ignored)
     ans[2] &= 0x7f;
     stub_send(&st, &from, ans, al);
     ans[2] |= 0x80;
-    stub_send(&st, &from, ans, al - 1);              /* a record cut short */
+    stub_send(&st, &from, ans, al - 1); /* a record cut short */
     PUMP_UNTIL(f.base, 300, false);
     ck_assert_int_lt(recv(fd, buf, sizeof buf, MSG_DONTWAIT), 0);
     /* Then the real answer. */
@@ -192,7 +197,7 @@ START_TEST(test_forged_and_mismatched_ignored)
     ck_assert_uint_eq(buf[r->rr[0].rdoff + 3], 77);
     free(r);
     PUMP_UNTIL(f.base, 200, false);
-    ck_assert_int_lt(recv(fd, buf, sizeof buf, MSG_DONTWAIT), 0);  /* only one */
+    ck_assert_int_lt(recv(fd, buf, sizeof buf, MSG_DONTWAIT), 0); /* only one */
     close(fd);
     dns_fx_stop(&f);
     stub_close(&st);
@@ -221,20 +226,21 @@ START_TEST(test_truncated_retried_over_tcp)
     for (int edns = 1; edns >= 0; edns--) {
         uint8_t q[128], got[600], ans[600];
         struct addr from;
-        size_t n = t_query(q, 9, "big.example.test", DNS_T_A, edns ? 4096 : -1, false, 0);
+        size_t n = t_query(q, 9, "big.example.test", DNS_T_A, edns ? 4096 : -1, false,
+                           0);
         int fd = t_udp_client(&f.front);
         sendto(fd, q, n, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
         ck_assert_int_gt(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000), 0);
         stub_send(&st, &from, ans, stub_answer(got, ans, 0x0200 /* TC */, 0, 0));
-        stub_tcp_answer(&f, &st, 40);                /* 40 * 16 > 512 */
+        stub_tcp_answer(&f, &st, 40); /* 40 * 16 > 512 */
         ssize_t len = t_recv(f.base, fd, buf, sizeof buf, 5000);
         ck_assert_int_gt(len, 0);
         struct t_reply *r = t_decode(buf, (size_t)len);
         ck_assert_uint_eq(r->id, 9);
-        if (edns) {                                  /* fits 4096: all of it */
+        if (edns) { /* fits 4096: all of it */
             ck_assert(!(r->flags & DNS_TC));
             ck_assert_uint_eq(r->an, 40);
-        } else {                                     /* the client retries on TCP */
+        } else { /* the client retries on TCP */
             ck_assert(r->flags & DNS_TC);
             ck_assert_uint_eq(r->an, 0);
             ck_assert_uint_le(r->len, 512);
@@ -254,7 +260,7 @@ START_TEST(test_truncated_retried_over_tcp)
     ck_assert_int_gt(t_recvfrom(f.base, st.udp, got, sizeof got, &from, 5000), 0);
     stub_send(&st, &from, ans, stub_answer(got, ans, 0x0200, 0, 0));
     ssize_t len = t_recv(f.base, fd, buf, sizeof buf, 5000);
-    ck_assert_int_eq(len, (ssize_t)n);            /* header and question */
+    ck_assert_int_eq(len, (ssize_t)n); /* header and question */
     ck_assert_uint_eq(t_get16(buf + 2) & 0xf, DNS_SERVFAIL);
     close(fd);
     dns_fx_stop(&f);
@@ -262,7 +268,8 @@ START_TEST(test_truncated_retried_over_tcp)
 }
 END_TEST
 
-static struct t_reply *ask_and_wait(struct dns_fx *f, const char *name, int ms, uint64_t *took)
+static struct t_reply *ask_and_wait(struct dns_fx *f, const char *name, int ms,
+                                    uint64_t *took)
 {
     uint8_t q[128];
     size_t n = t_query(q, 3, name, DNS_T_A, -1, false, 0);
@@ -279,7 +286,7 @@ static struct t_reply *ask_and_wait(struct dns_fx *f, const char *name, int ms, 
 START_TEST(test_timeout_failover_servfail)
 {
     struct stub st[2];
-    stub_open(&st[0]);                               /* never answers */
+    stub_open(&st[0]); /* never answers */
     stub_open(&st[1]);
     struct dns_fx f;
     struct dns_options o = {.upstream_timeout_ms = 300};
@@ -310,7 +317,7 @@ START_TEST(test_timeout_failover_servfail)
     struct t_reply *r = ask_and_wait(&f, "example.test", 5000, &took);
     ck_assert_uint_eq(r->rcode, DNS_SERVFAIL);
     ck_assert(r->flags & DNS_RA);
-    ck_assert_uint_ge(took, 500);                    /* 2 x 300 ms, some slack */
+    ck_assert_uint_ge(took, 500); /* 2 x 300 ms, some slack */
     ck_assert_uint_lt(took, 4000);
     free(r);
     dns_fx_stop(&f);
@@ -323,7 +330,7 @@ START_TEST(test_refused_upstream_fails_fast)
 {
     struct stub st;
     stub_open(&st);
-    stub_close(&st);                                 /* nothing listens now */
+    stub_close(&st); /* nothing listens now */
     struct dns_fx f;
     struct dns_options o = {.upstream_timeout_ms = 5000};
     start(&f, &st, 1, &o);
@@ -339,7 +346,7 @@ END_TEST
 START_TEST(test_inflight_bound)
 {
     struct stub st;
-    stub_open(&st);                                  /* a black hole */
+    stub_open(&st); /* a black hole */
     struct dns_fx f;
     struct dns_options o = {.upstream_timeout_ms = 1000, .max_inflight = 8};
     start(&f, &st, 1, &o);
@@ -355,18 +362,19 @@ START_TEST(test_inflight_bound)
     bool seen[N] = {false};
     size_t peak = 0;
     PUMP_UNTIL(f.base, 10000, ({
-        size_t now = dns_server_inflight(f.s);
-        peak = now > peak ? now : peak;
-        for (int i = 0; i < N; i++) {
-            if (!seen[i] && recv(fds[i], buf, sizeof buf, MSG_DONTWAIT) > 0) {
-                ck_assert_uint_eq(t_get16(buf), i);
-                ck_assert_uint_eq(t_get16(buf + 2) & 0xf, DNS_SERVFAIL);
-                seen[i] = true;
-                got++;
-            }
-        }
-        got == N;
-    }));
+                   size_t now = dns_server_inflight(f.s);
+                   peak = now > peak ? now : peak;
+                   for (int i = 0; i < N; i++) {
+                       if (!seen[i] &&
+                           recv(fds[i], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+                           ck_assert_uint_eq(t_get16(buf), i);
+                           ck_assert_uint_eq(t_get16(buf + 2) & 0xf, DNS_SERVFAIL);
+                           seen[i] = true;
+                           got++;
+                       }
+                   }
+                   got == N;
+               }));
     ck_assert_int_eq(got, N);
     ck_assert_uint_eq(peak, 8);
     ck_assert_uint_eq(dns_server_inflight(f.s), 0);
@@ -385,12 +393,13 @@ START_TEST(test_tcp_client_out_of_order_and_gone)
     struct dns_fx f;
     struct dns_options o = {0};
     start(&f, &st, 1, &o);
-    t_put(f.reg, "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001", "web",
-          NULL, NULL, 0, "bridge", "172.17.0.2", NULL, NULL);
+    t_put(f.reg, "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001",
+          "web", NULL, NULL, 0, "bridge", "172.17.0.2", NULL, NULL);
     uint8_t stream[400], q[128], got[3][600], ans[600];
     struct addr from[3];
     size_t slen = 0;
-    const char *names[] = {"a.example.test", "b.example.test", "c.example.test", "web.docker"};
+    const char *names[] = {"a.example.test", "b.example.test", "c.example.test",
+                           "web.docker"};
     for (int i = 0; i < 4; i++) {
         size_t n = t_query(q, (uint16_t)(100 + i), names[i], DNS_T_A, -1, false, 0);
         slen += t_frame(stream + slen, q, n);
@@ -401,7 +410,9 @@ START_TEST(test_tcp_client_out_of_order_and_gone)
     ck_assert_int_gt(t_tcp_read(f.base, fd, buf, sizeof buf, 5000), 0);
     ck_assert_uint_eq(t_get16(buf), 103);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_gt(t_recvfrom(f.base, st.udp, got[i], sizeof got[i], &from[i], 5000), 0);
+        ck_assert_int_gt(t_recvfrom(f.base, st.udp, got[i], sizeof got[i], &from[i],
+                                    5000),
+                         0);
     for (int i = 2; i >= 0; i--)
         stub_send(&st, &from[i], ans, stub_answer(got[i], ans, 0, 1, 20 + i));
     bool seen[3] = {false};
@@ -420,7 +431,8 @@ START_TEST(test_tcp_client_out_of_order_and_gone)
      * dropped, nothing else happens. */
     size_t n = t_query(q, 200, "late.example.test", DNS_T_A, -1, false, 0);
     t_send_all(f.base, fd, stream, t_frame(stream, q, n));
-    ck_assert_int_gt(t_recvfrom(f.base, st.udp, got[0], sizeof got[0], &from[0], 5000), 0);
+    ck_assert_int_gt(t_recvfrom(f.base, st.udp, got[0], sizeof got[0], &from[0], 5000),
+                     0);
     close(fd);
     ck_assert(PUMP_UNTIL(f.base, 3000, dns_server_tcp_conns(f.s) == 0));
     stub_send(&st, &from[0], ans, stub_answer(got[0], ans, 0, 1, 1));
@@ -437,7 +449,7 @@ START_TEST(test_ipv6_upstream)
     struct addr a6 = t_addr("::1", 0);
     struct stub st = {.udp = sock_bind(&a6, SOCK_DGRAM), .tcp = -1};
     if (st.udp < 0)
-        return;                                      /* no IPv6 loopback here */
+        return; /* no IPv6 loopback here */
     st.a.len = sizeof st.a.ss;
     getsockname(st.udp, (struct sockaddr *)&st.a.ss, &st.a.len);
     struct dns_fx f;
@@ -470,7 +482,10 @@ START_TEST(test_never_forwards_to_itself)
     for (int wild = 0; wild < 2; wild++) {
         struct addr l = t_addr(wild ? "0.0.0.0" : "127.0.0.1", addr_port(&probe));
         struct addr up = t_addr(wild ? "127.0.0.5" : "127.0.0.1", addr_port(&probe));
-        struct dns_options o = {.listen = &l, .nlisten = 1, .upstreams = &up, .nupstreams = 1};
+        struct dns_options o = {.listen = &l,
+                                .nlisten = 1,
+                                .upstreams = &up,
+                                .nupstreams = 1};
         struct dns_fx f;
         dns_fx_start(&f, &o);
         uint64_t took;
@@ -498,14 +513,17 @@ START_TEST(test_resolv_conf)
     char s[ADDR_STRLEN];
     ck_assert_str_eq(addr_format(&a[0], s, sizeof s), "10.0.0.1:53");
     ck_assert_str_eq(addr_format(&a[1], s, sizeof s), "[fe80::1]:53");
-    ck_assert_uint_eq(((struct sockaddr_in6 *)&a[1].ss)->sin6_scope_id, if_nametoindex("lo"));
+    ck_assert_uint_eq(((struct sockaddr_in6 *)&a[1].ss)->sin6_scope_id,
+                      if_nametoindex("lo"));
     ck_assert_str_eq(addr_format(&a[2], s, sizeof s), "[::1]:53");
     ck_assert_int_eq(dns_resolv_conf(path, a, 1), 1);
     /* The server takes them when given no upstreams (nothing is sent). */
     struct event_base *base = event_base_new();
     struct registry *reg = registry_new();
     struct addr l = t_addr("127.0.0.1", 0);
-    struct dns_options o = {.listen = &l, .nlisten = 1, .domain = "docker",
+    struct dns_options o = {.listen = &l,
+                            .nlisten = 1,
+                            .domain = "docker",
                             .resolv_conf = path};
     char err[256];
     struct dns_server *srv = dns_server_new(base, reg, &o, err, sizeof err);

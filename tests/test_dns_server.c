@@ -15,14 +15,16 @@ static void fill(struct registry *r)
 {
     t_put(r, ID_WEB, "web", NULL, NULL, 0, "bridge", "172.17.0.2", "fd00::2", NULL);
     t_put(r, ID_DB, "db", NULL, NULL, 0, "backend", "172.18.0.3", NULL, "database");
-    t_put(r, "c000000000010000000000000000000000000000000000000000000000000003", "v6only",
-          NULL, NULL, 0, "v6net", NULL, "fd00::9", NULL);
+    t_put(r, "c000000000010000000000000000000000000000000000000000000000000003",
+          "v6only", NULL, NULL, 0, "v6net", NULL, "fd00::9", NULL);
     /* Replicas put out of order: answers come by number. */
     const char *ids[] = {"d3", "d1", "d2"};
     const int nums[] = {3, 1, 2};
     for (int i = 0; i < 3; i++) {
         char id[65], name[32], ip[32];
-        snprintf(id, sizeof id, "%s00000000000000000000000000000000000000000000000000000000000000", ids[i]);
+        snprintf(id, sizeof id,
+                 "%s00000000000000000000000000000000000000000000000000000000000000",
+                 ids[i]);
         snprintf(name, sizeof name, "lab_api_%d", nums[i]);
         snprintf(ip, sizeof ip, "172.19.0.1%d", nums[i]);
         t_put(r, id, name, "lab", "api", nums[i], "lab_default", ip, NULL, "api");
@@ -54,7 +56,8 @@ static void expect_negative(const struct t_reply *r, unsigned rcode, const char 
     ck_assert_ptr_nonnull(soa);
     ck_assert_str_eq(soa->name, zone);
     ck_assert_uint_eq(soa->ttl, ttl);
-    ck_assert_uint_eq(t_get16(r->msg + soa->rdoff + soa->rdlen - 2), ttl); /* minimum */
+    ck_assert_uint_eq(t_get16(r->msg + soa->rdoff + soa->rdlen - 2),
+                      ttl); /* minimum */
     ck_assert(r->flags & DNS_AA);
 }
 
@@ -65,8 +68,9 @@ START_TEST(test_names_and_families)
     start(&f, &o);
     struct t_reply *r = t_ask(&f, "WeB.DocKer", DNS_T_A, -1, buf, sizeof buf);
     ck_assert_uint_eq(r->rcode, DNS_NOERROR);
-    ck_assert_uint_eq(r->flags & (DNS_QR | DNS_AA | DNS_RD | DNS_TC), DNS_QR | DNS_AA | DNS_RD);
-    ck_assert_str_eq(r->qname, "WeB.DocKer");              /* 0x20: as asked */
+    ck_assert_uint_eq(r->flags & (DNS_QR | DNS_AA | DNS_RD | DNS_TC),
+                      DNS_QR | DNS_AA | DNS_RD);
+    ck_assert_str_eq(r->qname, "WeB.DocKer"); /* 0x20: as asked */
     ck_assert_uint_eq(r->an, 1);
     expect_a(r, 0, "172.17.0.2");
     ck_assert_str_eq(r->rr[0].name, "WeB.DocKer");
@@ -76,7 +80,8 @@ START_TEST(test_names_and_families)
     r = t_ask(&f, "web.docker", DNS_T_AAAA, -1, buf, sizeof buf);
     ck_assert_uint_eq(r->an, 1);
     ck_assert_uint_eq(r->rr[0].rdlen, 16);
-    ck_assert(memcmp(r->msg + r->rr[0].rdoff, "\xfd\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2", 16) == 0);
+    ck_assert(memcmp(r->msg + r->rr[0].rdoff, "\xfd\0\0\0\0\0\0\0\0\0\0\0\0\0\0\2",
+                     16) == 0);
     free(r);
     /* A name with no address of the family: NOERROR, empty, SOA. */
     r = t_ask(&f, "db.docker", DNS_T_AAAA, -1, buf, sizeof buf);
@@ -171,7 +176,8 @@ START_TEST(test_rotation)
         firsts[i] = (char)first;
         free(r);
     }
-    ck_assert(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2]);
+    ck_assert(firsts[0] != firsts[1] && firsts[1] != firsts[2] &&
+              firsts[0] != firsts[2]);
     dns_fx_stop(&f);
 }
 END_TEST
@@ -181,7 +187,8 @@ START_TEST(test_ptr)
     struct dns_fx f;
     struct dns_options o = {.domain = "Berth.Test.", .ttl = 42};
     start(&f, &o);
-    struct t_reply *r = t_ask(&f, "2.0.17.172.in-addr.ARPA", DNS_T_PTR, -1, buf, sizeof buf);
+    struct t_reply *r = t_ask(&f, "2.0.17.172.in-addr.ARPA", DNS_T_PTR, -1, buf,
+                              sizeof buf);
     ck_assert_uint_eq(r->an, 1);
     ck_assert_uint_eq(r->rr[0].type, DNS_T_PTR);
     ck_assert_uint_eq(r->rr[0].ttl, 42);
@@ -190,8 +197,9 @@ START_TEST(test_ptr)
     ck_assert_int_eq(t_name(r->msg, r->len, &off, name, sizeof name), 0);
     ck_assert_str_eq(name, "web.berth.test");
     free(r);
-    r = t_ask(&f, "9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa",
-              DNS_T_PTR, -1, buf, sizeof buf);
+    r = t_ask(
+        &f, "9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa",
+        DNS_T_PTR, -1, buf, sizeof buf);
     ck_assert_uint_eq(r->an, 1);
     off = r->rr[0].rdoff;
     ck_assert_int_eq(t_name(r->msg, r->len, &off, name, sizeof name), 0);
@@ -255,7 +263,7 @@ START_TEST(test_truncation_and_tcp)
     ck_assert_uint_le(r->len, 512);
     free(r);
     r = t_ask(&f, "svc.big.docker", DNS_T_A, 4096, buf, sizeof buf);
-    ck_assert(r->flags & DNS_TC);                  /* 300 * 16 > 4096 */
+    ck_assert(r->flags & DNS_TC); /* 300 * 16 > 4096 */
     ck_assert(r->has_opt);
     free(r);
     /* 30 replicas fit 512: 12 + 20 + 30 * 16 = 512. */
@@ -304,7 +312,7 @@ START_TEST(test_malformed_never_stop_it)
         size_t n = (size_t)(rand_r(&seed) % (int)sizeof junk);
         for (size_t k = 0; k < n; k++)
             junk[k] = (uint8_t)rand_r(&seed);
-        if (i % 3 == 0 && n > 12) {                     /* plausible headers */
+        if (i % 3 == 0 && n > 12) { /* plausible headers */
             junk[2] &= 0x07;
             t_put16(junk + 4, 1);
         }
@@ -313,7 +321,7 @@ START_TEST(test_malformed_never_stop_it)
             t_pump(f.base);
         ssize_t len;
         while ((len = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
-            free(t_decode(buf, (size_t)len));      /* every reply well-formed */
+            free(t_decode(buf, (size_t)len)); /* every reply well-formed */
             replies++;
         }
     }
@@ -358,17 +366,18 @@ START_TEST(test_tcp_pipelined_and_split)
         if (i == 3)
             three = slen;
         uint8_t q[64];
-        size_t n = t_query(q, (uint16_t)(1000 + i), i % 2 ? "web.docker" : "nope.docker",
-                           DNS_T_A, -1, false, 0);
+        size_t n = t_query(q, (uint16_t)(1000 + i),
+                           i % 2 ? "web.docker" : "nope.docker", DNS_T_A, -1, false,
+                           0);
         slen += t_frame(stream + slen, q, n);
     }
     int fd = t_connect(&f.front);
-    t_send_all(f.base, fd, stream, slen);             /* all at once */
+    t_send_all(f.base, fd, stream, slen); /* all at once */
     for (int i = 0; i < N; i++) {
         ssize_t len = t_tcp_read(f.base, fd, buf, sizeof buf, 5000);
         ck_assert_int_gt(len, 0);
         struct t_reply *r = t_decode(buf, (size_t)len);
-        ck_assert_uint_eq(r->id, 1000 + i);           /* local answers keep order */
+        ck_assert_uint_eq(r->id, 1000 + i); /* local answers keep order */
         ck_assert_uint_eq(r->rcode, i % 2 ? DNS_NOERROR : DNS_NXDOMAIN);
         free(r);
     }
@@ -418,7 +427,7 @@ START_TEST(test_tcp_idle_and_limit)
     while (t_now_ms() - start_ms < 2500) {
         t_send_all(f.base, fds[5], frame, fl);
         ck_assert_int_gt(t_tcp_read(f.base, fds[5], buf, sizeof buf, 2000), 0);
-        t_pump_for(f.base, 50);              /* the pace, not patience */
+        t_pump_for(f.base, 50); /* the pace, not patience */
     }
     for (int i = 2; i < 5; i++)
         ck_assert_int_eq(t_tcp_read(f.base, fds[i], buf, sizeof buf, 1000), 0);
@@ -445,7 +454,8 @@ START_TEST(test_ipv6_and_wildcard)
         size_t n = t_query(q, 1, "web.docker", DNS_T_A, -1, false, 0);
         sendto(fd, q, n, 0, (const struct sockaddr *)&to.ss, to.len);
         ck_assert_int_gt(t_recvfrom(f.base, fd, buf, sizeof buf, &from, 5000), 12);
-        ck_assert_msg(addr_equal(&from, &to), "reply to %s came from elsewhere", dests[i]);
+        ck_assert_msg(addr_equal(&from, &to), "reply to %s came from elsewhere",
+                      dests[i]);
         close(fd);
     }
     if (v6) {
@@ -479,26 +489,26 @@ START_TEST(test_many_clients)
     uint8_t q[64];
     for (int i = 0; i < N; i++) {
         fds[i] = t_udp_client(&f.front);
-        size_t n = t_query(q, (uint16_t)i, i % 3 ? "api.lab.docker" : "db.docker", DNS_T_A,
-                           -1, false, 0);
+        size_t n = t_query(q, (uint16_t)i, i % 3 ? "api.lab.docker" : "db.docker",
+                           DNS_T_A, -1, false, 0);
         sendto(fds[i], q, n, 0, (const struct sockaddr *)&f.front.ss, f.front.len);
     }
     int got = 0;
     bool seen[N] = {false};
     PUMP_UNTIL(f.base, 10000, ({
-        for (int i = 0; i < N; i++) {
-            if (seen[i])
-                continue;
-            ssize_t r = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
-            if (r > 0) {
-                ck_assert_uint_eq(t_get16(buf), i);
-                ck_assert_uint_eq(t_get16(buf + 6), i % 3 ? 3 : 1);
-                seen[i] = true;
-                got++;
-            }
-        }
-        got == N;
-    }));
+                   for (int i = 0; i < N; i++) {
+                       if (seen[i])
+                           continue;
+                       ssize_t r = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
+                       if (r > 0) {
+                           ck_assert_uint_eq(t_get16(buf), i);
+                           ck_assert_uint_eq(t_get16(buf + 6), i % 3 ? 3 : 1);
+                           seen[i] = true;
+                           got++;
+                       }
+                   }
+                   got == N;
+               }));
     ck_assert_int_eq(got, N);
     for (int i = 0; i < N; i++)
         close(fds[i]);
@@ -528,7 +538,10 @@ START_TEST(test_bad_options)
     struct registry *reg = registry_new();
     char err[256];
     struct addr l = t_addr("127.0.0.1", 0), up = t_addr("127.0.0.1", 9);
-    struct dns_options o = {.listen = &l, .nlisten = 1, .upstreams = &up, .nupstreams = 1,
+    struct dns_options o = {.listen = &l,
+                            .nlisten = 1,
+                            .upstreams = &up,
+                            .nupstreams = 1,
                             .domain = "bad..domain"};
     ck_assert_ptr_null(dns_server_new(base, reg, &o, err, sizeof err));
     ck_assert_ptr_nonnull(strstr(err, "bad..domain"));

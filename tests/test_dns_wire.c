@@ -33,7 +33,7 @@ START_TEST(test_parse_plain)
     ck_assert_str_eq(text, "WeB.Docker");
     ck_assert_int_eq(dns_qname_text(&q, 1, text, sizeof text), 3);
     ck_assert_str_eq(text, "WeB");
-    ck_assert_int_eq(dns_qname_text(&q, 2, text, 10), -1);   /* no room for NUL */
+    ck_assert_int_eq(dns_qname_text(&q, 2, text, 10), -1); /* no room for NUL */
 }
 END_TEST
 
@@ -83,7 +83,7 @@ START_TEST(test_parse_rejects)
     b[2] |= 2 << 3;
     ck_assert_int_eq(parse(b, n), DNS_NOTIMP);
     ck_assert_uint_eq(q.id, 1);
-    b[2] &= (uint8_t)~(0xf << 3);
+    b[2] &= (uint8_t) ~(0xf << 3);
     /* Question counts. */
     t_put16(b + 4, 0);
     ck_assert_int_eq(parse(b, n), DNS_FORMERR);
@@ -109,7 +109,7 @@ START_TEST(test_parse_rejects)
     name[255] = '\0';
     n = t_query(b, 1, name, DNS_T_A, -1, false, 0);
     ck_assert_int_eq(parse(b, n), DNS_FORMERR);
-    name[253] = '\0';                          /* 254 bytes on the wire + root */
+    name[253] = '\0'; /* 254 bytes on the wire + root */
     n = t_query(b, 1, name, DNS_T_A, -1, false, 0);
     ck_assert_int_eq(parse(b, n), 0);
     ck_assert_uint_eq(q.qname_len, 255);
@@ -136,7 +136,7 @@ END_TEST
 START_TEST(test_zone_suffix)
 {
     uint8_t b[512];
-    const uint8_t zone[] = "\6docker";          /* with its NUL: the root */
+    const uint8_t zone[] = "\6docker"; /* with its NUL: the root */
     size_t zl = sizeof zone;
     size_t n = t_query(b, 1, "Api.Lab.DOCKER", DNS_T_A, -1, false, 0);
     ck_assert_int_eq(parse(b, n), 0);
@@ -151,13 +151,13 @@ START_TEST(test_zone_suffix)
     ck_assert_int_eq(parse(b, n), 0);
     ck_assert_int_eq(dns_zone_suffix(&q, zone, zl), -1);
     /* The zone's bytes inside a label are not the zone. */
-    uint8_t c[64] = {0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 8, 'x', 6, 'd', 'o', 'c', 'k', 'e',
-                     'r', 0, 0, 1, 0, 1};
+    uint8_t c[64] = {0,   1, 1,   0,   0,   1,   0,   0,   0, 0, 0, 0, 8,
+                     'x', 6, 'd', 'o', 'c', 'k', 'e', 'r', 0, 0, 1, 0, 1};
     ck_assert_int_eq(parse(c, 26), 0);
     ck_assert_int_eq(dns_zone_suffix(&q, zone, zl), -1);
     /* A label with a dot cannot be a registry name. */
-    uint8_t d[64] = {0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', '.', 'b', 6, 'd', 'o', 'c',
-                     'k', 'e', 'r', 0, 0, 1, 0, 1};
+    uint8_t d[64] = {0,   1,   1, 0,   0,   1,   0,   0,   0,   0, 0, 0, 3, 'a',
+                     '.', 'b', 6, 'd', 'o', 'c', 'k', 'e', 'r', 0, 0, 1, 0, 1};
     ck_assert_int_eq(parse(d, 28), 0);
     ck_assert_int_eq(dns_zone_suffix(&q, zone, zl), 1);
     char text[64];
@@ -179,7 +179,8 @@ START_TEST(test_build_reply)
     ck_assert_int_eq(dns_msg_add_addr(&m, DNS_ANSWER, DNS_QNAME_OFF, 5, &a1), 0);
     ck_assert_int_eq(dns_msg_add_addr(&m, DNS_ANSWER, DNS_QNAME_OFF, 5, &a2), 0);
     ck_assert_int_eq(dns_msg_add_addr(&m, DNS_ANSWER, DNS_QNAME_OFF, 5, &a6), 0);
-    ck_assert_int_eq(dns_msg_add_soa(&m, DNS_AUTHORITY, DNS_QNAME_OFF + 4, 5, 77, 5), 0);
+    ck_assert_int_eq(dns_msg_add_soa(&m, DNS_AUTHORITY, DNS_QNAME_OFF + 4, 5, 77, 5),
+                     0);
     size_t len = dns_msg_finish(&m, &q);
     ck_assert_int_eq(dns_msg_check(out, len), (long)len);
     struct t_reply *r = t_decode(out, len);
@@ -195,7 +196,9 @@ START_TEST(test_build_reply)
     ck_assert_uint_eq(t_find(r, 0, DNS_T_AAAA, 0)->rdlen, 16);
     ck_assert_uint_eq(t_find(r, 0, DNS_T_A, 0)->ttl, 5);
     /* Every owner is a pointer to the question: 16 bytes per A record. */
-    ck_assert_uint_eq(t_find(r, 0, DNS_T_A, 1)->rdoff - t_find(r, 0, DNS_T_A, 0)->rdoff, 16);
+    ck_assert_uint_eq(t_find(r, 0, DNS_T_A, 1)->rdoff -
+                          t_find(r, 0, DNS_T_A, 0)->rdoff,
+                      16);
     const struct t_rr *soa = t_find(r, 1, DNS_T_SOA, 0);
     ck_assert_str_eq(soa->name, "Docker");
     size_t off = soa->rdoff;
@@ -204,11 +207,11 @@ START_TEST(test_build_reply)
     ck_assert_int_eq(t_name(out, len, &off, rname, sizeof rname), 0);
     ck_assert_str_eq(mname, "ns.Docker");
     ck_assert_str_eq(rname, "hostmaster.Docker");
-    ck_assert_uint_eq(t_get16(out + off + 2), 77);           /* serial */
-    ck_assert_uint_eq(t_get16(out + off + 18), 5);           /* minimum */
+    ck_assert_uint_eq(t_get16(out + off + 2), 77); /* serial */
+    ck_assert_uint_eq(t_get16(out + off + 18), 5); /* minimum */
     ck_assert(r->has_opt);
     ck_assert_uint_eq(r->opt_size, DNS_EDNS_SIZE);
-    ck_assert_uint_eq(r->opt_ttl, 0x8000);                   /* DO echoed */
+    ck_assert_uint_eq(r->opt_ttl, 0x8000); /* DO echoed */
     free(r);
     /* An extended rcode goes into OPT. */
     ck_assert_int_eq(dns_msg_start(&m, out, sizeof out, &q, 0, DNS_BADVERS), 0);
@@ -282,22 +285,22 @@ START_TEST(test_forward_query_and_match)
     memcpy(ans + al, "\xc0\x0c\0\1\0\1\0\0\0\x3c\0\4\xc0\0\2\x0a", 16);
     al += 16;
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), 0);
-    ans[0] ^= 1;                                          /* ID */
+    ans[0] ^= 1; /* ID */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), -1);
     ans[0] ^= 1;
-    ans[2] &= 0x7f;                                       /* QR */
+    ans[2] &= 0x7f; /* QR */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), -1);
     ans[2] |= 0x80;
-    ans[14] = 'y';                                        /* name */
+    ans[14] = 'y'; /* name */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), -1);
-    ans[14] = 'X';                                        /* case only */
+    ans[14] = 'X'; /* case only */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), 0);
-    ans[27] = 28;                                         /* type */
+    ans[27] = 28; /* type */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), -1);
     ans[27] = 1;
-    ck_assert_int_eq(dns_match_answer(ans, al - 1, fq, ql), -1);  /* record cut */
+    ck_assert_int_eq(dns_match_answer(ans, al - 1, fq, ql), -1); /* record cut */
     ck_assert_int_eq(dns_match_answer(ans, 11, fq, ql), -1);
-    t_put16(ans + 4, 0);                                  /* no question */
+    t_put16(ans + 4, 0); /* no question */
     ck_assert_int_eq(dns_match_answer(ans, al, fq, ql), -1);
 }
 END_TEST
@@ -308,20 +311,20 @@ START_TEST(test_msg_check_pointers)
     /* answer owner: a pointer to the question */
     memcpy(m + 19, "\xc0\x0c\0\1\0\1\0\0\0\0\0\0", 12);
     ck_assert_int_eq(dns_msg_check(m, 31), 31);
-    m[20] = 19;                                   /* to itself */
+    m[20] = 19; /* to itself */
     ck_assert_int_eq(dns_msg_check(m, 31), -1);
-    m[20] = 40;                                   /* forward */
+    m[20] = 40; /* forward */
     ck_assert_int_eq(dns_msg_check(m, 31), -1);
     m[20] = 12;
-    ck_assert_int_eq(dns_msg_check(m, 30), -1);   /* rdata cut */
-    ck_assert_int_eq(dns_msg_check(m, 20), -1);   /* pointer cut */
+    ck_assert_int_eq(dns_msg_check(m, 30), -1); /* rdata cut */
+    ck_assert_int_eq(dns_msg_check(m, 20), -1); /* pointer cut */
     ck_assert_int_eq(dns_msg_check(m, 11), -1);
     /* Pointer chains, kept in a first record's rdata: the second record's
      * owner points at the chain's end. Only a bounded number of hops. */
     for (int hops = 100; hops <= 200; hops += 100) {
         uint8_t big[1024] = {0, 1, 0x80, 0, 0, 0, 0, 2, 0, 0, 0, 0};
         size_t n = 12;
-        big[n++] = 0;                               /* owner: root */
+        big[n++] = 0; /* owner: root */
         memcpy(big + n, "\0\1\0\1\0\0\0\0", 8);
         n += 8;
         size_t rdlen_at = n;
@@ -406,7 +409,9 @@ START_TEST(test_ptr_names)
     ck_assert_str_eq(name, "2.0.17.172.in-addr.arpa");
     addr_from_ip(&a, "fd00::1:2", 0);
     dns_ptr_name(&a, name, sizeof name);
-    ck_assert_str_eq(name, "2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa");
+    ck_assert_str_eq(
+        name,
+        "2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa");
     ck_assert_int_eq(dns_ptr_name(&a, name, 40), -1);
     ptr_round_trip("0.0.0.0");
     ptr_round_trip("255.255.255.255");
@@ -420,9 +425,18 @@ START_TEST(test_ptr_names)
     ck_assert_int_eq(ptr_of("a.0.17.172.in-addr.arpa"), -1);
     ck_assert_int_eq(ptr_of("0.17.172.in-addr.arpa"), -1);
     ck_assert_int_eq(ptr_of("2.0.17.172.in-addr.arpa.com"), -1);
-    ck_assert_int_eq(ptr_of("x.2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.ip6.arpa"), -1);
-    ck_assert_int_eq(ptr_of("22.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa"), -1);
-    ck_assert_int_eq(ptr_of("2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.D.F.IP6.ARPA"), 0);
+    ck_assert_int_eq(
+        ptr_of(
+            "x.2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.ip6.arpa"),
+        -1);
+    ck_assert_int_eq(
+        ptr_of(
+            "22.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa"),
+        -1);
+    ck_assert_int_eq(
+        ptr_of(
+            "2.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.D.F.IP6.ARPA"),
+        0);
 }
 END_TEST
 
@@ -444,7 +458,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return check_run(suite());
-}
+int main(void) { return check_run(suite()); }

@@ -11,7 +11,9 @@ START_TEST(test_unix)
 {
     struct docker_endpoint ep;
     char err[200];
-    ck_assert_int_eq(docker_endpoint_parse(&ep, "unix:///run/docker.sock", err, sizeof err), 0);
+    ck_assert_int_eq(docker_endpoint_parse(&ep, "unix:///run/docker.sock", err,
+                                           sizeof err),
+                     0);
     ck_assert_str_eq(ep.target.unix_path, "/run/docker.sock");
     ck_assert_str_eq(ep.target.base_url, "http://docker");
     ck_assert_ptr_null(ep.target.ca);
@@ -24,20 +26,24 @@ START_TEST(test_tcp_plain_and_tls)
     char err[200];
     unsetenv("DOCKER_TLS_VERIFY");
     unsetenv("DOCKER_CERT_PATH");
-    ck_assert_int_eq(docker_endpoint_parse(&ep, "tcp://10.0.0.1:2375", err, sizeof err), 0);
+    ck_assert_int_eq(docker_endpoint_parse(&ep, "tcp://10.0.0.1:2375", err,
+                                           sizeof err),
+                     0);
     ck_assert_str_eq(ep.target.base_url, "http://10.0.0.1:2375");
     ck_assert_ptr_null(ep.target.unix_path);
 
     setenv("DOCKER_TLS_VERIFY", "1", 1);
     setenv("DOCKER_CERT_PATH", "/etc/docker-certs", 1);
-    ck_assert_int_eq(docker_endpoint_parse(&ep, "tcp://10.0.0.1:2376", err, sizeof err), 0);
+    ck_assert_int_eq(docker_endpoint_parse(&ep, "tcp://10.0.0.1:2376", err,
+                                           sizeof err),
+                     0);
     ck_assert_str_eq(ep.target.base_url, "https://10.0.0.1:2376");
     ck_assert_str_eq(ep.target.ca, "/etc/docker-certs/ca.pem");
     ck_assert_str_eq(ep.target.cert, "/etc/docker-certs/cert.pem");
     ck_assert_str_eq(ep.target.key, "/etc/docker-certs/key.pem");
     ck_assert(ep.target.verify);
 
-    unsetenv("DOCKER_TLS_VERIFY");   /* certs without verification */
+    unsetenv("DOCKER_TLS_VERIFY"); /* certs without verification */
     ck_assert_int_eq(docker_endpoint_parse(&ep, "tcp://h:2376", err, sizeof err), 0);
     ck_assert_str_eq(ep.target.base_url, "https://h:2376");
     ck_assert(!ep.target.verify);
@@ -49,9 +55,14 @@ START_TEST(test_bad)
 {
     struct docker_endpoint ep;
     char err[200];
-    ck_assert_int_eq(docker_endpoint_parse(&ep, "npipe:////./pipe/docker", err, sizeof err), -1);
-    ck_assert_str_eq(err, "--docker 'npipe:////./pipe/docker': want unix:///path or tcp://host:port");
-    ck_assert_int_eq(docker_endpoint_parse(&ep, "unix://relative", err, sizeof err), -1);
+    ck_assert_int_eq(docker_endpoint_parse(&ep, "npipe:////./pipe/docker", err,
+                                           sizeof err),
+                     -1);
+    ck_assert_str_eq(
+        err,
+        "--docker 'npipe:////./pipe/docker': want unix:///path or tcp://host:port");
+    ck_assert_int_eq(docker_endpoint_parse(&ep, "unix://relative", err, sizeof err),
+                     -1);
 }
 END_TEST
 

@@ -110,7 +110,8 @@ START_TEST(test_list_and_networks)
     /* A later list without "backend": its subnet is forgotten. */
     const char *fewer = "[{\"Name\": \"bridge\", \"IPAM\": {\"Config\": "
                         "[{\"Subnet\": \"10.233.20.0/24\"}]}}]";
-    ck_assert_int_eq(docker_parse_networks(fewer, strlen(fewer), r, err, sizeof err), 0);
+    ck_assert_int_eq(docker_parse_networks(fewer, strlen(fewer), r, err, sizeof err),
+                     0);
     addr_from_ip(&ip, "10.234.1.77", 0);
     ck_assert(!registry_knows_client(r, &ip));
     addr_from_ip(&ip, "10.233.20.9", 0);
@@ -129,20 +130,24 @@ START_TEST(test_events)
     for (char *line = body, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
         struct docker_event ev;
         char err[200];
-        ck_assert_int_eq(docker_parse_event(line, (size_t)(nl - line), &ev, err, sizeof err), 0);
+        ck_assert_int_eq(docker_parse_event(line, (size_t)(nl - line), &ev, err,
+                                            sizeof err),
+                         0);
         ck_assert_int_gt(ev.time, 1700000000);
         bool about_container = strcmp(ev.type, "container") == 0 ||
                                strcmp(ev.action, "connect") == 0 ||
                                strcmp(ev.action, "disconnect") == 0;
         if (about_container) {
-            ck_assert_uint_eq(strlen(ev.id), 64);   /* the container, every time */
+            ck_assert_uint_eq(strlen(ev.id), 64); /* the container, every time */
             with_id++;
         } else {
-            ck_assert_str_eq(ev.id, "");            /* network create/destroy */
+            ck_assert_str_eq(ev.id, ""); /* network create/destroy */
         }
         renames += strcmp(ev.action, "rename") == 0;
-        connects += strcmp(ev.type, "network") == 0 && strcmp(ev.action, "connect") == 0;
-        destroys += strcmp(ev.type, "container") == 0 && strcmp(ev.action, "destroy") == 0;
+        connects += strcmp(ev.type, "network") == 0 &&
+                    strcmp(ev.action, "connect") == 0;
+        destroys += strcmp(ev.type, "container") == 0 &&
+                    strcmp(ev.action, "destroy") == 0;
         seen++;
     }
     ck_assert_int_eq(seen, 56);
@@ -154,7 +159,7 @@ START_TEST(test_events)
 END_TEST
 
 struct bad {
-    int kind;                         /* 0 inspect, 1 list, 2 networks, 3 event */
+    int kind; /* 0 inspect, 1 list, 2 networks, 3 event */
     const char *body;
     const char *error;
 };
@@ -165,7 +170,8 @@ static const struct bad bads[] = {
     {0, "{\"Id\": 5, \"Name\": \"/x\"}", "inspect: no valid \"Id\""},
     {0, "{\"Id\": \"zz\", \"Name\": \"/x\"}", "inspect: no valid \"Id\""},
     {0, "{\"Id\": \"0123456789ab\"}", "inspect: no \"Name\""},
-    {0, "{\"Id\": \"0123456789ab\", \"Name\": \"/x\", \"State\": {\"Run", "inspect: not a JSON object"},
+    {0, "{\"Id\": \"0123456789ab\", \"Name\": \"/x\", \"State\": {\"Run",
+     "inspect: not a JSON object"},
     {1, "{\"message\": \"oops\"}", "container list: not a JSON array"},
     {1, "[{\"Id\": \"../../etc\"}]", "container list: an entry has no valid \"Id\""},
     {2, "garbage", "network list: not a JSON array"},
@@ -201,11 +207,13 @@ END_TEST
 
 START_TEST(test_inspect_without_networks_is_a_name_without_address)
 {
-    const char *body = "{\"Id\": \"0123456789abcdef\", \"Name\": \"/solo\","
-                       " \"State\": {\"Running\": true}, \"Config\": {\"Labels\": null}}";
+    const char *body =
+        "{\"Id\": \"0123456789abcdef\", \"Name\": \"/solo\","
+        " \"State\": {\"Running\": true}, \"Config\": {\"Labels\": null}}";
     struct docker_inspect in;
     char err[200];
-    ck_assert_int_eq(docker_parse_inspect(body, strlen(body), &in, err, sizeof err), 0);
+    ck_assert_int_eq(docker_parse_inspect(body, strlen(body), &in, err, sizeof err),
+                     0);
     ck_assert(in.running);
     ck_assert_uint_eq(in.c.neps, 0);
     docker_inspect_release(&in);
@@ -229,13 +237,20 @@ END_TEST
 START_TEST(test_label_specs)
 {
     char out[200], err[100];
-    ck_assert_int_eq(labels_to_spec("8080:80", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_int_eq(labels_to_spec("8080:80", "abc", out, sizeof out, err,
+                                    sizeof err),
+                     0);
     ck_assert_str_eq(out, "8080:abc:80");
-    ck_assert_int_eq(labels_to_spec("127.0.0.1:53:5353/udp", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_int_eq(labels_to_spec("127.0.0.1:53:5353/udp", "abc", out, sizeof out,
+                                    err, sizeof err),
+                     0);
     ck_assert_str_eq(out, "127.0.0.1:53:abc:5353/udp");
-    ck_assert_int_eq(labels_to_spec("[::1]:9000-9001:90-91", "abc", out, sizeof out, err, sizeof err), 0);
+    ck_assert_int_eq(labels_to_spec("[::1]:9000-9001:90-91", "abc", out, sizeof out,
+                                    err, sizeof err),
+                     0);
     ck_assert_str_eq(out, "[::1]:9000-9001:abc:90-91");
-    ck_assert_int_eq(labels_to_spec("8080", "abc", out, sizeof out, err, sizeof err), -1);
+    ck_assert_int_eq(labels_to_spec("8080", "abc", out, sizeof out, err, sizeof err),
+                     -1);
     ck_assert_str_eq(err, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
 }
 END_TEST

@@ -8,7 +8,7 @@
 #include "berth/line_split.h"
 
 struct seen {
-    char all[256];               /* the lines, each followed by '|' */
+    char all[256]; /* the lines, each followed by '|' */
     size_t len;
 };
 
@@ -69,7 +69,7 @@ START_TEST(test_body_kept_whole_and_reset)
     ck_assert_int_eq(feed(&ls, "x\n", &s), 0);
     ck_assert_str_eq(s.all, "x|");
     line_split_release(&ls);
-    line_split_release(&ls);     /* released twice: still fine */
+    line_split_release(&ls); /* released twice: still fine */
 }
 END_TEST
 

@@ -21,11 +21,11 @@ START_TEST(test_reuse_and_bound)
     pipe_pool_put(p, &a, 1);
     ck_assert_int_eq(a.rd, -1);
     pipe_pool_put(p, &b, 1);
-    pipe_pool_put(p, &c, 1);        /* over the bound: closed */
+    pipe_pool_put(p, &c, 1); /* over the bound: closed */
     ck_assert_uint_eq(pipe_pool_idle(p), 2);
     struct pipe d;
     ck_assert_int_eq(pipe_pool_get(p, &d), 0);
-    ck_assert_int_eq(d.rd, b_rd);   /* the last one returned comes back */
+    ck_assert_int_eq(d.rd, b_rd); /* the last one returned comes back */
     ck_assert_uint_eq(pipe_pool_idle(p), 1);
     pipe_pool_put(p, &d, 1);
     pipe_pool_free(p);
@@ -42,7 +42,7 @@ START_TEST(test_dirty_pipe_not_pooled)
     int rd = a.rd;
     pipe_pool_put(p, &a, 0);
     ck_assert_uint_eq(pipe_pool_idle(p), 0);
-    ck_assert_int_eq(fcntl(rd, F_GETFD), -1);   /* closed */
+    ck_assert_int_eq(fcntl(rd, F_GETFD), -1); /* closed */
     pipe_pool_free(p);
 }
 END_TEST

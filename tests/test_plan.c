@@ -39,7 +39,8 @@ END_TEST
 START_TEST(test_full_range_is_fast)
 {
     char err[512];
-    const char *specs[] = {"1-65535:10.0.0.5:1-65535", "1-65535:10.0.0.5:1-65535/udp", NULL};
+    const char *specs[] = {"1-65535:10.0.0.5:1-65535", "1-65535:10.0.0.5:1-65535/udp",
+                           NULL};
     struct plan *p = plan_of(specs, err, sizeof err);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq(p->n, 2 * 65535);
@@ -56,9 +57,10 @@ static const struct clash clashes[] = {
      "--publish '8080:1.1.1.2:81': 0.0.0.0:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
     {"8080:1.1.1.1:80", "127.0.0.1:8080:1.1.1.2:81",
      "--publish '127.0.0.1:8080:1.1.1.2:81': 127.0.0.1:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
-    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1", NULL},   /* other family */
-    {"8080:1.1.1.1:80", "8080:1.1.1.1:80/udp", NULL},                 /* other protocol */
-    {"127.0.0.1:8080:1.1.1.1:80", "127.0.0.2:8080:1.1.1.1:80", NULL}, /* other address */
+    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1", NULL}, /* other family */
+    {"8080:1.1.1.1:80", "8080:1.1.1.1:80/udp", NULL},              /* other protocol */
+    {"127.0.0.1:8080:1.1.1.1:80", "127.0.0.2:8080:1.1.1.1:80",
+     NULL}, /* other address */
     {"[::]:53:1.1.1.1:53/udp", "[::1]:50-60:1.1.1.1:50-60/udp",
      "--publish '[::1]:50-60:1.1.1.1:50-60/udp': [::1]:53/udp is already published ([::]:53->1.1.1.1:53/udp)"},
 };
@@ -96,14 +98,16 @@ START_TEST(test_name_targets)
     char *argv[] = {"berth", "--no-docker", "-p", "8080:web:80", NULL};
     ck_assert_int_eq(config_parse_args(c, 4, argv, err, sizeof err), 0);
     ck_assert_ptr_null(plan_new(c, err, sizeof err));
-    ck_assert_str_eq(err, "--publish '8080:web:80': target 'web' is a container name, "
-                          "which needs the Docker API (drop --no-docker or use an IP)");
+    ck_assert_str_eq(err,
+                     "--publish '8080:web:80': target 'web' is a container name, "
+                     "which needs the Docker API (drop --no-docker or use an IP)");
     config_free(c);
     c = config_new();
     char *argv2[] = {"berth", "--no-docker", "--labels", NULL};
     ck_assert_int_eq(config_parse_args(c, 3, argv2, err, sizeof err), 0);
     ck_assert_ptr_null(plan_new(c, err, sizeof err));
-    ck_assert_str_eq(err, "--labels: reading labels needs the Docker API (drop --no-docker)");
+    ck_assert_str_eq(
+        err, "--labels: reading labels needs the Docker API (drop --no-docker)");
     config_free(c);
 }
 END_TEST

@@ -27,9 +27,13 @@ static void put(struct registry *r, const char *id, const char *name,
                 const char *project, const char *service, int number,
                 const struct reg_endpoint *eps, size_t neps)
 {
-    struct reg_container c = {.id = id, .name = name, .project = project,
-                              .service = service, .number = number,
-                              .eps = eps, .neps = neps};
+    struct reg_container c = {.id = id,
+                              .name = name,
+                              .project = project,
+                              .service = service,
+                              .number = number,
+                              .eps = eps,
+                              .neps = neps};
     ck_assert_int_eq(registry_put(r, &c), 0);
 }
 
@@ -81,20 +85,21 @@ START_TEST(test_names)
     ck_assert_str_eq(resolve(r, "web", AF_INET6), "fd00::2");
     ck_assert_str_eq(resolve(r, "WeB", AF_INET), "172.17.0.2,10.5.0.2");
     ck_assert_str_eq(resolve(r, "aaaaaaaaaaaa", AF_INET), "172.17.0.2,10.5.0.2");
-    ck_assert_str_eq(resolve(r, "aaaaaaaaaaa", AF_INET), "NX");   /* 11 digits */
+    ck_assert_str_eq(resolve(r, "aaaaaaaaaaa", AF_INET), "NX"); /* 11 digits */
     ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
-    ck_assert_str_eq(resolve(r, "api.lab", AF_INET6), "");        /* exists, no v6 */
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET6), ""); /* exists, no v6 */
     ck_assert_str_eq(resolve(r, "2.api.lab", AF_INET), "10.9.0.12");
     ck_assert_str_eq(resolve(r, "4.api.lab", AF_INET), "NX");
     ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.5.0.9");
     ck_assert_str_eq(resolve(r, "postgres.backend", AF_INET), "10.5.0.9");
     ck_assert_str_eq(resolve(r, "web.backend", AF_INET), "10.5.0.2");
     ck_assert_str_eq(resolve(r, "web.bridge", AF_INET6), "fd00::2");
-    ck_assert_str_eq(resolve(r, "api.lab_default", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    ck_assert_str_eq(resolve(r, "api.lab_default", AF_INET),
+                     "10.9.0.11,10.9.0.12,10.9.0.13");
     ck_assert_str_eq(resolve(r, "nope", AF_INET), "NX");
     ck_assert_str_eq(resolve(r, "db", AF_INET), "NX");
-    ck_assert_str_eq(resolve(r, "lab", AF_INET), "");              /* a project */
-    ck_assert_str_eq(resolve(r, "backend", AF_INET), "");          /* a network */
+    ck_assert_str_eq(resolve(r, "lab", AF_INET), "");     /* a project */
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), ""); /* a network */
     registry_free(r);
 }
 END_TEST
@@ -118,12 +123,12 @@ START_TEST(test_updates_repeat_and_drop)
     uint64_t v = registry_version(r);
     struct reg_endpoint moved[] = {ep("bridge", "172.17.0.7", NULL, NULL, 0)};
     put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, moved, 1);
-    put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, moved, 1);   /* repeated */
+    put(r, ID("aaaaaaaaaaaaa"), "web", NULL, NULL, 0, moved, 1); /* repeated */
     ck_assert_uint_gt(registry_version(r), v);
     ck_assert_uint_eq(registry_count(r), 5);
     ck_assert_str_eq(resolve(r, "web", AF_INET), "172.17.0.7");
     registry_drop(r, ID("2222222222222"));
-    registry_drop(r, ID("2222222222222"));                          /* repeated */
+    registry_drop(r, ID("2222222222222")); /* repeated */
     ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.13");
     ck_assert_str_eq(resolve(r, "2.api.lab", AF_INET), "NX");
     registry_clear(r);
@@ -136,9 +141,14 @@ START_TEST(test_oneoff_not_in_service)
 {
     struct registry *r = lab();
     struct reg_endpoint e[] = {ep("lab_default", "10.9.0.99", NULL, NULL, 0)};
-    struct reg_container c = {.id = ID("fffffffffffff"), .name = "lab_api_run_1",
-                              .project = "lab", .service = "api", .number = 1,
-                              .oneoff = true, .eps = e, .neps = 1};
+    struct reg_container c = {.id = ID("fffffffffffff"),
+                              .name = "lab_api_run_1",
+                              .project = "lab",
+                              .service = "api",
+                              .number = 1,
+                              .oneoff = true,
+                              .eps = e,
+                              .neps = 1};
     ck_assert_int_eq(registry_put(r, &c), 0);
     ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
     ck_assert_str_eq(resolve(r, "lab_api_run_1", AF_INET), "10.9.0.99");

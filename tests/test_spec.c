@@ -11,7 +11,7 @@ struct good {
     const char *text;
     const char *host_ip;
     unsigned host_lo, host_hi;
-    const char *target;      /* IP as formatted, or the name */
+    const char *target; /* IP as formatted, or the name */
     int is_ip;
     unsigned target_lo, target_hi;
     enum proto proto;
@@ -19,15 +19,20 @@ struct good {
 
 static const struct good goods[] = {
     {"8080:172.17.0.2:80", "0.0.0.0", 8080, 8080, "172.17.0.2", 1, 80, 80, PROTO_TCP},
-    {"127.0.0.1:8080:10.0.0.1:80/tcp", "127.0.0.1", 8080, 8080, "10.0.0.1", 1, 80, 80, PROTO_TCP},
-    {"[::1]:5353:10.0.0.2:53/udp", "::1", 5353, 5353, "10.0.0.2", 1, 53, 53, PROTO_UDP},
+    {"127.0.0.1:8080:10.0.0.1:80/tcp", "127.0.0.1", 8080, 8080, "10.0.0.1", 1, 80, 80,
+     PROTO_TCP},
+    {"[::1]:5353:10.0.0.2:53/udp", "::1", 5353, 5353, "10.0.0.2", 1, 53, 53,
+     PROTO_UDP},
     {"[::]:80:[fd00::2]:8080", "::", 80, 80, "fd00::2", 1, 8080, 8080, PROTO_TCP},
-    {"20000-20099:10.1.1.1:30000-30099", "0.0.0.0", 20000, 20099, "10.1.1.1", 1, 30000, 30099, PROTO_TCP},
+    {"20000-20099:10.1.1.1:30000-30099", "0.0.0.0", 20000, 20099, "10.1.1.1", 1, 30000,
+     30099, PROTO_TCP},
     {"1:1.2.3.4:65535/udp", "0.0.0.0", 1, 1, "1.2.3.4", 1, 65535, 65535, PROTO_UDP},
     {"127.0.0.1:8080:web:80", "127.0.0.1", 8080, 8080, "web", 0, 80, 80, PROTO_TCP},
-    {"9000-9009:api.lab:9000-9009", "0.0.0.0", 9000, 9009, "api.lab", 0, 9000, 9009, PROTO_TCP},
+    {"9000-9009:api.lab:9000-9009", "0.0.0.0", 9000, 9009, "api.lab", 0, 9000, 9009,
+     PROTO_TCP},
     {"8080:2.api.lab:80", "0.0.0.0", 8080, 8080, "2.api.lab", 0, 80, 80, PROTO_TCP},
-    {"8080:3f2a9c1b0d4e:80", "0.0.0.0", 8080, 8080, "3f2a9c1b0d4e", 0, 80, 80, PROTO_TCP},
+    {"8080:3f2a9c1b0d4e:80", "0.0.0.0", 8080, 8080, "3f2a9c1b0d4e", 0, 80, 80,
+     PROTO_TCP},
     {"8080:my_db-1:5432", "0.0.0.0", 8080, 8080, "my_db-1", 0, 5432, 5432, PROTO_TCP},
 };
 
@@ -41,7 +46,8 @@ static const struct bad bads[] = {
     {"8080", "missing target and target port"},
     {"8080:web", "missing target port"},
     {"8080:80", "missing target (want HOST_PORT:TARGET:TARGET_PORT)"},
-    {"127.0.0.1:8080:80", "missing target (want [HOST_IP:]HOST_PORT:TARGET:TARGET_PORT)"},
+    {"127.0.0.1:8080:80",
+     "missing target (want [HOST_IP:]HOST_PORT:TARGET:TARGET_PORT)"},
     {"8080:web:", "missing target port"},
     {"8080::80", "missing target"},
     {":1.2.3.4:80", "missing host port"},
@@ -50,11 +56,14 @@ static const struct bad bads[] = {
     {"80x:1.2.3.4:80", "host port '80x' is not a port or range in 1-65535"},
     {"8080:1.2.3.4:http", "target port 'http' is not a port or range in 1-65535"},
     {"8081-8080:1.2.3.4:80-81", "host port range '8081-8080' ends before it starts"},
-    {"8080-8081:1.2.3.4:80", "host ports 8080-8081 and target ports 80-80 differ in length"},
-    {"8080:1.2.3.4:80-82", "host ports 8080-8080 and target ports 80-82 differ in length"},
+    {"8080-8081:1.2.3.4:80",
+     "host ports 8080-8081 and target ports 80-80 differ in length"},
+    {"8080:1.2.3.4:80-82",
+     "host ports 8080-8080 and target ports 80-82 differ in length"},
     {"8080:1.2.3.4:80/sctp", "unknown protocol 'sctp' (want tcp or udp)"},
     {"8080:1.2.3.4:80/", "unknown protocol '' (want tcp or udp)"},
-    {"::1:8080:1.2.3.4:80", "too many ':' (write IPv6 addresses in brackets, e.g. [::1])"},
+    {"::1:8080:1.2.3.4:80",
+     "too many ':' (write IPv6 addresses in brackets, e.g. [::1])"},
     {"8080:fd00::1:80", "too many ':' (write IPv6 addresses in brackets, e.g. [::1])"},
     {"[::1:8080:1.2.3.4:80", "unclosed '[' in address"},
     {"[1.2.3.4]:8080:1.2.3.4:80", "host IP '[1.2.3.4]' is not an IPv6 address"},
@@ -62,7 +71,8 @@ static const struct bad bads[] = {
     {"8080:[zz::1]:80", "target '[zz::1]' is not an IPv6 address"},
     {"8080:we b:80", "target 'we b' is neither an IP address nor a container name"},
     {"8080:-web:80", "target '-web' is neither an IP address nor a container name"},
-    {"8080:api..lab:80", "target 'api..lab' is neither an IP address nor a container name"},
+    {"8080:api..lab:80",
+     "target 'api..lab' is neither an IP address nor a container name"},
     {"8080:999.0.0.1:80", "target '999.0.0.1' is not a valid IPv4 address"},
 };
 
@@ -71,7 +81,8 @@ START_TEST(test_good)
     const struct good *g = &goods[_i];
     struct spec s;
     char err[256] = "";
-    ck_assert_msg(spec_parse(g->text, &s, err, sizeof err) == 0, "%s: %s", g->text, err);
+    ck_assert_msg(spec_parse(g->text, &s, err, sizeof err) == 0, "%s: %s", g->text,
+                  err);
     char ip[64];
     ck_assert_str_eq(addr_format_ip(&s.host, ip, sizeof ip), g->host_ip);
     ck_assert_uint_eq(s.host_lo, g->host_lo);
@@ -92,7 +103,8 @@ START_TEST(test_bad)
     const struct bad *b = &bads[_i];
     struct spec s;
     char err[256] = "";
-    ck_assert_msg(spec_parse(b->text, &s, err, sizeof err) == -1, "'%s' parsed", b->text);
+    ck_assert_msg(spec_parse(b->text, &s, err, sizeof err) == -1, "'%s' parsed",
+                  b->text);
     ck_assert_str_eq(err, b->reason);
 }
 END_TEST

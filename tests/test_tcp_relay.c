@@ -61,7 +61,7 @@ static void half_close(void (*tune)(struct relay_ctx *), bool client_first)
     t_transfer(p.f.base, first, second, 1000);
     ck_assert_int_eq(shutdown(first, SHUT_WR), 0);
     ck_assert_int_eq(t_recv(p.f.base, second, buf, sizeof buf, 3000), 0);
-    t_transfer(p.f.base, second, first, 300000);   /* the other way still works */
+    t_transfer(p.f.base, second, first, 300000); /* the other way still works */
     ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
     ck_assert_int_eq(shutdown(second, SHUT_WR), 0);
     ck_assert_int_eq(t_recv(p.f.base, first, buf, sizeof buf, 3000), 0);
@@ -99,7 +99,7 @@ START_TEST(test_refused_backend_resets_client_fast)
     struct relay_fx f;
     struct addr target;
     int gone = t_bind("127.0.0.1", SOCK_STREAM, &target);
-    close(gone);                          /* nothing listens there now */
+    close(gone); /* nothing listens there now */
     relay_fx_start(&f, PROTO_TCP, "127.0.0.1", &target, NULL);
     int c = t_connect(&f.front);
     uint64_t t0 = t_now_ms();
@@ -209,7 +209,7 @@ START_TEST(test_reset_with_bytes_in_flight_leaks_nothing)
     close(p.backend);
     p.backend = -1;
     ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
-    for (int i = 0; i < 20; i++) {   /* pooled pipes come back in any order */
+    for (int i = 0; i < 20; i++) { /* pooled pipes come back in any order */
         int c = t_connect(&p.f.front);
         int b = t_accept(p.f.base, p.backend_listener);
         t_transfer(p.f.base, c, b, 5);
@@ -285,7 +285,7 @@ START_TEST(test_emfile_backoff)
     struct rlimit old, low;
     getrlimit(RLIMIT_NOFILE, &old);
     low = old;
-    low.rlim_cur = (rlim_t)(c[2] + 1);    /* no fd left for accept */
+    low.rlim_cur = (rlim_t)(c[2] + 1); /* no fd left for accept */
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
@@ -316,7 +316,7 @@ END_TEST
 START_TEST(test_ipv6_listener_ipv4_backend)
 {
     if (!t_have_ipv6())
-        return;                              /* no IPv6 loopback here */
+        return; /* no IPv6 loopback here */
     struct addr target;
     int lfd = t_bind("127.0.0.1", SOCK_STREAM, &target);
     struct relay_fx f;

@@ -15,7 +15,8 @@ static int udp_client(const char *ip)
 
 static void send_to(int fd, const struct addr *to, const void *buf, size_t len)
 {
-    ck_assert_int_eq(sendto(fd, buf, len, 0, (const struct sockaddr *)&to->ss, to->len),
+    ck_assert_int_eq(sendto(fd, buf, len, 0, (const struct sockaddr *)&to->ss,
+                            to->len),
                      (ssize_t)len);
 }
 
@@ -37,13 +38,13 @@ static int echo_all(int backend)
 }
 
 static ssize_t echo_one(struct relay_fx *f, int client, int backend,
-                        const struct addr *to, const char *msg, size_t len, char *reply,
-                        size_t cap)
+                        const struct addr *to, const char *msg, size_t len,
+                        char *reply, size_t cap)
 {
     send_to(client, to, msg, len);
     ssize_t r = -1;
-    PUMP_UNTIL(f->base, 3000, (echo_all(backend),
-                               r = recv(client, reply, cap, MSG_DONTWAIT)) >= 0);
+    PUMP_UNTIL(f->base, 3000,
+               (echo_all(backend), r = recv(client, reply, cap, MSG_DONTWAIT)) >= 0);
     return r;
 }
 
@@ -62,7 +63,8 @@ START_TEST(test_sizes_and_boundaries)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         for (size_t i = 0; i < sizes[k]; i++)
             msg[i] = (char)t_pattern(i + k);
-        ssize_t r = echo_one(&f, c, backend, &f.front, msg, sizes[k], reply, sizeof reply);
+        ssize_t r = echo_one(&f, c, backend, &f.front, msg, sizes[k], reply,
+                             sizeof reply);
         ck_assert_int_eq(r, (ssize_t)sizes[k]);
         ck_assert(memcmp(msg, reply, sizes[k]) == 0);
     }
@@ -76,8 +78,9 @@ START_TEST(test_sizes_and_boundaries)
         char want[32];
         int n = snprintf(want, sizeof want, "datagram %d", i);
         ssize_t r = -1;
-        PUMP_UNTIL(f.base, 3000, (echo_all(backend),
-                                  r = recv(c, reply, sizeof reply, MSG_DONTWAIT)) >= 0);
+        PUMP_UNTIL(f.base, 3000,
+                   (echo_all(backend),
+                    r = recv(c, reply, sizeof reply, MSG_DONTWAIT)) >= 0);
         ck_assert_int_eq(r, n);
         ck_assert(memcmp(reply, want, (size_t)n) == 0);
     }
@@ -106,19 +109,20 @@ START_TEST(test_fifty_clients)
         }
     int got = 0, next[N] = {0};
     PUMP_UNTIL(f.base, 5000, ({
-        echo_all(backend);
-        for (int i = 0; i < N; i++) {
-            char r[64], want[32];
-            ssize_t n = recv(c[i], r, sizeof r, MSG_DONTWAIT);
-            if (n < 0)
-                continue;
-            int wn = snprintf(want, sizeof want, "client %d message %d", i, next[i]++);
-            ck_assert_int_eq(n, wn);
-            ck_assert(memcmp(r, want, (size_t)wn) == 0);
-            got++;
-        }
-        got == N * EACH;
-    }));
+                   echo_all(backend);
+                   for (int i = 0; i < N; i++) {
+                       char r[64], want[32];
+                       ssize_t n = recv(c[i], r, sizeof r, MSG_DONTWAIT);
+                       if (n < 0)
+                           continue;
+                       int wn = snprintf(want, sizeof want, "client %d message %d", i,
+                                         next[i]++);
+                       ck_assert_int_eq(n, wn);
+                       ck_assert(memcmp(r, want, (size_t)wn) == 0);
+                       got++;
+                   }
+                   got == N *EACH;
+               }));
     ck_assert_int_eq(got, N * EACH);
     ck_assert_uint_eq(berth_udp_flows(f.b), N);
     for (int i = 0; i < N; i++)
@@ -142,12 +146,13 @@ START_TEST(test_reply_from_the_address_asked)
         send_to(c, &to, "ping", 4);
         char buf[8];
         ssize_t r = -1;
-        PUMP_UNTIL(f.base, 3000, (echo_all(backend), from.len = sizeof from.ss,
-                                  r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
-                                               (struct sockaddr *)&from.ss, &from.len)) >= 0);
+        PUMP_UNTIL(f.base, 3000,
+                   (echo_all(backend), from.len = sizeof from.ss,
+                    r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                                 (struct sockaddr *)&from.ss, &from.len)) >= 0);
         ck_assert_int_eq(r, 4);
-        ck_assert_msg(addr_equal(&from, &to), "reply to a query sent to %s came from elsewhere",
-                      dests[i]);
+        ck_assert_msg(addr_equal(&from, &to),
+                      "reply to a query sent to %s came from elsewhere", dests[i]);
         close(c);
     }
     close(backend);
@@ -167,15 +172,21 @@ START_TEST(test_table_evicts_longest_idle)
     char buf[16];
     for (int i = 0; i < 6; i++) {
         c[i] = udp_client("127.0.0.1");
-        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "x", 1, buf, sizeof buf), 1);
+        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "x", 1, buf,
+                                  sizeof buf),
+                         1);
         if (i == 3) /* client 0 becomes the most recent again */
-            ck_assert_int_eq(echo_one(&f, c[0], backend, &f.front, "y", 1, buf, sizeof buf), 1);
+            ck_assert_int_eq(echo_one(&f, c[0], backend, &f.front, "y", 1, buf,
+                                      sizeof buf),
+                             1);
         ck_assert_uint_le(berth_udp_flows(f.b), 4);
     }
     ck_assert_uint_eq(berth_udp_flows(f.b), 4);
     /* Clients 1 and 2 were evicted; 0 survived. All still get answers. */
     for (int i = 0; i < 6; i++)
-        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "z", 1, buf, sizeof buf), 1);
+        ck_assert_int_eq(echo_one(&f, c[i], backend, &f.front, "z", 1, buf,
+                                  sizeof buf),
+                         1);
     for (int i = 0; i < 6; i++)
         close(c[i]);
     close(backend);
@@ -200,11 +211,12 @@ START_TEST(test_idle_expiry_and_refresh)
     /* Replies alone keep the flow: the backend writes every 300 ms. */
     struct addr flow_addr;
     send_to(c, &f.front, "b", 1);
-    ck_assert_int_eq(t_recvfrom(f.base, backend, buf, sizeof buf, &flow_addr, 3000), 1);
+    ck_assert_int_eq(t_recvfrom(f.base, backend, buf, sizeof buf, &flow_addr, 3000),
+                     1);
     for (int i = 0; i < 6; i++) {
         send_to(backend, &flow_addr, "p", 1);
         ck_assert_int_eq(t_recv(f.base, c, buf, sizeof buf, 3000), 1);
-        t_pump_for(f.base, 300);              /* the pace, not patience */
+        t_pump_for(f.base, 300); /* the pace, not patience */
         ck_assert_uint_eq(berth_udp_flows(f.b), 1);
     }
     /* Silence: gone after the timeout, its socket closed. */
@@ -229,14 +241,19 @@ START_TEST(test_named_flow_follows_the_name)
     struct registry *reg = registry_new();
     struct reg_endpoint ep = {.network = "bridge", .has_v4 = true};
     inet_pton(AF_INET, "127.0.0.2", &ep.v4);
-    struct reg_container c = {.id = "0123456789abcdef", .name = "echo", .eps = &ep, .neps = 1};
+    struct reg_container c = {.id = "0123456789abcdef",
+                              .name = "echo",
+                              .eps = &ep,
+                              .neps = 1};
     ck_assert_int_eq(registry_put(reg, &c), 0);
 
     struct relay_fx f;
     memset(&f, 0, sizeof f);
     f.base = berth_event_base_new();
     struct addr l = t_addr("127.0.0.1", 0);
-    ck_assert_int_eq(plan_add_named(&f.plan, PROTO_UDP, &l, "echo", addr_port(&a_addr)), 0);
+    ck_assert_int_eq(plan_add_named(&f.plan, PROTO_UDP, &l, "echo",
+                                    addr_port(&a_addr)),
+                     0);
     f.plan.udp_timeout = 90;
     f.b = berth_new(f.base, &f.plan, reg);
     char err[200];
@@ -246,10 +263,10 @@ START_TEST(test_named_flow_follows_the_name)
     int cl = udp_client("127.0.0.1");
     char buf[16];
     ck_assert_int_eq(echo_one(&f, cl, a, &f.front, "one", 3, buf, sizeof buf), 3);
-    inet_pton(AF_INET, "127.0.0.3", &ep.v4);       /* restarted elsewhere */
+    inet_pton(AF_INET, "127.0.0.3", &ep.v4); /* restarted elsewhere */
     ck_assert_int_eq(registry_put(reg, &c), 0);
     ck_assert_int_eq(echo_one(&f, cl, b, &f.front, "two", 3, buf, sizeof buf), 3);
-    ck_assert_int_eq(recv(a, buf, sizeof buf, MSG_DONTWAIT), -1);   /* none to a */
+    ck_assert_int_eq(recv(a, buf, sizeof buf, MSG_DONTWAIT), -1); /* none to a */
     close(cl);
     close(a);
     close(b);
@@ -271,9 +288,10 @@ START_TEST(test_ipv6_listener_ipv4_backend)
     char buf[16];
     send_to(c, &to, "six", 3);
     ssize_t r = -1;
-    PUMP_UNTIL(f.base, 3000, (echo_all(backend), from.len = sizeof from.ss,
-                              r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
-                                           (struct sockaddr *)&from.ss, &from.len)) >= 0);
+    PUMP_UNTIL(f.base, 3000,
+               (echo_all(backend), from.len = sizeof from.ss,
+                r = recvfrom(c, buf, sizeof buf, MSG_DONTWAIT,
+                             (struct sockaddr *)&from.ss, &from.len)) >= 0);
     ck_assert_int_eq(r, 3);
     ck_assert(addr_equal(&from, &to));
     close(c);

@@ -19,7 +19,7 @@ struct relay_fx {
     struct event_base *base;
     struct plan plan;
     struct berth *b;
-    struct addr front;       /* where clients connect (berth's listener) */
+    struct addr front; /* where clients connect (berth's listener) */
 };
 
 /* Starts berth with one mapping listen_ip:0 -> target. */

@@ -9,7 +9,7 @@
 
 struct backoff {
     unsigned min_ms, max_ms;
-    unsigned cur_ms;         /* the last pause; 0: not backing off */
+    unsigned cur_ms; /* the last pause; 0: not backing off */
 };
 
 #define BACKOFF_INIT(min, max) ((struct backoff){(min), (max), 0})

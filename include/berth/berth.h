@@ -41,8 +41,8 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
 /* Publishes one more port (m is copied): refused when it collides with a
  * port already published, by the plan or by an earlier call, or when it
  * cannot be bound. */
-struct berth_port *berth_publish(struct berth *b, const struct mapping *m,
-                                 char *err, size_t errlen);
+struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char *err,
+                                 size_t errlen);
 /* Closes a port published by berth_publish, with its sessions and flows. */
 void berth_unpublish(struct berth *b, struct berth_port *p);
 

@@ -14,8 +14,8 @@
 
 struct compat_args {
     enum proto proto;
-    struct addr host;        /* with port */
-    struct addr container;   /* with port */
+    struct addr host;      /* with port */
+    struct addr container; /* with port */
     bool use_listen_fd;
     bool version;
 };

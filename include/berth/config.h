@@ -19,15 +19,15 @@ struct strlist {
 
 struct config {
     struct strlist publish;
-    char *docker;            /* NULL: $DOCKER_HOST or the default socket */
+    char *docker; /* NULL: $DOCKER_HOST or the default socket */
     bool no_docker;
     bool labels;
     struct strlist dns;
     char *domain;
     unsigned ttl;
     struct strlist upstream;
-    unsigned udp_timeout;    /* seconds */
-    unsigned max_conns;      /* per published TCP port; 0 = unlimited */
+    unsigned udp_timeout; /* seconds */
+    unsigned max_conns;   /* per published TCP port; 0 = unlimited */
     char *config_path;
     bool check;
     enum log_level log_level;
@@ -44,8 +44,7 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
                       size_t errlen);
 
 /* Loads one JSON file (keys = long option names) into c. */
-int config_load_file(struct config *c, const char *path, char *err,
-                     size_t errlen);
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 
 /* The same from memory; text need not be NUL-terminated. prefix starts
  * every message ("config 'f.json'"). */

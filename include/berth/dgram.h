@@ -60,9 +60,9 @@ void dgram_batch_free(struct dgram_batch *b);
 struct dgram_recv {
     struct mmsghdr *msgs;
     struct iovec *iov;
-    struct addr *peer;               /* len set for each datagram received */
-    char (*ctrl)[DGRAM_CTRL_LEN];    /* used when the socket tracks local */
-    char *data;                      /* n buffers of cap bytes */
+    struct addr *peer;            /* len set for each datagram received */
+    char (*ctrl)[DGRAM_CTRL_LEN]; /* used when the socket tracks local */
+    char *data;                   /* n buffers of cap bytes */
     size_t cap;
 };
 

@@ -24,18 +24,18 @@ struct dns_responder *dns_responder_new(struct registry *reg, const char *domain
 void dns_responder_free(struct dns_responder *r);
 
 enum dns_action {
-    DNS_REPLY,      /* out holds the reply */
-    DNS_FORWARD,    /* not ours: q is the parsed query, to send upstream */
-    DNS_DROP,       /* not a query (too short, or a response): no reply */
+    DNS_REPLY,   /* out holds the reply */
+    DNS_FORWARD, /* not ours: q is the parsed query, to send upstream */
+    DNS_DROP,    /* not a query (too short, or a response): no reply */
 };
 
 /* Handles one message from a client. cap is out's size; the reply also
  * stays within what the client takes (dns_reply_limit), setting TC when the
  * records do not fit. Multi-address answers rotate from one reply to the
  * next. */
-enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt,
-                            size_t len, bool tcp, struct dns_query *q,
-                            uint8_t *out, size_t cap, size_t *outlen);
+enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt, size_t len,
+                            bool tcp, struct dns_query *q, uint8_t *out, size_t cap,
+                            size_t *outlen);
 
 /* A reply to a parsed query with no records: SERVFAIL, REFUSED, or TC set
  * in flags for an upstream answer too large for the client. Returns its

@@ -24,21 +24,21 @@
 #define DNS_FORWARD_INFLIGHT 1024
 
 struct dns_forward_options {
-    const struct addr *upstreams;   /* with port */
+    const struct addr *upstreams; /* with port */
     size_t nupstreams;
     /* berth's own --dns addresses: never used as upstreams (a wildcard
      * address also rules out this host's addresses on its port). */
     const struct addr *self;
     size_t nself;
-    unsigned timeout_ms;            /* per try; 0: DNS_FORWARD_TIMEOUT_MS */
-    unsigned max_inflight;          /* 0: DNS_FORWARD_INFLIGHT */
+    unsigned timeout_ms;   /* per try; 0: DNS_FORWARD_TIMEOUT_MS */
+    unsigned max_inflight; /* 0: DNS_FORWARD_INFLIGHT */
 };
 
 struct dns_forwarder;
 
 struct dns_forwarder *dns_forwarder_new(struct event_base *base,
-                                        const struct dns_forward_options *o,
-                                        char *err, size_t errlen);
+                                        const struct dns_forward_options *o, char *err,
+                                        size_t errlen);
 void dns_forwarder_free(struct dns_forwarder *f);
 
 /* Upstreams left after dropping berth's own addresses. */

@@ -21,19 +21,19 @@
 #include "berth/sockaddr.h"
 
 struct dns_options {
-    const struct addr *listen;      /* --dns addresses (with port) */
+    const struct addr *listen; /* --dns addresses (with port) */
     size_t nlisten;
-    const struct addr *upstreams;   /* with port */
-    size_t nupstreams;              /* 0: the nameservers of resolv_conf */
-    const char *domain;             /* "docker" */
-    unsigned ttl;                   /* --ttl */
-    bool open_resolver;             /* forward for any client */
+    const struct addr *upstreams; /* with port */
+    size_t nupstreams;            /* 0: the nameservers of resolv_conf */
+    const char *domain;           /* "docker" */
+    unsigned ttl;                 /* --ttl */
+    bool open_resolver;           /* forward for any client */
     /* Tunables; 0 takes the default. */
-    const char *resolv_conf;        /* "/etc/resolv.conf" */
-    unsigned upstream_timeout_ms;   /* per upstream try: 2000 */
-    unsigned max_inflight;          /* forwarded queries at once: 1024 */
-    unsigned tcp_idle_ms;           /* 10000 */
-    unsigned tcp_max_conns;         /* per address: 1024 */
+    const char *resolv_conf;      /* "/etc/resolv.conf" */
+    unsigned upstream_timeout_ms; /* per upstream try: 2000 */
+    unsigned max_inflight;        /* forwarded queries at once: 1024 */
+    unsigned tcp_idle_ms;         /* 10000 */
+    unsigned tcp_max_conns;       /* per address: 1024 */
 };
 
 struct dns_server;

@@ -25,14 +25,13 @@ struct dns_tcp_conn;
 /* One message from a client. The callee owes exactly one dns_tcp_reply for
  * it, now or later. msg is valid during the call only. */
 typedef void dns_tcp_query_fn(void *arg, struct dns_tcp_conn *c,
-                              const struct addr *peer, const uint8_t *msg,
-                              size_t len);
+                              const struct addr *peer, const uint8_t *msg, size_t len);
 /* c is closing with replies still owed: they must not be sent. */
 typedef void dns_tcp_gone_fn(void *arg, struct dns_tcp_conn *c);
 
 struct dns_tcp_options {
-    unsigned idle_ms;               /* 0: DNS_TCP_IDLE_MS */
-    unsigned max_conns;             /* 0: DNS_TCP_MAX_CONNS */
+    unsigned idle_ms;   /* 0: DNS_TCP_IDLE_MS */
+    unsigned max_conns; /* 0: DNS_TCP_MAX_CONNS */
     dns_tcp_query_fn *query;
     dns_tcp_gone_fn *gone;
     void *arg;
@@ -40,8 +39,7 @@ struct dns_tcp_options {
 
 /* Binds and listens on a (with its port). */
 struct dns_tcp *dns_tcp_new(struct event_base *base, const struct addr *a,
-                            const struct dns_tcp_options *o, char *err,
-                            size_t errlen);
+                            const struct dns_tcp_options *o, char *err, size_t errlen);
 /* Closes the listener and every connection (gone runs for those owed). */
 void dns_tcp_free(struct dns_tcp *t);
 

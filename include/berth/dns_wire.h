@@ -16,13 +16,13 @@
 #include "berth/sockaddr.h"
 
 #define DNS_HDR 12
-#define DNS_NAME_MAX 255          /* wire form, root byte included */
+#define DNS_NAME_MAX 255 /* wire form, root byte included */
 #define DNS_LABELS_MAX 127
-#define DNS_UDP_PLAIN 512         /* reply limit without EDNS0 */
-#define DNS_UDP_MAX 4096          /* cap on what a client may advertise */
-#define DNS_MSG_MAX 65535         /* TCP */
-#define DNS_OPT_LEN 11            /* an OPT record without options */
-#define DNS_EDNS_SIZE 1232        /* what berth advertises (DNS flag day 2020) */
+#define DNS_UDP_PLAIN 512  /* reply limit without EDNS0 */
+#define DNS_UDP_MAX 4096   /* cap on what a client may advertise */
+#define DNS_MSG_MAX 65535  /* TCP */
+#define DNS_OPT_LEN 11     /* an OPT record without options */
+#define DNS_EDNS_SIZE 1232 /* what berth advertises (DNS flag day 2020) */
 /* header + largest question + OPT: any query berth sends upstream. */
 #define DNS_QUERY_MAX (DNS_HDR + DNS_NAME_MAX + 4 + DNS_OPT_LEN)
 
@@ -58,21 +58,21 @@ enum dns_rcode {
     DNS_NXDOMAIN = 3,
     DNS_NOTIMP = 4,
     DNS_REFUSED = 5,
-    DNS_BADVERS = 16,             /* extended: needs OPT */
+    DNS_BADVERS = 16, /* extended: needs OPT */
 };
 
 /* A parsed query. qname points into the packet, so the struct is valid only
  * as long as the packet is (copy qname to keep it). */
 struct dns_query {
     uint16_t id, flags;
-    const uint8_t *qname;         /* wire form, letters as the client sent */
-    size_t qname_len;             /* including the root byte */
-    uint8_t nlabels;              /* not counting the root */
-    uint8_t label[DNS_LABELS_MAX];/* offset in qname of each length byte */
+    const uint8_t *qname;          /* wire form, letters as the client sent */
+    size_t qname_len;              /* including the root byte */
+    uint8_t nlabels;               /* not counting the root */
+    uint8_t label[DNS_LABELS_MAX]; /* offset in qname of each length byte */
     uint16_t qtype, qclass;
-    size_t end;                   /* header + question */
-    bool edns;                    /* an OPT record came with it */
-    uint16_t udp_size;            /* as advertised (may be below 512) */
+    size_t end;        /* header + question */
+    bool edns;         /* an OPT record came with it */
+    uint16_t udp_size; /* as advertised (may be below 512) */
     uint8_t edns_version;
     bool dnssec_ok;
 };
@@ -103,12 +103,12 @@ int dns_qname_text(const struct dns_query *q, unsigned n, char *out, size_t cap)
 
 struct dns_msg {
     uint8_t *buf;
-    size_t cap;                   /* the client's limit */
+    size_t cap; /* the client's limit */
     size_t len;
-    size_t reserve;               /* kept free for the OPT record */
+    size_t reserve; /* kept free for the OPT record */
     size_t question_end;
-    unsigned rcode;               /* may be extended (> 15) */
-    uint16_t count[3];            /* answer, authority, additional */
+    unsigned rcode;    /* may be extended (> 15) */
+    uint16_t count[3]; /* answer, authority, additional */
 };
 
 enum dns_section { DNS_ANSWER = 0, DNS_AUTHORITY = 1, DNS_ADDITIONAL = 2 };
@@ -126,11 +126,11 @@ int dns_msg_start(struct dns_msg *m, uint8_t *buf, size_t cap,
 int dns_msg_add_addr(struct dns_msg *m, enum dns_section s, uint16_t owner,
                      uint32_t ttl, const struct addr *ip);
 /* PTR owned by owner, pointing at "<name>.<zone>" (name is dotted text). */
-int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl,
-                    const char *name, const uint8_t *zone, size_t zone_len);
+int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl, const char *name,
+                    const uint8_t *zone, size_t zone_len);
 /* The zone's SOA; zone is the offset of the zone's name in the message. */
-int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone,
-                    uint32_t ttl, uint32_t serial, uint32_t minimum);
+int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone, uint32_t ttl,
+                    uint32_t serial, uint32_t minimum);
 void dns_msg_set_rcode(struct dns_msg *m, unsigned rcode);
 /* The reply did not fit: every record goes, TC is set. */
 void dns_msg_truncate(struct dns_msg *m);

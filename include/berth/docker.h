@@ -22,8 +22,8 @@ typedef void docker_changed_fn(void *arg);
  * DOCKER_CERT_PATH, as the docker CLI). NULL: $DOCKER_HOST, else
  * unix:///var/run/docker.sock. Returns NULL with err set. */
 struct docker *docker_new(struct event_base *base, struct registry *reg,
-                          const char *url, docker_changed_fn *changed,
-                          void *arg, char *err, size_t errlen);
+                          const char *url, docker_changed_fn *changed, void *arg,
+                          char *err, size_t errlen);
 void docker_free(struct docker *d);
 
 /* True once the first full sync finished (and after each resync). */

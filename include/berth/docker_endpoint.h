@@ -10,7 +10,7 @@
 #include "berth/http.h"
 
 struct docker_endpoint {
-    struct http_target target;   /* points into the strings below */
+    struct http_target target; /* points into the strings below */
     char unix_path[256], base_url[300];
     char ca[4200], cert[4200], key[4200];
 };

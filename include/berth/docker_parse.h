@@ -13,11 +13,11 @@
 
 /* An inspected container; strings point into the parsed JSON it owns. */
 struct docker_inspect {
-    void *json;                    /* the cJSON tree */
+    void *json; /* the cJSON tree */
     bool running;
     struct reg_container c;
     struct reg_endpoint *eps;
-    const char **aliases;          /* all endpoints' aliases, one array */
+    const char **aliases; /* all endpoints' aliases, one array */
 };
 
 int docker_parse_inspect(const char *body, size_t len, struct docker_inspect *out,
@@ -30,14 +30,14 @@ int docker_parse_list(const char *body, size_t len, char (**ids)[REG_ID_MAX],
                       size_t *n, char *err, size_t errlen);
 
 /* A /networks answer into the registry's subnets (replacing all). */
-int docker_parse_networks(const char *body, size_t len, struct registry *r,
-                          char *err, size_t errlen);
+int docker_parse_networks(const char *body, size_t len, struct registry *r, char *err,
+                          size_t errlen);
 
 struct docker_event {
-    char type[16];                 /* "container", "network", ... */
-    char action[48];               /* "start", "die", "connect", ... */
-    char id[REG_ID_MAX];           /* the container concerned, or "" */
-    int64_t time;                  /* seconds since the epoch */
+    char type[16];       /* "container", "network", ... */
+    char action[48];     /* "start", "die", "connect", ... */
+    char id[REG_ID_MAX]; /* the container concerned, or "" */
+    int64_t time;        /* seconds since the epoch */
 };
 
 int docker_parse_event(const char *line, size_t len, struct docker_event *ev,

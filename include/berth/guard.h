@@ -21,8 +21,8 @@
 #include "berth/invariant.h"
 
 struct guard {
-    unsigned depth;          /* callbacks of the object running now */
-    bool ending;             /* asked to end: freed when depth drops to 0 */
+    unsigned depth; /* callbacks of the object running now */
+    bool ending;    /* asked to end: freed when depth drops to 0 */
 };
 
 static inline void guard_enter(struct guard *g) { g->depth++; }

@@ -16,10 +16,10 @@ struct http_req;
 
 /* Where requests go; strings are copied per request. */
 struct http_target {
-    const char *unix_path;   /* non-NULL: talk HTTP over this unix socket */
-    const char *base_url;    /* "http://localhost" or "https://host:2376" */
-    const char *ca, *cert, *key;   /* TLS files, or NULL */
-    bool verify;             /* verify the server's certificate */
+    const char *unix_path;       /* non-NULL: talk HTTP over this unix socket */
+    const char *base_url;        /* "http://localhost" or "https://host:2376" */
+    const char *ca, *cert, *key; /* TLS files, or NULL */
+    bool verify;                 /* verify the server's certificate */
 };
 
 struct http_callbacks {
@@ -51,7 +51,6 @@ void http_cancel(struct http_req *r);
 
 /* Finds a header's value in a header block (case-insensitive name) and
  * copies it into out. Returns 0, or -1 if absent. */
-int http_header_value(const char *headers, const char *name, char *out,
-                      size_t len);
+int http_header_value(const char *headers, const char *name, char *out, size_t len);
 
 #endif

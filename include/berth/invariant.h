@@ -5,7 +5,7 @@
 #ifndef BERTH_INVARIANT_H
 #define BERTH_INVARIANT_H
 
-#define INVARIANT(cond)                                                       \
+#define INVARIANT(cond)                                                               \
     ((cond) ? (void)0 : invariant_failed(#cond, __FILE__, __LINE__, __func__))
 
 _Noreturn void invariant_failed(const char *what, const char *file, int line,

@@ -25,7 +25,7 @@ void labels_sync(struct labels *l);
 
 /* Rewrites one label spec into a publish spec aimed at target:
  * "8080:80/udp" -> "8080:<target>:80/udp". Returns 0, or -1 with err. */
-int labels_to_spec(const char *label, const char *target, char *out,
-                   size_t outlen, char *err, size_t errlen);
+int labels_to_spec(const char *label, const char *target, char *out, size_t outlen,
+                   char *err, size_t errlen);
 
 #endif

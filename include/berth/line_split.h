@@ -14,10 +14,10 @@
 #include <stddef.h>
 
 struct line_split {
-    char *buf;                   /* the bytes after the last '\n' */
+    char *buf; /* the bytes after the last '\n' */
     size_t len, cap;
-    size_t max;                  /* longest unfinished line kept */
-    bool skipping;               /* inside an overlong line, dropping it */
+    size_t max;    /* longest unfinished line kept */
+    bool skipping; /* inside an overlong line, dropping it */
 };
 
 #define LINE_SPLIT_INIT(max_bytes) ((struct line_split){.max = (max_bytes)})
@@ -35,7 +35,7 @@ void line_split_release(struct line_split *ls);
  * keeps the bytes, unsplit and unbounded, for the caller to read whole in
  * buf/len (an error body where a stream was expected). A piece that finds
  * no memory is lost. */
-int line_split_feed(struct line_split *ls, const char *data, size_t len,
-                    line_fn *fn, void *arg);
+int line_split_feed(struct line_split *ls, const char *data, size_t len, line_fn *fn,
+                    void *arg);
 
 #endif

@@ -13,9 +13,8 @@ struct tcp_listener;
 
 /* Takes fd, a listening socket (closed on failure). m must outlive the
  * listener. */
-struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx,
-                                      const struct mapping *m, int fd,
-                                      char *err, size_t errlen);
+struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx, const struct mapping *m,
+                                      int fd, char *err, size_t errlen);
 /* Closes the listening socket and every session it accepted. */
 void tcp_listener_free(struct tcp_listener *l);
 size_t tcp_listener_sessions(const struct tcp_listener *l);

@@ -26,10 +26,10 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 /* debug lines are formatted only when enabled: they sit on per-connection
  * paths. */
-#define log_debug(...)                                                         \
-    do {                                                                       \
-        if (log_get_level() >= LOG_DEBUG)                                      \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                   \
+#define log_debug(...)                                                                \
+    do {                                                                              \
+        if (log_get_level() >= LOG_DEBUG)                                             \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                          \
     } while (0)
 
 #endif

@@ -15,8 +15,8 @@ struct lru {
     struct lru_node *oldest, *newest;
 };
 
-#define LRU_ENTRY(node, type, member)                                          \
-    ((type *)(void *)((char *)(node) - offsetof(type, member)))
+#define LRU_ENTRY(node, type, member)                                                 \
+    ((type *)(void *)((char *)(node)-offsetof(type, member)))
 
 static inline void lru_unlink(struct lru *l, struct lru_node *n)
 {

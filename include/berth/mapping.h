@@ -18,15 +18,15 @@ enum proto { PROTO_TCP, PROTO_UDP };
 
 struct mapping {
     enum proto proto;
-    struct addr listen;      /* host address and port to bind */
-    struct addr target;      /* where connections and datagrams go (IP) */
+    struct addr listen; /* host address and port to bind */
+    struct addr target; /* where connections and datagrams go (IP) */
     /* A Docker name instead ("web", "api.lab"): resolved through the
      * registry per connection or flow; target_port goes with it. */
     char target_name[MAPPING_NAME_MAX + 1];
     uint16_t target_port;
     /* "127.0.0.1:8080->10.0.0.2:80/tcp", used in every log line. */
     char label[MAPPING_LABEL_MAX];
-    size_t source;           /* index of the --publish entry it came from */
+    size_t source; /* index of the --publish entry it came from */
 };
 
 #endif

@@ -13,8 +13,8 @@ struct pipe_pool;
 /* A pipe and how many bytes it holds at most. */
 struct pipe {
     int rd, wr;
-    size_t cap;              /* what the kernel gave, from F_GETPIPE_SZ */
-    bool grown;              /* pipe_grow was tried: never again */
+    size_t cap; /* what the kernel gave, from F_GETPIPE_SZ */
+    bool grown; /* pipe_grow was tried: never again */
 };
 
 /* keep: how many idle pipes to hold at most; more are closed on return. */

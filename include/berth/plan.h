@@ -16,7 +16,7 @@ struct plan {
     size_t n;
     unsigned udp_timeout;
     unsigned max_conns;
-    bool names;              /* some mapping needs the Docker API */
+    bool names; /* some mapping needs the Docker API */
 };
 
 struct plan *plan_new(const struct config *c, char *err, size_t errlen);

@@ -37,26 +37,26 @@ struct reg_endpoint {
     bool has_v4, has_v6;
     struct in_addr v4;
     struct in6_addr v6;
-    const char *const *aliases;   /* from inspect; may include the name */
+    const char *const *aliases; /* from inspect; may include the name */
     size_t naliases;
 };
 
 /* A running container as docker.c sees it. Strings are borrowed for the
  * call; the registry copies what it keeps. */
 struct reg_container {
-    const char *id;               /* full 64-hex id */
-    const char *name;             /* without the leading '/' */
-    const char *project;          /* com.docker.compose.project, or NULL */
-    const char *service;          /* com.docker.compose.service, or NULL */
-    int number;                   /* com.docker.compose.container-number */
-    bool oneoff;                  /* com.docker.compose.oneoff=True */
-    const char *publish;          /* berth.publish label, or NULL */
+    const char *id;      /* full 64-hex id */
+    const char *name;    /* without the leading '/' */
+    const char *project; /* com.docker.compose.project, or NULL */
+    const char *service; /* com.docker.compose.service, or NULL */
+    int number;          /* com.docker.compose.container-number */
+    bool oneoff;         /* com.docker.compose.oneoff=True */
+    const char *publish; /* berth.publish label, or NULL */
     const struct reg_endpoint *eps;
     size_t neps;
 };
 
 struct reg_subnet {
-    struct addr net;              /* port unused */
+    struct addr net; /* port unused */
     unsigned prefix;
 };
 
@@ -83,12 +83,11 @@ void registry_clear(struct registry *r);
  * addresses of that family (0: the name exists with the other family only),
  * of which the first min(n, max) are written to out (port 0), in a stable
  * order (replicas by number). */
-int registry_resolve(struct registry *r, const char *name, size_t len,
-                     int family, struct addr *out, size_t max);
+int registry_resolve(struct registry *r, const char *name, size_t len, int family,
+                     struct addr *out, size_t max);
 
 /* The container name owning ip, into name. Returns 0, or -1 if none. */
-int registry_ptr(struct registry *r, const struct addr *ip, char *name,
-                 size_t len);
+int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t len);
 
 /* True when ip is inside a subnet of a network berth knows. */
 bool registry_knows_client(struct registry *r, const struct addr *ip);

@@ -21,16 +21,16 @@ struct dgram_batch;
 struct relay_ctx {
     struct event_base *base;
     struct pipe_pool *pipes;
-    struct dgram_batch *udp;    /* recvmmsg/sendmmsg buffers, made on demand */
-    char *scratch;              /* read buffer of the buffered TCP path */
+    struct dgram_batch *udp; /* recvmmsg/sendmmsg buffers, made on demand */
+    char *scratch;           /* read buffer of the buffered TCP path */
     size_t scratch_len;
-    struct registry *reg;       /* set at creation; NULL without Docker */
+    struct registry *reg; /* set at creation; NULL without Docker */
     /* Tunables, adjustable until the first listener starts. */
     struct timeval connect_timeout;
-    unsigned udp_timeout;       /* seconds */
-    unsigned udp_max_flows;     /* per UDP port; the longest idle is evicted */
-    unsigned max_conns;         /* per TCP port; 0 = unlimited */
-    bool no_splice;             /* force the buffered TCP path */
+    unsigned udp_timeout;   /* seconds */
+    unsigned udp_max_flows; /* per UDP port; the longest idle is evicted */
+    unsigned max_conns;     /* per TCP port; 0 = unlimited */
+    bool no_splice;         /* force the buffered TCP path */
 };
 
 /* reg (may be NULL: IP targets only) must outlive the context. */
@@ -43,8 +43,8 @@ struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx);
 /* The addresses a named mapping forwards to now, rotated to start at
  * *rr (which advances): IPv4 when the target has any, else IPv6, with the
  * mapping's port. Returns how many (0: nothing running by that name). */
-size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m,
-                     unsigned *rr, struct addr *out, size_t max);
+size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *rr,
+                     struct addr *out, size_t max);
 
 /* Changes whenever a name may resolve differently (0 without Docker):
  * a relay that remembered an answer re-checks it when this moved. */

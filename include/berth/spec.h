@@ -15,10 +15,10 @@
 #define SPEC_NAME_MAX MAPPING_NAME_MAX
 
 struct spec {
-    struct addr host;        /* host IP, port unset; 0.0.0.0 by default */
+    struct addr host; /* host IP, port unset; 0.0.0.0 by default */
     uint16_t host_lo, host_hi;
     bool target_is_ip;
-    struct addr target;      /* when target_is_ip; port unset */
+    struct addr target;                  /* when target_is_ip; port unset */
     char target_name[SPEC_NAME_MAX + 1]; /* otherwise: a Docker name */
     uint16_t target_lo, target_hi;
     enum proto proto;
@@ -27,8 +27,8 @@ struct spec {
 int spec_parse(const char *text, struct spec *out, char *err, size_t errlen);
 
 /* Parses "N" or "N-M" (1..65535, N <= M). what names the field in errors. */
-int spec_parse_ports(const char *text, size_t len, const char *what,
-                     uint16_t *lo, uint16_t *hi, char *err, size_t errlen);
+int spec_parse_ports(const char *text, size_t len, const char *what, uint16_t *lo,
+                     uint16_t *hi, char *err, size_t errlen);
 
 const char *proto_name(enum proto p);
 

@@ -15,9 +15,8 @@ struct udp_listener;
 
 /* Takes fd, a bound datagram socket (closed on failure). m must outlive
  * the listener. */
-struct udp_listener *udp_listener_new(struct relay_ctx *ctx,
-                                      const struct mapping *m, int fd,
-                                      char *err, size_t errlen);
+struct udp_listener *udp_listener_new(struct relay_ctx *ctx, const struct mapping *m,
+                                      int fd, char *err, size_t errlen);
 void udp_listener_free(struct udp_listener *l);
 size_t udp_listener_flows(const struct udp_listener *l);
 int udp_listener_fd(const struct udp_listener *l);

@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     compat_parse(argc, argv, &ca, err, sizeof err);
 
     struct config *c = config_new();
-    if (c && config_load_json(c, (const char *)data, size, "config", err, sizeof err) == 0) {
+    if (c && config_load_json(c, (const char *)data, size, "config", err,
+                              sizeof err) == 0) {
         struct plan *p = plan_new(c, err, sizeof err);
         plan_free(p);
     }

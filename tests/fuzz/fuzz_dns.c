@@ -18,15 +18,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c))                                                             \
-            __builtin_trap();                                                 \
+#define CHECK(c)                                                                      \
+    do {                                                                              \
+        if (!(c))                                                                     \
+            __builtin_trap();                                                         \
     } while (0)
 
-static void put(struct registry *r, const char *id, const char *name, const char *project,
-                const char *service, int number, const char *net, const char *v4,
-                const char *v6)
+static void put(struct registry *r, const char *id, const char *name,
+                const char *project, const char *service, int number, const char *net,
+                const char *v4, const char *v6)
 {
     struct reg_endpoint ep = {.network = net};
     const char *aliases[] = {"alias"};
@@ -36,8 +36,13 @@ static void put(struct registry *r, const char *id, const char *name, const char
         ep.has_v4 = true;
     if (v6 && inet_pton(AF_INET6, v6, &ep.v6) == 1)
         ep.has_v6 = true;
-    struct reg_container c = {.id = id, .name = name, .project = project,
-                              .service = service, .number = number, .eps = &ep, .neps = 1};
+    struct reg_container c = {.id = id,
+                              .name = name,
+                              .project = project,
+                              .service = service,
+                              .number = number,
+                              .eps = &ep,
+                              .neps = 1};
     registry_put(r, &c);
 }
 
@@ -53,16 +58,17 @@ static struct dns_responder *responder(void)
     reg = registry_new();
     put(reg, "aaaaaaaaaaaa00000000000000000000000000000000000000000000000000ff", "web",
         NULL, NULL, 0, "bridge", "172.17.0.2", "fd00::2");
-    put(reg, "bbbbbbbbbbbb00000000000000000000000000000000000000000000000000ff", "my.dotted",
-        NULL, NULL, 0, "bridge", "172.17.0.3", NULL);
-    put(reg, "cccccccccccc00000000000000000000000000000000000000000000000000ff", "six", NULL,
-        NULL, 0, "v6", NULL, "fd00::9");
+    put(reg, "bbbbbbbbbbbb00000000000000000000000000000000000000000000000000ff",
+        "my.dotted", NULL, NULL, 0, "bridge", "172.17.0.3", NULL);
+    put(reg, "cccccccccccc00000000000000000000000000000000000000000000000000ff", "six",
+        NULL, NULL, 0, "v6", NULL, "fd00::9");
     for (int i = 1; i <= 300; i++) {
         char id[65], name[32], ip[32];
         snprintf(id, sizeof id, "d%063d", i);
         snprintf(name, sizeof name, "lab_api_%d", i);
         snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
-        put(reg, id, name, "lab", "api", i, "lab_default", ip, i % 7 ? NULL : "fd00::77");
+        put(reg, id, name, "lab", "api", i, "lab_default", ip,
+            i % 7 ? NULL : "fd00::77");
     }
     char err[128];
     resp = dns_responder_new(reg, "docker", 5, err, sizeof err);
@@ -72,8 +78,8 @@ static struct dns_responder *responder(void)
 
 /* A reply to the parsed query q: well-formed, within limit, its ID and
  * (when it has one) its question byte for byte. */
-static void check_reply(const struct dns_query *q, const uint8_t *in, const uint8_t *out,
-                        size_t len, size_t limit)
+static void check_reply(const struct dns_query *q, const uint8_t *in,
+                        const uint8_t *out, size_t len, size_t limit)
 {
     CHECK(len >= DNS_HDR && len <= limit);
     CHECK(dns_msg_check(out, len) == (long)len);
