@@ -29,8 +29,12 @@ struct berth {
     struct relay_ctx *ctx;
     struct berth_port *ports;    /* every port */
     struct berth_port **planned; /* the plan's, by mapping index */
-    struct event *sigint, *sigterm;
+    /* SIGINT, SIGTERM: stop; SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: see
+     * on_other_signal. None of them may end berth by default action. */
+    struct event *sig[6];
 };
+
+static const int caught[6] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
 
 struct event_base *berth_event_base_new(void)
 {
@@ -44,12 +48,39 @@ struct event_base *berth_event_base_new(void)
     return base;
 }
 
+static size_t count_ports(const struct berth *b)
+{
+    size_t n = 0;
+    for (const struct berth_port *p = b->ports; p; p = p->next)
+        n++;
+    return n;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct berth *b = arg;
     (void)what;
-    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    event_base_loopbreak(b->base);
+    switch (sig) {
+    case SIGINT:
+    case SIGTERM:
+        log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(b->base);
+        break;
+    case SIGHUP:
+        /* What service managers send for a reload, and what a closing
+         * terminal sends: neither may stop the ports. */
+        log_info("SIGHUP: nothing to reload; carrying on");
+        break;
+    case SIGUSR1:
+        log_info("status: %zu port%s, %zu TCP session%s, %zu UDP flow%s",
+                 count_ports(b), count_ports(b) == 1 ? "" : "s", berth_tcp_sessions(b),
+                 berth_tcp_sessions(b) == 1 ? "" : "s", berth_udp_flows(b),
+                 berth_udp_flows(b) == 1 ? "" : "s");
+        break;
+    default: /* SIGUSR2, SIGALRM: no meaning for berth */
+        log_debug("signal %d ignored", (int)sig);
+        break;
+    }
 }
 
 struct berth *berth_new(struct event_base *base, const struct plan *plan,
@@ -61,12 +92,16 @@ struct berth *berth_new(struct event_base *base, const struct plan *plan,
     b->base = base;
     b->plan = plan;
     if (!(b->ctx = relay_ctx_new(base, reg)) ||
-        !(b->planned = calloc(plan->n ? plan->n : 1, sizeof *b->planned)) ||
-        !(b->sigint = evsignal_new(base, SIGINT, on_signal, b)) ||
-        !(b->sigterm = evsignal_new(base, SIGTERM, on_signal, b)) ||
-        evsignal_add(b->sigint, NULL) < 0 || evsignal_add(b->sigterm, NULL) < 0) {
+        !(b->planned = calloc(plan->n ? plan->n : 1, sizeof *b->planned))) {
         berth_free(b);
         return NULL;
+    }
+    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++) {
+        if (!(b->sig[i] = evsignal_new(base, caught[i], on_signal, b)) ||
+            evsignal_add(b->sig[i], NULL) < 0) {
+            berth_free(b);
+            return NULL;
+        }
     }
     b->ctx->udp_timeout = plan->udp_timeout;
     b->ctx->max_conns = plan->max_conns;
@@ -100,10 +135,9 @@ void berth_free(struct berth *b)
         return;
     close_all(b);
     free(b->planned);
-    if (b->sigint)
-        event_free(b->sigint);
-    if (b->sigterm)
-        event_free(b->sigterm);
+    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
+        if (b->sig[i])
+            event_free(b->sig[i]);
     relay_ctx_free(b->ctx);
     free(b);
 }

@@ -71,6 +71,12 @@ int main(int argc, char **argv)
      * status pipe (fd 3) or the listen socket (fd 4) dockerd passes. */
     keep_stdio_taken();
     signal(SIGPIPE, SIG_IGN);
+    /* Until berth_new catches them: none of these may end a proxy that
+     * dockerd or a service manager started, even while it starts up. */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+    signal(SIGALRM, SIG_IGN);
     if (compat_wanted(argc, argv))
         return compat_main(argc, argv);
 

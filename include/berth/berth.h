@@ -23,8 +23,10 @@ struct registry;
 struct event_base *berth_event_base_new(void);
 
 /* The plan and reg (NULL: IP targets only) must outlive the instance.
- * SIGINT and SIGTERM are caught from here on (they end berth_run), so a
- * signal that arrives while starting up still means a clean stop. */
+ * Signals are caught from here on: SIGINT and SIGTERM end berth_run (one
+ * that arrives while starting up still means a clean stop); SIGHUP is
+ * logged (nothing to reload yet), SIGUSR1 logs a status line (ports,
+ * sessions, flows), SIGUSR2 and SIGALRM are ignored. */
 struct berth *berth_new(struct event_base *base, const struct plan *plan,
                         struct registry *reg);
 /* Closes every port and every session and flow on them. */

@@ -3,6 +3,7 @@
 bound), --check, --config, port ranges, port in use (exit 1), signals."""
 
 import json
+import re
 import os
 import signal
 import socket
@@ -273,6 +274,31 @@ class Running(unittest.TestCase):
                     finally:
                         c.close()
                     self.assertFalse(u.port_in_use("tcp", P))
+
+    def test_other_signals_do_not_stop(self):
+        """SIGHUP (a reload request, or a closed terminal), SIGUSR1 (a
+        status line), SIGUSR2 and SIGALRM: berth keeps forwarding, then
+        stops cleanly on SIGTERM."""
+        P = u.free_port()
+        with u.EchoServer() as e, \
+                u.Berth(["-p", f"127.0.0.1:{P}:127.0.0.1:{e.port}"]) as b:
+            b.wait_bound([("tcp", P)])
+            c = socket.create_connection(("127.0.0.1", P), timeout=10)
+            try:
+                for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+                    b.send_signal(sig)
+                    # A signal that killed it would show by the next round trip.
+                    self.assertTrue(b.wait(0.2) is None, f"{sig.name}: {b.log_tail()}")
+                    c.sendall(sig.name.encode())
+                    self.assertEqual(u.recv_exact(c, len(sig.name)), sig.name.encode())
+                    self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P), b"new"), b"new")
+                status = re.compile(r"status: 1 port, [12] TCP sessions?, 0 UDP flows")
+                u.poll_until(lambda: status.search(b.stderr()), 5, what="status line")
+                self.assertRegex(b.stderr(), status)
+                self.assertIn("SIGHUP", b.stderr())
+                self.assertEqual(b.stop(signal.SIGTERM), 0, b.stderr())
+            finally:
+                c.close()
 
 
 if __name__ == "__main__":
