@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,30 @@ static int match_flag(const char *arg, const char **value)
 bool compat_wanted(int argc, char **argv)
 {
     /* berth's own options are all --long or -p/-h; docker-proxy's are
-     * single-dash words, and dockerd always passes -proto first. */
+     * single-dash words, and dockerd always passes -proto first. -v and
+     * -version alone are docker-proxy's way to ask for the version. */
     for (int i = 1; i < argc; i++) {
         const char *v;
         int k = match_flag(argv[i], &v);
-        if (k >= 0 && k <= 5 && argv[i][1] != '-')
+        if (k >= 0 && argv[i][1] != '-' && (k <= 5 || argc == 2))
             return true;
     }
     return false;
+}
+
+/* A boolean flag's value as Go's strconv.ParseBool reads it. Returns 0,
+ * or -1 if it is none of its spellings. */
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+            *out = strcmp(s, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static int parse_port(const char *s, uint16_t *out)
@@ -78,9 +95,8 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
         const char *name = flag_names[k];
         if (strcmp(name, "use-listen-fd") == 0 || strcmp(name, "v") == 0 ||
             strcmp(name, "version") == 0) {
-            bool on = !value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
-            if (value && !on && strcmp(value, "false") != 0 &&
-                strcmp(value, "0") != 0) {
+            bool on = true;
+            if (value && parse_bool(value, &on) < 0) {
                 snprintf(err, errlen, "-%s '%s': want true or false", name, value);
                 return -1;
             }
@@ -160,15 +176,20 @@ static void report(bool have_status_fd, const char *error)
     close(STATUS_FD);
 }
 
+/* The socket dockerd handed over must be of the protocol it asked for: a
+ * stream socket of another protocol (SCTP, MPTCP's fallback aside) would
+ * be accepted from and relayed as if it were TCP. */
 static int check_listen_fd(enum proto proto, char *err, size_t errlen)
 {
-    int type;
-    socklen_t len = sizeof type;
-    if (getsockopt(LISTEN_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+    int type, protocol;
+    socklen_t len = sizeof type, plen = sizeof protocol;
+    if (getsockopt(LISTEN_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockopt(LISTEN_FD, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) < 0) {
         snprintf(err, errlen, "-use-listen-fd: fd %d: %s", LISTEN_FD, strerror(errno));
         return -1;
     }
-    if (type != (proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM)) {
+    if (type != (proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM) ||
+        protocol != (proto == PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP)) {
         snprintf(err, errlen, "-use-listen-fd: fd %d is not a %s socket", LISTEN_FD,
                  proto_name(proto));
         return -1;

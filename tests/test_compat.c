@@ -49,6 +49,33 @@ START_TEST(test_dockerd_forms)
     ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "0.0.0.0:1");
     ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf), "[::1]:2");
     ck_assert(!a.use_listen_fd);
+
+    /* Every spelling of a boolean that Go's flag package takes. */
+    const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    const char *no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        char on[64], off[64];
+        snprintf(on, sizeof on, "-use-listen-fd=%s", yes[i]);
+        snprintf(off, sizeof off, "-use-listen-fd=%s", no[i]);
+        const char *args_on[] = {"-host-port=1", "-container-port=2", on, NULL};
+        const char *args_off[] = {"-host-port=1", "-container-port=2", off, NULL};
+        ck_assert_int_eq(parse(args_on, &a, err, sizeof err), 0);
+        ck_assert_msg(a.use_listen_fd, "%s", on);
+        ck_assert_int_eq(parse(args_off, &a, err, sizeof err), 0);
+        ck_assert_msg(!a.use_listen_fd, "%s", off);
+    }
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    struct compat_args a;
+    char err[256];
+    const char *v[] = {"-v", NULL}, *version[] = {"-version", NULL};
+    ck_assert_int_eq(parse(v, &a, err, sizeof err), 0);
+    ck_assert(a.version);
+    ck_assert_int_eq(parse(version, &a, err, sizeof err), 0);
+    ck_assert(a.version);
 }
 END_TEST
 
@@ -69,6 +96,8 @@ static const struct bad bads[] = {
      "docker-proxy mode: unknown flag '-bogus'"},
     {{"-host-port"}, "flag '-host-port' needs a value"},
     {{"-use-listen-fd=maybe"}, "-use-listen-fd 'maybe': want true or false"},
+    {{"-use-listen-fd=yes"}, "-use-listen-fd 'yes': want true or false"},
+    {{"-v=tRUE"}, "-v 'tRUE': want true or false"},
 };
 
 START_TEST(test_bad)
@@ -90,6 +119,15 @@ START_TEST(test_wanted)
     ck_assert(compat_wanted(3, dp2));
     ck_assert(!compat_wanted(4, native));
     ck_assert(!compat_wanted(2, native2));
+    /* docker-proxy's version flags alone; with berth's own options they
+     * are not docker-proxy's. */
+    char *v[] = {"berth", "-v", NULL}, *version[] = {"berth", "-version", NULL};
+    char *native_version[] = {"berth", "--version", NULL};
+    char *mixed[] = {"berth", "-p", "1:1.1.1.1:1", "-v", NULL};
+    ck_assert(compat_wanted(2, v));
+    ck_assert(compat_wanted(2, version));
+    ck_assert(!compat_wanted(2, native_version));
+    ck_assert(!compat_wanted(4, mixed));
 }
 END_TEST
 
@@ -98,6 +136,7 @@ int main(void)
     Suite *s = suite_create("compat");
     TCase *tc = tcase_create("compat");
     tcase_add_test(tc, test_dockerd_forms);
+    tcase_add_test(tc, test_version);
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_wanted);
     suite_add_tcase(s, tc);

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -260,6 +261,48 @@ class BerthCompat(CompatCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         u.require_berth()
+
+    def test_use_listen_fd_other_protocol(self):
+        """A stream socket that is not TCP (here AF_UNIX) on fd 4 is refused
+        like a datagram one: relaying it as TCP would be wrong."""
+        path = os.path.join(tempfile.mkdtemp(), "s")
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            ls.bind(path)
+            ls.listen()
+            p = self.start(proxy_args("tcp", "127.0.0.1", u.free_port(), "127.0.0.1", 9)
+                           + ["-use-listen-fd"], fd4=ls)
+        finally:
+            ls.close()
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))
+        data, _ = p.status()
+        self.assertEqual(data, b"1\n-use-listen-fd: fd 4 is not a tcp socket")
+        self.assertEqual(p.proc.wait(10), 1)
+
+    def test_version_alone(self):
+        """docker-proxy answers -v and -version with its version; so does
+        berth in its place."""
+        for flag in ("-v", "-version", "--version"):
+            with self.subTest(flag=flag):
+                r = subprocess.run([u.BERTH, flag], capture_output=True, text=True,
+                                   timeout=10)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertRegex(r.stdout, r"^berth \d+\.\d+\.\d+")
+
+    def test_other_signals_do_not_stop(self):
+        """dockerd stops its proxies with SIGTERM; any other signal
+        (SIGHUP from a service manager, SIGUSR1/2, SIGALRM) leaves the
+        port forwarding."""
+        with u.EchoServer() as echo:
+            P = u.free_port()
+            p = self.start(proxy_args("tcp", "127.0.0.1", P, "127.0.0.1", echo.port))
+            self.assert_ready(p)
+            for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+                p.proc.send_signal(sig)
+                self.assertIsNone(p.proc.wait(0.2), f"{sig.name}: {p.proc.stderr()}")
+                self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P), b"s"), b"s")
+            self.assertEqual(self.stop(p), 0, p.proc.stderr())
 
 
 class DockerProxyCompat(CompatCases, unittest.TestCase):
