@@ -198,6 +198,9 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
         int fd = fds ? fds[i] : -1;
         if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, err, errlen))) {
             close_all(b);
+            for (size_t j = i + 1; fds && j < b->plan->n; j++)
+                if (fds[j] >= 0)
+                    close(fds[j]);
             return -1;
         }
     }

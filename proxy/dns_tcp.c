@@ -156,8 +156,10 @@ void dns_tcp_reply(struct dns_tcp_conn *c, const uint8_t *msg, size_t len)
     INVARIANT(c->owed > 0);
     c->owed--;
     if (len && !guard_ending(&c->guard) &&
-        dns_tcp_frame_add(bufferevent_get_output(c->bev), msg, len) < 0)
-        conn_close(c);
+        dns_tcp_frame_add(bufferevent_get_output(c->bev), msg, len) < 0) {
+        conn_close(c); /* freed already unless process() is running */
+        return;
+    }
     /* From inside process() (an answer made at once), process() goes on by
      * itself; a later one may let reading resume, or finish after EOF. */
     if (!guard_inside(&c->guard))

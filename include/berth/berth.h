@@ -36,8 +36,9 @@ void berth_free(struct berth *b);
 struct relay_ctx *berth_ctx(struct berth *b);
 
 /* Binds every mapping of the plan, in order; nothing stays bound on
- * failure. fds, when not NULL, gives per mapping an already bound socket
- * to adopt (or -1). */
+ * failure (the fds given are closed too). fds, when not NULL, gives per
+ * mapping an already bound socket to adopt (or -1). Comes before any
+ * berth_publish: the plan's ports are the first. */
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
 
 /* Publishes one more port (m is copied): refused when it collides with a

@@ -1,7 +1,8 @@
 /* Datagram socket techniques shared by every UDP listener (published UDP
  * ports, DNS): answering from the address the client wrote to, and sending
  * a batch while dropping what the kernel refuses.
- * Return convention: 0, or -1 with errno. */
+ * Return convention: as each function says (dgram_track_local: 0, or -1
+ * with errno). */
 #ifndef BERTH_DGRAM_H
 #define BERTH_DGRAM_H
 

@@ -1,34 +1,51 @@
 /* One TCP session: a client connection accepted by a listener, a
- * non-blocking connect to the target, then bytes moved both ways with
- * splice(2) through pooled pipes (or a buffered copy where splice cannot
- * work), half-closes and resets propagated.
+ * non-blocking connect to the target (to the replicas of a name in turn,
+ * within one connect budget), then bytes moved both ways with splice(2)
+ * through pooled pipes (or a buffered copy where splice cannot work),
+ * half-closes and resets propagated, and with an idle timeout a session
+ * silent both ways that long reset.
  *
  * Ownership: the session owns both sockets and everything it allocates.
- * It frees itself when it ends and then calls the end callback; the owner
- * may also free it early with tcp_session_free (no callback then). */
+ * It frees itself when it ends and then calls the end callback, which may
+ * happen inside tcp_session_new already (every target refused at once);
+ * the owner may also free it early with tcp_session_free (no callback
+ * then). */
 #ifndef BERTH_TCP_RELAY_H
 #define BERTH_TCP_RELAY_H
 
 #include <stddef.h>
 
+#include "berth/lru.h"
 #include "berth/mapping.h"
 #include "berth/relay.h"
 #include "berth/sockaddr.h"
 
 struct tcp_session;
 
-/* The sessions of one listener, so it can count and free them. */
+/* The sessions of one listener, so it can count and free them, and, with
+ * an idle timeout, expire them: the relaying ones in order of last
+ * traffic, and one timer for the oldest. */
 struct tcp_session_list {
     struct tcp_session *head;
     size_t count;
+    struct lru idle;
+    struct event *expire; /* NULL without an idle timeout */
 };
+
+/* An empty list for sessions on ctx (ctx->idle_timeout_ms as it is now).
+ * Returns 0, or -1 when out of memory. */
+int tcp_session_list_init(struct tcp_session_list *list, struct relay_ctx *ctx);
+/* Frees every session of the list (without end callbacks) and its timer. */
+void tcp_session_list_clear(struct tcp_session_list *list);
 
 typedef void tcp_session_end_fn(void *arg);
 
 /* Takes client_fd (non-blocking) in all cases: on failure it is closed and
  * NULL returned. m must outlive the session. targets: NULL to connect to
  * m->target, else the replicas to try in order (copied), each one refusing
- * passing the client on to the next. */
+ * or silent passing the client on to the next, all within one
+ * ctx->connect_timeout, and passed over by later connections
+ * (relay_pass_over). */
 struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                                     struct tcp_session_list *list,
                                     const struct mapping *m, int client_fd,
