@@ -17,7 +17,7 @@
 /* One published port. Ports live in one list, the plan's first and in its
  * order, so every count and collision check sees all of them. */
 struct berth_port {
-    struct mapping m;         /* the listener reads it: owned here */
+    const struct mapping *m;  /* the plan's, or the publisher's */
     struct tcp_listener *tcp; /* exactly one of the two */
     struct udp_listener *udp;
     struct berth_port *prev, *next;
@@ -160,25 +160,14 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
         close(fd);
         return NULL;
     }
-    p->m = *m;
+    p->m = m;
     if (m->proto == PROTO_TCP)
-        p->tcp = tcp_listener_new(b->ctx, &p->m, fd, err, errlen);
+        p->tcp = tcp_listener_new(b->ctx, m, fd, err, errlen);
     else
-        p->udp = udp_listener_new(b->ctx, &p->m, fd, err, errlen);
+        p->udp = udp_listener_new(b->ctx, m, fd, err, errlen);
     if (!p->tcp && !p->udp) {
         free(p);
         return NULL;
-    }
-    /* Port 0 asked the kernel for one: the copy says which, so logs name
-     * it and later ports are checked against it. */
-    if (addr_port(&p->m.listen) == 0) {
-        struct addr bound;
-        bound.len = sizeof bound.ss;
-        int lfd = p->tcp ? tcp_listener_fd(p->tcp) : udp_listener_fd(p->udp);
-        if (getsockname(lfd, (struct sockaddr *)&bound.ss, &bound.len) == 0) {
-            addr_set_port(&p->m.listen, addr_port(&bound));
-            mapping_label(&p->m);
-        }
     }
     /* Appended: the plan's ports stay first and in order. */
     struct berth_port **tail = &b->ports, *prev = NULL;
@@ -208,15 +197,35 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
     return 0;
 }
 
+/* p's mapping as bound: a port 0 in it reads back as the port the kernel
+ * chose, so collisions are checked against what is really taken. */
+static const struct mapping *port_bound(const struct berth_port *p,
+                                        struct mapping *tmp)
+{
+    if (addr_port(&p->m->listen) != 0)
+        return p->m;
+    struct addr bound;
+    bound.len = sizeof bound.ss;
+    int fd = p->tcp ? tcp_listener_fd(p->tcp) : udp_listener_fd(p->udp);
+    if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) < 0)
+        return p->m;
+    *tmp = *p->m;
+    addr_set_port(&tmp->listen, addr_port(&bound));
+    mapping_label(tmp);
+    return tmp;
+}
+
 struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char *err,
                                  size_t errlen)
 {
     for (const struct berth_port *p = b->ports; p; p = p->next) {
-        if (mapping_collides(&p->m, m)) {
+        struct mapping tmp;
+        const struct mapping *held = port_bound(p, &tmp);
+        if (mapping_collides(held, m)) {
             char a[ADDR_STRLEN];
             snprintf(err, errlen, "%s/%s is already published (%s)",
                      addr_format(&m->listen, a, sizeof a), proto_name(m->proto),
-                     p->m.label);
+                     held->label);
             return NULL;
         }
     }

@@ -41,9 +41,10 @@ struct relay_ctx *berth_ctx(struct berth *b);
  * berth_publish: the plan's ports are the first. */
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
 
-/* Publishes one more port (m is copied): refused when it collides with a
- * port already published, by the plan or by an earlier call, or when it
- * cannot be bound. */
+/* Publishes one more port: refused when it collides with a port already
+ * published, by the plan or by an earlier call, or when it cannot be
+ * bound. m must stay until berth_unpublish (a port costs no copy of it:
+ * a host may publish thousands). */
 struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char *err,
                                  size_t errlen);
 /* Closes a port published by berth_publish, with its sessions and flows. */
