@@ -105,6 +105,8 @@ struct berth *berth_new(struct event_base *base, const struct plan *plan,
     }
     b->ctx->udp_timeout = plan->udp_timeout;
     b->ctx->max_conns = plan->max_conns;
+    b->ctx->tcp_keepalive = plan->tcp_keepalive;
+    b->ctx->idle_timeout_ms = (uint64_t)plan->idle_timeout * 1000;
     return b;
 }
 

@@ -223,7 +223,7 @@ int compat_main(int argc, char **argv)
     berth_raise_fd_limit();
 
     int rc = 1;
-    struct plan plan = {.udp_timeout = 90};
+    struct plan plan = PLAN_INIT; /* the defaults, keepalive on as docker-proxy's */
     struct event_base *base = berth_event_base_new();
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;

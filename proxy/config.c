@@ -10,7 +10,9 @@
 #include "berth/sockaddr.h"
 #include "berth/spec.h"
 
-enum kind { K_FLAG, K_STRING, K_LIST, K_UINT };
+/* K_TEXT: a string, which a JSON config may also give as a whole number
+ * ("tcp-keepalive": 0). */
+enum kind { K_FLAG, K_STRING, K_LIST, K_UINT, K_TEXT };
 
 struct option_def {
     const char *name;
@@ -32,6 +34,8 @@ static const struct option_def options[] = {
     {"upstream", 0, K_LIST, 0, 0},
     {"udp-timeout", 0, K_UINT, INT32_MAX, 1},
     {"max-conns", 0, K_UINT, 1000000, 0},
+    {"tcp-keepalive", 0, K_TEXT, 0, 0},
+    {"idle-timeout", 0, K_UINT, INT32_MAX, 0},
     {"config", 0, K_STRING, 0, 0},
     {"check", 0, K_FLAG, 0, 0},
     {"log-level", 0, K_STRING, 0, 0},
@@ -46,7 +50,8 @@ struct config *config_new(void)
     if (!c)
         return NULL;
     c->ttl = 5;
-    c->udp_timeout = 90;
+    c->udp_timeout = CONFIG_UDP_TIMEOUT;
+    c->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
     c->log_level = LOG_INFO;
     c->domain = strdup("docker");
     if (!c->domain) {
@@ -130,6 +135,41 @@ static bool valid_domain(const char *s)
     return true;
 }
 
+/* "IDLE[:INTERVAL:COUNT]", whole seconds; IDLE alone keeps the default
+ * interval and count (as Go's KeepAlive does), "0" alone is off. */
+static int parse_keepalive(const char *v, struct sock_keepalive *k)
+{
+    unsigned long f[3];
+    int n = 0;
+    for (const char *p = v;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return -1;
+        errno = 0;
+        f[n++] = strtoul(p, &end, 10);
+        if (errno)
+            return -1;
+        if (*end == '\0')
+            break;
+        if (*end != ':' || n == 3)
+            return -1;
+        p = end + 1;
+    }
+    if (n == 1 && f[0] == 0) {
+        *k = (struct sock_keepalive){0, 0, 0};
+        return 0;
+    }
+    struct sock_keepalive d = CONFIG_TCP_KEEPALIVE;
+    unsigned long interval = n == 3 ? f[1] : d.interval,
+                  count = n == 3 ? f[2] : d.count;
+    if (n == 2 || f[0] < 1 || f[0] > SOCK_KEEPALIVE_TIME_MAX || interval < 1 ||
+        interval > SOCK_KEEPALIVE_TIME_MAX || count < 1 ||
+        count > SOCK_KEEPALIVE_COUNT_MAX)
+        return -1;
+    *k = (struct sock_keepalive){(unsigned)f[0], (unsigned)interval, (unsigned)count};
+    return 0;
+}
+
 static int set_string(char **slot, const char *value)
 {
     char *copy = strdup(value);
@@ -201,6 +241,16 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
     }
     if (strcmp(name, "config") == 0)
         return set_string(&c->config_path, v);
+    if (strcmp(name, "tcp-keepalive") == 0) {
+        if (parse_keepalive(v, &c->tcp_keepalive) < 0) {
+            snprintf(err, errlen,
+                     "%s '%s': want IDLE[:INTERVAL:COUNT] (IDLE and INTERVAL "
+                     "1-%d seconds, COUNT 1-%d), or 0 for off",
+                     where, v, SOCK_KEEPALIVE_TIME_MAX, SOCK_KEEPALIVE_COUNT_MAX);
+            return -1;
+        }
+        return 0;
+    }
     if (o->kind == K_UINT) {
         char *end;
         errno = 0;
@@ -215,6 +265,8 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             c->ttl = (unsigned)n;
         else if (strcmp(name, "udp-timeout") == 0)
             c->udp_timeout = (unsigned)n;
+        else if (strcmp(name, "idle-timeout") == 0)
+            c->idle_timeout = (unsigned)n;
         else
             c->max_conns = (unsigned)n;
         return 0;
@@ -345,13 +397,18 @@ static int load_json_value(struct config *c, const struct option_def *o,
         }
         return 0;
     }
-    if (o->kind == K_UINT) {
+    if (o->kind == K_UINT || (o->kind == K_TEXT && cJSON_IsNumber(item))) {
         char num[32];
         if (cJSON_IsNumber(item)) {
             double d = item->valuedouble;
             if (d < 0 || d > 4e9 || d != (double)(unsigned long)d) {
-                snprintf(err, errlen, "%s: '%s' must be a whole number in %u-%u",
-                         prefix, o->name, o->min, o->max);
+                if (o->kind == K_TEXT)
+                    snprintf(err, errlen,
+                             "%s: '%s' must be a string or a whole number", prefix,
+                             o->name);
+                else
+                    snprintf(err, errlen, "%s: '%s' must be a whole number in %u-%u",
+                             prefix, o->name, o->min, o->max);
                 return -1;
             }
             snprintf(num, sizeof num, "%lu", (unsigned long)d);
@@ -361,7 +418,8 @@ static int load_json_value(struct config *c, const struct option_def *o,
         return -1;
     }
     if (!cJSON_IsString(item)) {
-        snprintf(err, errlen, "%s: '%s' must be a string", prefix, o->name);
+        snprintf(err, errlen, "%s: '%s' must be a string%s", prefix, o->name,
+                 o->kind == K_TEXT ? " or a whole number" : "");
         return -1;
     }
     return apply(c, o, item->valuestring, where, err, errlen);
@@ -476,6 +534,10 @@ void config_usage(const char *prog, FILE *out)
         "      --upstream ADDR[:PORT]  where other DNS names go (repeatable)\n"
         "      --udp-timeout SECONDS   idle timeout of a UDP flow (default 90)\n"
         "      --max-conns N      concurrent TCP connections per port (default 0: no limit)\n"
+        "      --tcp-keepalive IDLE[:INTERVAL:COUNT]  keepalive on both sockets of a TCP\n"
+        "                         session, seconds (default 15:15:9; 0: off)\n"
+        "      --idle-timeout SECONDS  close a TCP session silent both ways that long\n"
+        "                         (default 0: never)\n"
         "      --config FILE      JSON file with the same settings\n"
         "      --check            validate, print the plan, exit without binding\n"
         "      --log-level LEVEL  error, warn, info or debug (default info)\n"

@@ -1,5 +1,6 @@
 #include "berth/listener.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +70,21 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx, const struct mappin
     l->ctx = ctx;
     l->m = m;
     l->fd = fd;
-    /* Accepted sockets inherit TCP_NODELAY: one call here instead of one
-     * per connection. */
+    if (tcp_session_list_init(&l->sessions, ctx) < 0) {
+        snprintf(err, errlen, "%s: out of memory", m->label);
+        tcp_listener_free(l);
+        return NULL;
+    }
+    /* Accepted sockets inherit TCP_NODELAY and the keepalive settings
+     * (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): calls here
+     * instead of per connection. Keepalive is set off explicitly too, in
+     * case a socket handed over by dockerd came with it on. */
     sock_set_nodelay(l->fd);
+    if (sock_set_keepalive(l->fd, &ctx->tcp_keepalive) < 0) {
+        snprintf(err, errlen, "%s: TCP keepalive: %s", m->label, strerror(errno));
+        tcp_listener_free(l);
+        return NULL;
+    }
     if (!(l->acc = acceptor_new(ctx->base, l->fd, m->label, on_client, l))) {
         snprintf(err, errlen, "%s: cannot watch listener", m->label);
         tcp_listener_free(l);
@@ -85,8 +98,7 @@ void tcp_listener_free(struct tcp_listener *l)
 {
     if (!l)
         return;
-    while (l->sessions.head)
-        tcp_session_free(l->sessions.head);
+    tcp_session_list_clear(&l->sessions);
     acceptor_free(l->acc);
     if (l->fd >= 0)
         close(l->fd);

@@ -117,6 +117,8 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
     }
     p->udp_timeout = c->udp_timeout;
     p->max_conns = c->max_conns;
+    p->tcp_keepalive = c->tcp_keepalive;
+    p->idle_timeout = c->idle_timeout;
     for (size_t i = 0; i < c->publish.n; i++) {
         const char *text = c->publish.v[i];
         struct spec sp;
@@ -180,4 +182,13 @@ void plan_print(const struct plan *p, FILE *out)
         fprintf(out, "%u\n", p->max_conns);
     else
         fprintf(out, "unlimited\n");
+    const struct sock_keepalive *k = &p->tcp_keepalive;
+    if (k->idle)
+        fprintf(out, "tcp-keepalive %u:%u:%u", k->idle, k->interval, k->count);
+    else
+        fprintf(out, "tcp-keepalive off");
+    if (p->idle_timeout)
+        fprintf(out, ", idle-timeout %us\n", p->idle_timeout);
+    else
+        fprintf(out, ", idle-timeout never\n");
 }

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "berth/clock.h"
+#include "berth/config.h"
 #include "berth/dgram.h"
 #include "berth/pipe_pool.h"
 #include "berth/registry.h"
@@ -12,10 +14,34 @@
  * next to the fd limit. */
 #define PIPES_KEPT 256
 #define CONNECT_TIMEOUT_S 10
-#define UDP_TIMEOUT_S 90
 #define UDP_MAX_FLOWS 4096
 /* Replicas looked at per resolution: a new connection tries at most these. */
 #define RESOLVE_MAX 16
+/* How long a replica that refused or timed out goes last. Docker's event
+ * stream takes a stopped container out of the name within a second, so
+ * this covers replicas that run but do not accept: a process still
+ * starting or crashed inside a live container, a full backlog, a paused
+ * container. 5 s spares a burst of new connections a refusal each, or a
+ * share of the connect budget each for a silent replica, while one that
+ * comes back is in the rotation again within 5 s (nginx's fail_timeout
+ * is 10 s). */
+#define PASS_OVER_MS 5000
+/* The passed-over table: PASS_SETS sets of PASS_WAYS marks, a set chosen
+ * by the address's hash, so it stays this size whatever number of
+ * addresses ever fail. A mark evicts an expired one or the one due soonest,
+ * which at worst is tried again early. */
+#define PASS_SETS 16
+#define PASS_WAYS 4
+
+struct pass_mark {
+    struct addr a;
+    uint64_t until_ms; /* 0: free */
+};
+
+struct relay_passed {
+    struct pass_mark set[PASS_SETS][PASS_WAYS];
+    uint64_t last_until_ms; /* past this no mark holds: skip the lookups */
+};
 
 struct relay_ctx *relay_ctx_new(struct event_base *base, struct registry *reg)
 {
@@ -26,8 +52,10 @@ struct relay_ctx *relay_ctx_new(struct event_base *base, struct registry *reg)
     ctx->reg = reg;
     ctx->scratch_len = pipe_pool_capacity();
     ctx->connect_timeout.tv_sec = CONNECT_TIMEOUT_S;
-    ctx->udp_timeout = UDP_TIMEOUT_S;
+    ctx->udp_timeout = CONFIG_UDP_TIMEOUT;
     ctx->udp_max_flows = UDP_MAX_FLOWS;
+    ctx->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
+    ctx->pass_over_ms = PASS_OVER_MS;
     if (!(ctx->pipes = pipe_pool_new(PIPES_KEPT)) ||
         !(ctx->scratch = malloc(ctx->scratch_len))) {
         relay_ctx_free(ctx);
@@ -42,6 +70,7 @@ void relay_ctx_free(struct relay_ctx *ctx)
         return;
     pipe_pool_free(ctx->pipes);
     dgram_batch_free(ctx->udp);
+    free(ctx->passed);
     free(ctx->scratch);
     free(ctx);
 }
@@ -51,6 +80,41 @@ struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx)
     if (!ctx->udp)
         ctx->udp = dgram_batch_new();
     return ctx->udp;
+}
+
+static struct pass_mark *pass_set(struct relay_passed *p, const struct addr *a)
+{
+    return p->set[addr_hash(a) % PASS_SETS];
+}
+
+void relay_pass_over(struct relay_ctx *ctx, const struct addr *a)
+{
+    /* Out of memory: the replica merely keeps its place in the rotation. */
+    if (!ctx->passed && !(ctx->passed = calloc(1, sizeof *ctx->passed)))
+        return;
+    uint64_t until = clock_ms() + ctx->pass_over_ms;
+    struct pass_mark *set = pass_set(ctx->passed, a), *pick = &set[0];
+    for (int i = 0; i < PASS_WAYS; i++) {
+        if (addr_equal(&set[i].a, a)) {
+            pick = &set[i];
+            break;
+        }
+        if (set[i].until_ms < pick->until_ms)
+            pick = &set[i];
+    }
+    pick->a = *a;
+    pick->until_ms = until;
+    if (until > ctx->passed->last_until_ms)
+        ctx->passed->last_until_ms = until;
+}
+
+static bool passed_over(struct relay_passed *p, const struct addr *a, uint64_t now)
+{
+    const struct pass_mark *set = pass_set(p, a);
+    for (int i = 0; i < PASS_WAYS; i++)
+        if (set[i].until_ms > now && addr_equal(&set[i].a, a))
+            return true;
+    return false;
 }
 
 size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *rr,
@@ -67,10 +131,22 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
         return 0;
     size_t k = (size_t)n < cap ? (size_t)n : cap;
     size_t first = (*rr)++ % k;
+    /* Only TCP marks replicas (a UDP flow has no connect to fail), and the
+     * clock is read only while some mark may hold. */
+    uint64_t now = 0;
+    bool marks = m->proto == PROTO_TCP && ctx->passed &&
+                 (now = clock_ms()) < ctx->passed->last_until_ms;
+    bool late[RESOLVE_MAX];
     for (size_t i = 0; i < k; i++) {
-        out[i] = found[(first + i) % k];
-        addr_set_port(&out[i], m->target_port);
+        addr_set_port(&found[i], m->target_port);
+        late[i] = marks && passed_over(ctx->passed, &found[i], now);
     }
+    /* The rotation twice: first the replicas not passed over, then those. */
+    size_t w = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < k; i++)
+            if (late[(first + i) % k] == (pass == 1))
+                out[w++] = found[(first + i) % k];
     return k;
 }
 

@@ -211,6 +211,42 @@ int sock_pending_error(int fd)
     return err;
 }
 
+int sock_set_keepalive(int fd, const struct sock_keepalive *k)
+{
+    int on = k->idle > 0;
+    if (on) {
+        int idle = (int)k->idle, intvl = (int)k->interval, cnt = (int)k->count;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
+            return -1;
+    }
+    return setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+}
+
+bool sock_err_is_resource(int err, const char **why)
+{
+    const char *w;
+    switch (err) {
+    case EMFILE:
+    case ENFILE:
+        w = "out of file descriptors";
+        break;
+    case ENOMEM:
+    case ENOBUFS:
+        w = "out of memory";
+        break;
+    case EADDRNOTAVAIL: /* connect(): every local port to that peer in use */
+        w = "out of local ports";
+        break;
+    default:
+        return false;
+    }
+    if (why)
+        *why = w;
+    return true;
+}
+
 int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errlen)
 {
     const char *proto = type == SOCK_STREAM ? "tcp" : "udp";

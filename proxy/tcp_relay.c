@@ -9,10 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/clock.h"
 #include "berth/guard.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
 #include "berth/pipe_pool.h"
+#include "berth/tcp_connect.h"
 
 /* Bytes moved per wake-up before yielding to other sessions, so one bulk
  * transfer cannot starve the loop. */
@@ -20,8 +22,8 @@
 
 /* Where a session is in its life; set_phase is the only place it changes. */
 enum tcp_phase {
-    /* Connecting to the target (cands[cur] for a name); nothing is read
-     * from the client yet, so a refusal can move on or reset it cleanly. */
+    /* s->conn connects to the target; nothing is read from the client
+     * yet, so a refusal can move on or reset it cleanly. */
     TCP_CONNECTING,
     /* Connected: each direction moves bytes until it is shut. */
     TCP_RELAYING,
@@ -64,11 +66,13 @@ struct tcp_session {
     int tfd; /* target */
     enum tcp_phase phase;
     struct guard guard; /* callbacks running now; see guard.h */
-    struct half up;     /* client -> target; up.wr doubles as connect wait */
+    struct half up;     /* client -> target */
     struct half down;   /* target -> client */
     struct addr client;
-    struct addr *cands;   /* name targets, while connecting: replicas */
-    unsigned ncands, cur; /* cands[cur] is being tried */
+    struct tcp_connect *conn; /* while connecting */
+    struct lru_node idle;     /* in list->idle while in_idle */
+    uint64_t last_ms;         /* with an idle timeout: last wake-up relaying */
+    bool in_idle;
     tcp_session_end_fn *on_end;
     void *arg;
 };
@@ -95,10 +99,19 @@ static void half_release(struct half *h)
     h->off = 0;
 }
 
+/* Out of the idle order: ended, or freed. */
+static void idle_leave(struct tcp_session *s)
+{
+    if (s->in_idle)
+        lru_unlink(&s->list->idle, &s->idle);
+    s->in_idle = false;
+}
+
 void tcp_session_free(struct tcp_session *s)
 {
     if (!s)
         return;
+    idle_leave(s);
     struct half *halves[2] = {&s->up, &s->down};
     for (int i = 0; i < 2; i++) {
         if (halves[i]->rd)
@@ -115,7 +128,7 @@ void tcp_session_free(struct tcp_session *s)
         close(s->cfd);
     if (s->tfd >= 0)
         close(s->tfd);
-    free(s->cands);
+    tcp_connect_free(s->conn);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -179,6 +192,87 @@ static void session_reset(struct tcp_session *s, const char *what, int err)
         sock_set_reset_on_close(s->tfd);
     session_end(s);
 }
+
+/* ---- idle timeout ---- */
+
+static struct tcp_session *idle_oldest(struct tcp_session_list *list)
+{
+    return list->idle.oldest ? LRU_ENTRY(list->idle.oldest, struct tcp_session, idle)
+                             : NULL;
+}
+
+/* The timer is set for the oldest session's due time as it was then: one
+ * touched since is found younger only when the timer fires, which re-arms
+ * for what is left. So traffic never touches the timer. */
+static void idle_arm(struct tcp_session_list *list, uint64_t now)
+{
+    struct tcp_session *s = idle_oldest(list);
+    if (!s || evtimer_pending(list->expire, NULL))
+        return;
+    uint64_t due = s->last_ms + s->ctx->idle_timeout_ms;
+    /* One ms late rather than early: the session is then surely idle. */
+    struct timeval tv = clock_tv((due > now ? due - now : 0) + 1);
+    evtimer_add(list->expire, &tv);
+}
+
+/* Traffic, or a wake-up that may bring some: O(1), no syscall (the
+ * monotonic clock is read through the vDSO), nothing allocated. */
+static void idle_touch(struct tcp_session *s)
+{
+    if (s->in_idle) {
+        s->last_ms = clock_ms();
+        lru_touch(&s->list->idle, &s->idle);
+    }
+}
+
+/* Silent both ways for the idle timeout, half-closed ones included: reset
+ * both sides. A FIN would let a peer take the cut stream for a finished
+ * one, and a socket that already sent its FIN would linger in the kernel
+ * as an orphan in FIN-WAIT-2 (tcp_fin_timeout) towards a peer that has
+ * gone quiet: what the timeout is there to end. */
+static void on_idle_expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_session_list *list = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = clock_ms();
+    struct tcp_session *s;
+    while ((s = idle_oldest(list)) && s->last_ms + s->ctx->idle_timeout_ms <= now) {
+        idle_leave(s);
+        session_reset(s, "idle timeout", ETIMEDOUT);
+    }
+    idle_arm(list, now);
+}
+
+static void idle_join(struct tcp_session *s)
+{
+    if (!s->ctx->idle_timeout_ms || !s->list->expire)
+        return;
+    s->in_idle = true;
+    s->last_ms = clock_ms();
+    lru_push(&s->list->idle, &s->idle);
+    idle_arm(s->list, s->last_ms);
+}
+
+int tcp_session_list_init(struct tcp_session_list *list, struct relay_ctx *ctx)
+{
+    *list = (struct tcp_session_list){0};
+    if (ctx->idle_timeout_ms &&
+        !(list->expire = evtimer_new(ctx->base, on_idle_expire, list)))
+        return -1;
+    return 0;
+}
+
+void tcp_session_list_clear(struct tcp_session_list *list)
+{
+    while (list->head)
+        tcp_session_free(list->head);
+    if (list->expire)
+        event_free(list->expire);
+    list->expire = NULL;
+}
+
+/* ---- moving bytes ---- */
 
 /* Gives dst what this half holds. Returns 1 when all is delivered, 0 when
  * dst is full, -1 on error (errno). */
@@ -344,11 +438,6 @@ static void half_pump(struct half *h)
     }
 }
 
-static const struct addr *target_of(const struct tcp_session *s)
-{
-    return s->cands ? &s->cands[s->cur] : &s->m->target;
-}
-
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
 /* Reading src is paused: a reset from its peer ends the session; a FIN
@@ -373,92 +462,48 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     session_enter(s);
-    if (s->phase == TCP_RELAYING)
+    if (s->phase == TCP_RELAYING) {
+        idle_touch(s);
         half_pump(h);
+    }
     session_leave(s);
 }
 
+/* Connected: the target's events, then both directions move. */
 static void start_relaying(struct tcp_session *s)
 {
-    set_phase(s, TCP_RELAYING);
-    event_del(s->up.wr);
-    sock_set_nodelay(s->tfd);
-    slog(s, LOG_DEBUG, "connected to %s",
-         addr_format(target_of(s), (char[ADDR_STRLEN]){0}, ADDR_STRLEN));
-    free(s->cands);
-    s->cands = NULL;
-    event_add(s->up.rd, NULL);
-    event_add(s->down.rd, NULL);
-}
-
-/* Opens a socket to the current target with its two events and starts a
- * non-blocking connect. Returns 0 (connecting or connected), or -1 with
- * errno when this target failed at once. */
-static int connect_target(struct tcp_session *s)
-{
-    const struct addr *t = target_of(s);
-    if (s->up.wr)
-        event_free(s->up.wr);
-    if (s->down.rd)
-        event_free(s->down.rd);
-    s->up.wr = s->down.rd = NULL;
-    if (s->tfd >= 0)
-        close(s->tfd);
-    s->tfd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->tfd < 0)
-        return -1;
     s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_writable,
                          &s->up);
     s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_readable,
                            &s->down);
     if (!s->up.wr || !s->down.rd) {
-        errno = ENOMEM;
-        return -1;
+        session_reset(s, "cannot relay", ENOMEM);
+        return;
     }
-    if (connect(s->tfd, (const struct sockaddr *)&t->ss, t->len) == 0) {
+    set_phase(s, TCP_RELAYING);
+    sock_set_nodelay(s->tfd);
+    event_add(s->up.rd, NULL);
+    event_add(s->down.rd, NULL);
+    idle_join(s);
+}
+
+/* The connect reported: relay, or reset the client (the connect logged
+ * why) rather than leave it hanging. */
+static void on_connected(void *arg, int fd, int err)
+{
+    struct tcp_session *s = arg;
+    (void)err;
+    session_enter(s);
+    tcp_connect_free(s->conn);
+    s->conn = NULL;
+    s->tfd = fd;
+    if (fd >= 0) {
         start_relaying(s);
-        return 0;
+    } else {
+        sock_set_reset_on_close(s->cfd);
+        session_end(s);
     }
-    if (errno != EINPROGRESS)
-        return -1;
-    event_add(s->up.wr, &s->ctx->connect_timeout);
-    return 0;
-}
-
-/* The target refused, timed out or is unreachable. With replicas left,
- * try the next: the client has sent nothing we read, so it never notices.
- * Otherwise reset the client at once instead of leaving it hanging.
- * Returns 0 if the session goes on, -1 if it ended. */
-static int connect_failed(struct tcp_session *s, int err)
-{
-    while (s->cands && s->cur + 1 < s->ncands) {
-        char t[ADDR_STRLEN];
-        slog(s, LOG_INFO, "connect %s: %s; trying the next replica",
-             addr_format(target_of(s), t, sizeof t), strerror(err));
-        s->cur++;
-        if (connect_target(s) == 0)
-            return 0;
-        err = errno;
-    }
-    slog(s, LOG_WARN, "connect: %s", strerror(err));
-    sock_set_reset_on_close(s->cfd);
-    session_end(s);
-    return -1;
-}
-
-/* The connect finished, failed or timed out. */
-static void connect_done(struct tcp_session *s, short what)
-{
-    if (what & EV_TIMEOUT) {
-        connect_failed(s, ETIMEDOUT);
-        return;
-    }
-    int err = sock_pending_error(s->tfd);
-    if (err != 0) {
-        connect_failed(s, err < 0 ? errno : err);
-        return;
-    }
-    start_relaying(s);
+    session_leave(s);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -466,11 +511,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct half *h = arg;
     struct tcp_session *s = h->s;
     (void)fd;
+    (void)what;
     session_enter(s);
-    if (s->phase == TCP_CONNECTING)
-        connect_done(s, what);
-    else if (s->phase == TCP_RELAYING)
+    if (s->phase == TCP_RELAYING) {
+        idle_touch(s);
         half_pump(h);
+    }
     session_leave(s);
 }
 
@@ -510,23 +556,15 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable,
                            &s->down);
-    if (targets) {
-        /* Kept only while connecting, for retries on the next replica. */
-        s->cands = malloc(ntargets * sizeof *s->cands);
-        if (s->cands) {
-            memcpy(s->cands, targets, ntargets * sizeof *s->cands);
-            s->ncands = ntargets;
-        }
-    }
-    if (!s->up.rd || !s->down.wr || (targets && !s->cands)) {
+    /* Nothing is read from the client until the target accepts: its bytes
+     * wait in the kernel, and a refusal can still reset it cleanly. */
+    if (!s->up.rd || !s->down.wr ||
+        !(s->conn = tcp_connect_new(ctx, m, &s->client, targets, ntargets,
+                                    on_connected, s))) {
         slog(s, LOG_WARN, "cannot start session: out of memory");
         sock_set_reset_on_close(s->cfd);
         tcp_session_free(s);
         return NULL;
     }
-    /* Nothing is read from the client until the target accepts: its bytes
-     * wait in the kernel, and a refusal can still reset it cleanly. */
-    if (connect_target(s) < 0 && connect_failed(s, errno) < 0)
-        return NULL;
     return s;
 }

@@ -46,6 +46,11 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->udp_timeout, 90);
     ck_assert_uint_eq(c->ttl, 5);
     ck_assert_uint_eq(c->max_conns, 0);
+    /* docker-proxy 28's keepalive; no idle timeout, as docker-proxy. */
+    ck_assert_uint_eq(c->tcp_keepalive.idle, 15);
+    ck_assert_uint_eq(c->tcp_keepalive.interval, 15);
+    ck_assert_uint_eq(c->tcp_keepalive.count, 9);
+    ck_assert_uint_eq(c->idle_timeout, 0);
     ck_assert_str_eq(c->domain, "docker");
     ck_assert_int_eq(c->log_level, LOG_INFO);
     ck_assert_uint_eq(c->publish.n, 0);
@@ -87,10 +92,43 @@ START_TEST(test_all_options)
 }
 END_TEST
 
+struct keepalive_case {
+    const char *text;
+    unsigned idle, interval, count;
+};
+
+/* IDLE alone keeps the default interval and count, as Go's KeepAlive. */
+static const struct keepalive_case keepalives[] = {
+    {"0", 0, 0, 0},
+    {"30", 30, 15, 9},
+    {"1:1:1", 1, 1, 1},
+    {"60:10:5", 60, 10, 5},
+    {"32767:32767:127", 32767, 32767, 127},
+};
+
+START_TEST(test_keepalive)
+{
+    const struct keepalive_case *k = &keepalives[_i];
+    const char *args[] = {"--tcp-keepalive", k->text, "--idle-timeout", "3600", NULL};
+    struct config *c;
+    char err[512];
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
+    ck_assert_uint_eq(c->tcp_keepalive.idle, k->idle);
+    ck_assert_uint_eq(c->tcp_keepalive.interval, k->interval);
+    ck_assert_uint_eq(c->tcp_keepalive.count, k->count);
+    ck_assert_uint_eq(c->idle_timeout, 3600);
+    config_free(c);
+}
+END_TEST
+
 struct bad {
     const char *args[4];
     const char *error;
 };
+
+#define KEEPALIVE_WANT                                                                \
+    "': want IDLE[:INTERVAL:COUNT] (IDLE and INTERVAL 1-32767 seconds, COUNT "        \
+    "1-127), or 0 for off"
 
 static const struct bad bads[] = {
     {{"--frobnicate"}, "unknown option '--frobnicate' (see berth --help)"},
@@ -104,6 +142,25 @@ static const struct bad bads[] = {
     {{"--udp-timeout", "ten"},
      "--udp-timeout 'ten': want a whole number in 1-2147483647"},
     {{"--max-conns", "-1"}, "--max-conns '-1': want a whole number in 0-1000000"},
+    {{"--tcp-keepalive", ""}, "--tcp-keepalive '" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "off"}, "--tcp-keepalive 'off" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:15"}, "--tcp-keepalive '15:15" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:15:9:1"}, "--tcp-keepalive '15:15:9:1" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15::9"}, "--tcp-keepalive '15::9" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:15:"}, "--tcp-keepalive '15:15:" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "-1"}, "--tcp-keepalive '-1" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "0:15:9"}, "--tcp-keepalive '0:15:9" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:0:9"}, "--tcp-keepalive '15:0:9" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:15:0"}, "--tcp-keepalive '15:15:0" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "32768"}, "--tcp-keepalive '32768" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "15:15:128"}, "--tcp-keepalive '15:15:128" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", "99999999999999999999999"},
+     "--tcp-keepalive '99999999999999999999999" KEEPALIVE_WANT},
+    {{"--tcp-keepalive", " 15"}, "--tcp-keepalive ' 15" KEEPALIVE_WANT},
+    {{"--idle-timeout", "-5"},
+     "--idle-timeout '-5': want a whole number in 0-2147483647"},
+    {{"--idle-timeout", "1m"},
+     "--idle-timeout '1m': want a whole number in 0-2147483647"},
     {{"--ttl", "99999999999"},
      "--ttl '99999999999': want a whole number in 0-2147483647"},
     {{"--log-level", "loud"}, "--log-level 'loud': want error, warn, info or debug"},
@@ -149,7 +206,7 @@ START_TEST(test_file_and_precedence)
     const char *path = temp_json(
         "{\"publish\": [\"8080:1.2.3.4:80\", \"5353:1.2.3.4:53/udp\"],\n"
         " \"udp-timeout\": 20, \"max-conns\": 100, \"log-level\": \"warn\",\n"
-        " \"no-docker\": true}\n");
+        " \"no-docker\": true, \"tcp-keepalive\": \"30:5:3\", \"idle-timeout\": 900}\n");
     const char *args[] = {"--config",        path, "--udp-timeout", "45", "-p",
                           "9090:1.2.3.4:90", NULL};
     struct config *c;
@@ -163,7 +220,23 @@ START_TEST(test_file_and_precedence)
     ck_assert_uint_eq(c->max_conns, 100);
     ck_assert_int_eq(c->log_level, LOG_WARN);
     ck_assert(c->no_docker);
+    ck_assert_uint_eq(c->tcp_keepalive.idle, 30);
+    ck_assert_uint_eq(c->tcp_keepalive.interval, 5);
+    ck_assert_uint_eq(c->tcp_keepalive.count, 3);
+    ck_assert_uint_eq(c->idle_timeout, 900);
     config_free(c);
+
+    /* A number is a keepalive too: 0 turns it off, 20 is 20:15:9. */
+    const char *texts[] = {"{\"tcp-keepalive\": 0}", "{\"tcp-keepalive\": 20}"};
+    for (int i = 0; i < 2; i++) {
+        path = temp_json(texts[i]);
+        const char *args2[] = {"--config", path, NULL};
+        ck_assert_int_eq(parse(args2, &c, err, sizeof err), 0);
+        unlink(path);
+        ck_assert_uint_eq(c->tcp_keepalive.idle, i == 0 ? 0 : 20);
+        ck_assert_uint_eq(c->tcp_keepalive.interval, i == 0 ? 0 : 15);
+        config_free(c);
+    }
 }
 END_TEST
 
@@ -183,6 +256,14 @@ static const struct bad_file bad_files[] = {
     {"{\"udp-timeout\": 1.5}", "'udp-timeout' must be a whole number in 1-2147483647"},
     {"{\"udp-timeout\": 0}", "udp-timeout '0': want a whole number in 1-2147483647"},
     {"{\"check\": 1}", "'check' must be true or false"},
+    {"{\"tcp-keepalive\": true}",
+     "'tcp-keepalive' must be a string or a whole number"},
+    {"{\"tcp-keepalive\": 1.5}", "'tcp-keepalive' must be a string or a whole number"},
+    {"{\"tcp-keepalive\": \"15:15\"}", "tcp-keepalive '15:15" KEEPALIVE_WANT},
+    {"{\"tcp-keepalive\": 40000}", "tcp-keepalive '40000" KEEPALIVE_WANT},
+    {"{\"idle-timeout\": \"60\"}", "'idle-timeout' must be a number"},
+    {"{\"idle-timeout\": -1}",
+     "'idle-timeout' must be a whole number in 0-2147483647"},
     {"{\"domain\": 5}", "'domain' must be a string"},
     {"[1, 2]", "must be a JSON object"},
     {"{\n\"publish\": [\n\"8080:1.1.1.1:80\"\n,]}", "invalid JSON at line 4"},
@@ -210,6 +291,8 @@ int main(void)
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_all_options);
+    tcase_add_loop_test(tc, test_keepalive, 0,
+                        sizeof keepalives / sizeof keepalives[0]);
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_good_hostports);
     tcase_add_test(tc, test_file_and_precedence);

@@ -124,9 +124,44 @@ START_TEST(test_print)
     ck_assert_str_eq(out, "berth plan: 2 mappings\n"
                           "  udp [::1]:53 -> 10.0.0.2:53\n"
                           "  tcp 0.0.0.0:8080 -> 10.0.0.3:80\n"
-                          "udp-timeout 90s, max-conns per port unlimited\n");
+                          "udp-timeout 90s, max-conns per port unlimited\n"
+                          "tcp-keepalive 15:15:9, idle-timeout never\n");
     free(out);
     plan_free(p);
+}
+END_TEST
+
+/* The TCP settings reach the plan; a plan built by hand (docker-proxy
+ * mode) gets the same defaults as one from a config. */
+START_TEST(test_tcp_settings)
+{
+    char err[512], *out = NULL;
+    size_t len = 0;
+    struct config *c = config_new();
+    char *argv[] = {"berth", "--tcp-keepalive=0", "--idle-timeout=600",
+                    "-p8080:10.0.0.3:80", NULL};
+    ck_assert_int_eq(config_parse_args(c, 4, argv, err, sizeof err), 0);
+    struct plan *p = plan_new(c, err, sizeof err);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->tcp_keepalive.idle, 0);
+    ck_assert_uint_eq(p->idle_timeout, 600);
+    FILE *f = open_memstream(&out, &len);
+    plan_print(p, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(out, "tcp-keepalive off, idle-timeout 600s\n"));
+    free(out);
+    plan_free(p);
+    config_free(c);
+
+    struct plan by_hand = PLAN_INIT;
+    c = config_new();
+    ck_assert_uint_eq(by_hand.udp_timeout, c->udp_timeout);
+    ck_assert_uint_eq(by_hand.tcp_keepalive.idle, c->tcp_keepalive.idle);
+    ck_assert_uint_eq(by_hand.tcp_keepalive.interval, c->tcp_keepalive.interval);
+    ck_assert_uint_eq(by_hand.tcp_keepalive.count, c->tcp_keepalive.count);
+    ck_assert_uint_eq(by_hand.idle_timeout, c->idle_timeout);
+    ck_assert_uint_eq(by_hand.tcp_keepalive.idle, 15);
+    config_free(c);
 }
 END_TEST
 
@@ -139,6 +174,7 @@ int main(void)
     tcase_add_loop_test(tc, test_clash, 0, sizeof clashes / sizeof clashes[0]);
     tcase_add_test(tc, test_name_targets);
     tcase_add_test(tc, test_print);
+    tcase_add_test(tc, test_tcp_settings);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

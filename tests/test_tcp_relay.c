@@ -1,6 +1,8 @@
 /* The TCP relay in process: berth, client and backend on one loop thread,
  * all on loopback. */
 #include "check_run.h"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 
 #include "berth/pipe_pool.h"
@@ -332,6 +334,171 @@ START_TEST(test_ipv6_listener_ipv4_backend)
 }
 END_TEST
 
+/* ---- keepalive ---- */
+
+static struct addr local_of(int fd)
+{
+    struct addr a;
+    a.len = sizeof a.ss;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a.ss, &a.len), 0);
+    return a;
+}
+
+static struct addr peer_of(int fd)
+{
+    struct addr a;
+    a.len = sizeof a.ss;
+    ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&a.ss, &a.len), 0);
+    return a;
+}
+
+/* The socket of this process (berth's, here) from local to peer. */
+static int find_socket(const struct addr *local, const struct addr *peer)
+{
+    for (int fd = 0; fd < 4096; fd++) {
+        struct addr l, p;
+        l.len = p.len = sizeof l.ss;
+        if (getsockname(fd, (struct sockaddr *)&l.ss, &l.len) == 0 &&
+            getpeername(fd, (struct sockaddr *)&p.ss, &p.len) == 0 &&
+            addr_equal(&l, local) && addr_equal(&p, peer))
+            return fd;
+    }
+    ck_abort_msg("no socket from %s",
+                 addr_format(local, (char[ADDR_STRLEN]){0}, ADDR_STRLEN));
+    return -1;
+}
+
+/* "on idle:interval:count", or "off". */
+static const char *keepalive_of(int fd)
+{
+    static char out[64];
+    int on = 0, idle = 0, intvl = 0, cnt = 0;
+    socklen_t len = sizeof on;
+    ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len), 0);
+    if (!on)
+        return "off";
+    len = sizeof idle;
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len), 0);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, &len), 0);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, &len), 0);
+    snprintf(out, sizeof out, "on %d:%d:%d", idle, intvl, cnt);
+    return out;
+}
+
+static void keepalive_7_3_4(struct relay_ctx *ctx)
+{
+    ctx->tcp_keepalive = (struct sock_keepalive){7, 3, 4};
+}
+
+static void keepalive_off(struct relay_ctx *ctx)
+{
+    ctx->tcp_keepalive = (struct sock_keepalive){0, 0, 0};
+}
+
+/* Both sockets berth holds for a session: the client's, which got the
+ * settings from the listening socket through accept(), and the target's,
+ * set before its connect. */
+static void keepalive_on_both(void (*tune)(struct relay_ctx *), const char *want)
+{
+    struct pair p;
+    open_pair(&p, tune);
+    struct addr client = local_of(p.client), target = local_of(p.backend);
+    struct addr berth_out = peer_of(p.backend);
+    int from_client = find_socket(&p.f.front, &client);
+    int to_target = find_socket(&berth_out, &target);
+    ck_assert_str_eq(keepalive_of(from_client), want);
+    ck_assert_str_eq(keepalive_of(to_target), want);
+    ck_assert_str_eq(keepalive_of(p.client), "off"); /* the test's own: untouched */
+    t_transfer(p.f.base, p.client, p.backend, 1000);
+    close_pair(&p);
+}
+
+START_TEST(test_keepalive_both_sockets)
+{
+    keepalive_on_both(keepalive_7_3_4, "on 7:3:4");
+}
+END_TEST
+
+START_TEST(test_keepalive_off) { keepalive_on_both(keepalive_off, "off"); }
+END_TEST
+
+/* ---- idle timeout ---- */
+
+static void idle_300ms(struct relay_ctx *ctx) { ctx->idle_timeout_ms = 300; }
+
+static int tcp_state(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    return ti.tcpi_state;
+}
+
+/* Silent both ways for the timeout: both sides reset, the session gone. */
+START_TEST(test_idle_timeout_resets_both_sides)
+{
+    struct pair p;
+    open_pair(&p, idle_300ms);
+    t_transfer(p.f.base, p.client, p.backend, 1000);
+    t_transfer(p.f.base, p.backend, p.client, 1000);
+    uint64_t t0 = t_now_ms();
+    char buf[16];
+    ck_assert_int_eq(t_recv(p.f.base, p.client, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    uint64_t took = t_now_ms() - t0;
+    ck_assert_msg(took >= 250, "reset after %llu ms, before the timeout",
+                  (unsigned long long)took);
+    ck_assert_int_eq(t_recv(p.f.base, p.backend, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
+    close_pair(&p);
+}
+END_TEST
+
+/* A byte either way now and then keeps a session: each direction alone. */
+START_TEST(test_idle_timeout_spares_traffic)
+{
+    struct pair p;
+    open_pair(&p, idle_300ms);
+    char buf[4];
+    for (int dir = 0; dir < 2; dir++) {
+        int from = dir ? p.backend : p.client, to = dir ? p.client : p.backend;
+        for (int i = 0; i < 8; i++) {
+            t_pump_for(p.f.base, 100);
+            ck_assert_int_eq(send(from, "x", 1, MSG_NOSIGNAL), 1);
+            ck_assert_int_eq(t_recv(p.f.base, to, buf, sizeof buf, 3000), 1);
+        }
+        ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
+    }
+    ck_assert_int_eq(t_recv(p.f.base, p.client, buf, sizeof buf, 3000), -1);
+    ck_assert_int_eq(errno, ECONNRESET);
+    close_pair(&p);
+}
+END_TEST
+
+/* The client half-closed and the target never finishes: the session is
+ * still silent, so it goes too, and neither peer is left in CLOSE-WAIT or
+ * FIN-WAIT-2. */
+START_TEST(test_idle_timeout_half_closed)
+{
+    struct pair p;
+    open_pair(&p, idle_300ms);
+    t_transfer(p.f.base, p.client, p.backend, 100);
+    ck_assert_int_eq(shutdown(p.client, SHUT_WR), 0);
+    char buf[16];
+    ck_assert_int_eq(t_recv(p.f.base, p.backend, buf, sizeof buf, 3000), 0);
+    /* (The FIN's ACK may be delayed a little.) */
+    ck_assert(PUMP_UNTIL(p.f.base, 200, tcp_state(p.client) == TCP_FIN_WAIT2));
+    ck_assert_int_eq(tcp_state(p.backend), TCP_CLOSE_WAIT);
+    ck_assert_uint_eq(berth_tcp_sessions(p.f.b), 1);
+    ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
+    ck_assert(PUMP_UNTIL(p.f.base, 1000,
+                         tcp_state(p.client) == TCP_CLOSE &&
+                             tcp_state(p.backend) == TCP_CLOSE));
+    close_pair(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tcp_relay");
@@ -351,6 +518,11 @@ int main(void)
     tcase_add_test(tc, test_reset_while_target_stalled_ends_session);
     tcase_add_test(tc, test_emfile_backoff);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
+    tcase_add_test(tc, test_keepalive_both_sockets);
+    tcase_add_test(tc, test_keepalive_off);
+    tcase_add_test(tc, test_idle_timeout_resets_both_sides);
+    tcase_add_test(tc, test_idle_timeout_spares_traffic);
+    tcase_add_test(tc, test_idle_timeout_half_closed);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -11,6 +11,15 @@
 #include <stdio.h>
 
 #include "berth/log.h"
+#include "berth/sockaddr.h"
+
+/* The defaults of what a plan carries, in one place: config_new's, and those
+ * of a plan made without a config (docker-proxy mode, plan.h's PLAN_INIT). */
+#define CONFIG_UDP_TIMEOUT 90
+/* docker-proxy 28's, Go's defaults on both sockets of a connection: the
+ * first probe after 15 s of silence, then every 15 s; 9 unanswered probes
+ * end the connection (a dead peer is noticed after about 2.5 minutes). */
+#define CONFIG_TCP_KEEPALIVE ((struct sock_keepalive){15, 15, 9})
 
 struct strlist {
     char **v;
@@ -26,8 +35,10 @@ struct config {
     char *domain;
     unsigned ttl;
     struct strlist upstream;
-    unsigned udp_timeout; /* seconds */
-    unsigned max_conns;   /* per published TCP port; 0 = unlimited */
+    unsigned udp_timeout;                /* seconds */
+    unsigned max_conns;                  /* per published TCP port; 0 = unlimited */
+    struct sock_keepalive tcp_keepalive; /* both sockets of a session */
+    unsigned idle_timeout; /* seconds without a byte either way; 0 = never */
     char *config_path;
     bool check;
     enum log_level log_level;

@@ -16,8 +16,17 @@ struct plan {
     size_t n;
     unsigned udp_timeout;
     unsigned max_conns;
-    bool names; /* some mapping needs the Docker API */
+    struct sock_keepalive tcp_keepalive; /* idle 0: off */
+    unsigned idle_timeout;               /* TCP, seconds; 0 = never */
+    bool names;                          /* some mapping needs the Docker API */
 };
+
+/* An empty plan with config.h's defaults, for a front that builds its plan
+ * by hand (docker-proxy mode): struct plan p = PLAN_INIT; */
+#define PLAN_INIT                                                                     \
+    {                                                                                 \
+        .udp_timeout = CONFIG_UDP_TIMEOUT, .tcp_keepalive = CONFIG_TCP_KEEPALIVE      \
+    }
 
 struct plan *plan_new(const struct config *c, char *err, size_t errlen);
 void plan_free(struct plan *p);

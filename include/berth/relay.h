@@ -1,8 +1,9 @@
 /* The relay layer: what every relay of one berth instance shares (the
  * loop, the pipe pool, scratch and batch buffers, the tunables) and how a
  * named target becomes addresses (registry lookup, rotation over
- * replicas). Relays (listener.c, tcp_relay.c, udp_relay.c) use this and
- * nothing above it. Single-threaded: one relay_ctx per event loop.
+ * replicas, replicas that just failed passed over). Relays (listener.c,
+ * tcp_connect.c, tcp_relay.c, udp_relay.c) use this and nothing above it.
+ * Single-threaded: one relay_ctx per event loop.
  * Errors: relay_ctx_new returns NULL (out of memory). */
 #ifndef BERTH_RELAY_H
 #define BERTH_RELAY_H
@@ -17,6 +18,7 @@
 struct pipe_pool;
 struct registry;
 struct dgram_batch;
+struct relay_passed;
 
 struct relay_ctx {
     struct event_base *base;
@@ -24,13 +26,17 @@ struct relay_ctx {
     struct dgram_batch *udp; /* recvmmsg/sendmmsg buffers, made on demand */
     char *scratch;           /* read buffer of the buffered TCP path */
     size_t scratch_len;
-    struct registry *reg; /* set at creation; NULL without Docker */
+    struct registry *reg;        /* set at creation; NULL without Docker */
+    struct relay_passed *passed; /* replicas passed over; made on first use */
     /* Tunables, adjustable until the first listener starts. */
-    struct timeval connect_timeout;
-    unsigned udp_timeout;   /* seconds */
-    unsigned udp_max_flows; /* per UDP port; the longest idle is evicted */
-    unsigned max_conns;     /* per TCP port; 0 = unlimited */
-    bool no_splice;         /* force the buffered TCP path */
+    struct timeval connect_timeout; /* one budget for every try of a connection */
+    unsigned udp_timeout;           /* seconds */
+    unsigned udp_max_flows;         /* per UDP port; the longest idle is evicted */
+    unsigned max_conns;             /* per TCP port; 0 = unlimited */
+    struct sock_keepalive tcp_keepalive; /* both sockets of a session; idle 0: off */
+    uint64_t idle_timeout_ms; /* TCP session without a byte either way; 0 = never */
+    unsigned pass_over_ms;    /* how long a replica that failed goes last */
+    bool no_splice;           /* force the buffered TCP path */
 };
 
 /* reg (may be NULL: IP targets only) must outlive the context. */
@@ -42,9 +48,17 @@ struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx);
 
 /* The addresses a named mapping forwards to now, rotated to start at
  * *rr (which advances): IPv4 when the target has any, else IPv6, with the
- * mapping's port. Returns how many (0: nothing running by that name). */
+ * mapping's port. For TCP, replicas passed over come after the others (in
+ * the same rotation): tried only when the rest fail, and first again when
+ * every one is passed over. Returns how many (0: nothing running by that
+ * name). */
 size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *rr,
                      struct addr *out, size_t max);
+
+/* A TCP connect to a, a replica of a name target, was refused or timed
+ * out: relay_resolve passes it over for ctx->pass_over_ms. Not for berth's
+ * own shortages (sock_err_is_resource): the replica is not to blame. */
+void relay_pass_over(struct relay_ctx *ctx, const struct addr *a);
 
 /* Changes whenever a name may resolve differently (0 without Docker):
  * a relay that remembered an answer re-checks it when this moved. */

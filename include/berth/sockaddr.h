@@ -41,6 +41,25 @@ int sock_set_reset_on_close(int fd);
 /* Reads SO_ERROR: returns the pending error (0 if none), -1 on failure. */
 int sock_pending_error(int fd);
 
+/* TCP keepalive: the first probe after idle seconds without a segment from
+ * the peer, then one every interval seconds; count probes unanswered end
+ * the connection. idle 0: off. */
+struct sock_keepalive {
+    unsigned idle, interval, count;
+};
+/* The largest values Linux takes (TCP_KEEPIDLE/TCP_KEEPINTVL, TCP_KEEPCNT). */
+#define SOCK_KEEPALIVE_TIME_MAX 32767
+#define SOCK_KEEPALIVE_COUNT_MAX 127
+/* Sets SO_KEEPALIVE on or off, and when on TCP_KEEPIDLE, TCP_KEEPINTVL and
+ * TCP_KEEPCNT. On a listening socket Linux copies all four to every socket
+ * accept() returns, so one call per listener covers its clients. */
+int sock_set_keepalive(int fd, const struct sock_keepalive *k);
+
+/* True for the errors of socket() and connect() that are the process's or
+ * the host's own shortage (fds, memory, buffers, local ports), not the
+ * peer's doing; why says which ("out of file descriptors"). */
+bool sock_err_is_resource(int err, const char **why);
+
 /* A non-blocking, close-on-exec socket bound to a (TCP: and listening).
  * IPv6 sockets are IPv6-only: [::]:80 must not take 0.0.0.0:80 as well,
  * since dockerd and users publish the two families separately. */

@@ -6,10 +6,10 @@
  * silent both ways that long reset.
  *
  * Ownership: the session owns both sockets and everything it allocates.
- * It frees itself when it ends and then calls the end callback, which may
- * happen inside tcp_session_new already (every target refused at once);
- * the owner may also free it early with tcp_session_free (no callback
- * then). */
+ * It frees itself when it ends and then calls the end callback, always
+ * from the loop (never inside tcp_session_new: even a target refused at
+ * once is reported by tcp_connect from the loop); the owner may also free
+ * it early with tcp_session_free (no callback then). */
 #ifndef BERTH_TCP_RELAY_H
 #define BERTH_TCP_RELAY_H
 
@@ -40,12 +40,12 @@ void tcp_session_list_clear(struct tcp_session_list *list);
 
 typedef void tcp_session_end_fn(void *arg);
 
-/* Takes client_fd (non-blocking) in all cases: on failure it is closed and
- * NULL returned. m must outlive the session. targets: NULL to connect to
- * m->target, else the replicas to try in order (copied), each one refusing
- * or silent passing the client on to the next, all within one
- * ctx->connect_timeout, and passed over by later connections
- * (relay_pass_over). */
+/* Takes client_fd (non-blocking) in all cases: on failure (out of memory)
+ * it is closed and NULL returned; a target that cannot be reached ends the
+ * session later, from the loop. m must outlive the session. targets: NULL
+ * to connect to m->target, else the replicas to try in order (copied),
+ * each one refusing or silent passing the client on to the next, all
+ * within one ctx->connect_timeout (see tcp_connect.h). */
 struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                                     struct tcp_session_list *list,
                                     const struct mapping *m, int client_fd,

@@ -137,6 +137,36 @@ class BadUsage(unittest.TestCase):
                                good_ports=[P])
 
 
+    def test_bad_tcp_settings(self):
+        """--tcp-keepalive and --idle-timeout, on the command line and in
+        a config file: exit 2, one line naming the offending text."""
+        P, Q = self.P, self.Q
+        good = f"127.0.0.1:{P}:127.0.0.1:{Q}"
+        cases = [
+            (["--tcp-keepalive", "15:15"], "'15:15'"),
+            (["--tcp-keepalive", "abc"], "'abc'"),
+            (["--tcp-keepalive", "15:15:200"], "'15:15:200'"),
+            (["--tcp-keepalive", "40000"], "'40000'"),
+            (["--tcp-keepalive", "0:15:9"], "'0:15:9'"),
+            (["--tcp-keepalive=-1"], "'-1'"),
+            (["--idle-timeout", "soon"], "'soon'"),
+            (["--idle-timeout", "-1"], "'-1'"),
+        ]
+        for args, needle in cases:
+            with self.subTest(args=args):
+                self.check_bad(["-p", good] + args, needle, good_ports=[P])
+        files = [
+            ("ka.json", {"publish": [good], "tcp-keepalive": "1:2"}, "'1:2'"),
+            ("kanum.json", {"publish": [good], "tcp-keepalive": 99999}, "'99999'"),
+            ("kabool.json", {"publish": [good], "tcp-keepalive": True}, "tcp-keepalive"),
+            ("idle.json", {"publish": [good], "idle-timeout": "60"}, "idle-timeout"),
+        ]
+        for name, body, needle in files:
+            with self.subTest(config=name):
+                path = self.config(name, json.dumps(body))
+                self.check_bad(["--config", path], needle, good_ports=[P])
+
+
 class Check(unittest.TestCase):
     def test_check_prints_plan_binds_nothing(self):
         P = u.free_ports(3)
@@ -176,6 +206,32 @@ class Check(unittest.TestCase):
         self.assertIn(str(P), out)
         if binds is not None:
             self.assertEqual(binds, [])
+
+
+class TcpSettings(unittest.TestCase):
+    def test_check_prints_them(self):
+        P = u.free_port()
+        rc, out, err, _ = u.run_berth(["--check", "-p", f"127.0.0.1:{P}:127.0.0.1:9"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("tcp-keepalive 15:15:9, idle-timeout never", out)
+        rc, out, err, _ = u.run_berth(["--check", "-p", f"127.0.0.1:{P}:127.0.0.1:9",
+                                       "--tcp-keepalive", "30", "--idle-timeout", "600"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("tcp-keepalive 30:15:9, idle-timeout 600s", out)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.json")
+            with open(path, "w") as f:
+                json.dump({"publish": [f"127.0.0.1:{P}:127.0.0.1:9"],
+                           "tcp-keepalive": 0, "idle-timeout": 3600}, f)
+            rc, out, err, _ = u.run_berth(["--check", "--config", path])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("tcp-keepalive off, idle-timeout 3600s", out)
+
+    def test_help_lists_them(self):
+        rc, out, err, _ = u.run_berth(["--help"], no_docker=False)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("--tcp-keepalive", out)
+        self.assertIn("--idle-timeout", out)
 
 
 class Running(unittest.TestCase):

@@ -1,11 +1,16 @@
 #!/usr/bin/python3
 """TCP forwarding through berth: integrity of bulk data both ways,
 half-close both ways, reset propagation, refused backends, 1,000 concurrent
-connections, no leaked fds after 10,000 connections, --max-conns, and an
-IPv6 listener in front of an IPv4 backend."""
+connections, no leaked fds after 10,000 connections, --max-conns, an IPv6
+listener in front of an IPv4 backend, keepalive timers on both sockets of a
+session (native and docker-proxy mode), and --idle-timeout ending quiet and
+half-closed sessions."""
 
 import os
+import re
+import shutil
 import socket
+import subprocess
 import statistics
 import struct
 import sys
@@ -339,6 +344,238 @@ class IPv6(unittest.TestCase):
                 s4.settimeout(5)
                 with self.assertRaises(OSError):
                     s4.connect(("127.0.0.1", fw.port))
+
+
+def ss(*args):
+    """ss -tnH lines (no header): the sockets a state/filter selects."""
+    r = subprocess.run(["ss", "-tnH"] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=20)
+    if r.returncode != 0:
+        raise AssertionError(f"ss {args}: {r.stderr}")
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def _timer_secs(text):
+    """ss's timer text ("14sec", "6.996ms", "1min13sec", "996ms") in s."""
+    m = re.fullmatch(r"(?:(\d+)min)?(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?", text)
+    if not m:
+        raise AssertionError(f"unreadable ss timer {text!r}")
+    mins, secs, ms = (int(x) if x else 0 for x in m.groups())
+    return mins * 60 + secs + ms / 1000
+
+
+def session_sockets(port, target_port):
+    """berth's two established sockets of the sessions on port: the one
+    from the client (local port = port) and the one to the target (peer
+    port = target_port), as {"client": [lines], "target": [lines]}. The
+    test's own ends match neither filter."""
+    lines = ss("-o", "state", "established",
+               f"( sport = :{port} or dport = :{target_port} )")
+    out = {"client": [], "target": []}
+    for line in lines:
+        local, peer = line.split()[2:4]
+        if local.rsplit(":", 1)[1] == str(port):
+            out["client"].append(line)
+        elif peer.rsplit(":", 1)[1] == str(target_port):
+            out["target"].append(line)
+    return out
+
+
+def keepalive_left(line):
+    """Seconds to the next keepalive probe on an ss -o line, None if none."""
+    m = re.search(r"timer:\(keepalive,([^,]+),", line)
+    return _timer_secs(m.group(1)) if m else None
+
+
+class Holder:
+    """A target that accepts and never closes nor reads: what leaves
+    half-closed sessions hanging."""
+
+    def __init__(self):
+        self.sock = u.tcp_listener(backlog=4096)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self._stop.set()
+        self._t.join(5)
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _need_ss(test):
+    if not shutil.which("ss"):
+        test.skipTest("ss (iproute2) not installed")
+
+
+class Keepalive(unittest.TestCase):
+    """SO_KEEPALIVE with docker-proxy 28's timing (first probe after 15 s,
+    then every 15 s, 9 probes) on both sockets berth holds for a session,
+    seen as ss's keepalive timer: the client's gets it from the listening
+    socket through accept(), the target's before its connect."""
+
+    def check(self, port, target_port, client, want_max, want_min=0.0, what=""):
+        # A round trip first: the session is relaying, both sockets exist.
+        client.sendall(b"k")
+        self.assertEqual(u.recv_exact(client, 1), b"k")
+        socks = session_sockets(port, target_port)
+        print(f"\n  {what}: ss -tnoH state established "
+              f"'( sport = :{port} or dport = :{target_port} )'\n    " +
+              "\n    ".join(socks["client"] + socks["target"]), file=sys.stderr)
+        for side in ("client", "target"):
+            self.assertEqual(len(socks[side]), 1, f"{side} side: {socks}")
+            left = keepalive_left(socks[side][0])
+            if want_max is None:
+                self.assertIsNone(left, f"{side} side has a keepalive timer: {socks}")
+            else:
+                self.assertIsNotNone(left, f"{side} side has no keepalive timer: {socks}")
+                self.assertTrue(want_min <= left <= want_max,
+                                f"{side} side: next probe in {left} s: {socks}")
+
+    def test_native_default(self):
+        _need_ss(self)
+        with u.EchoServer() as echo, Forward(echo.port) as fw:
+            with fw.connect() as c:
+                self.check(fw.port, echo.port, c, 15, 10, "native, default")
+
+    def test_native_settings_and_off(self):
+        _need_ss(self)
+        with u.EchoServer() as echo:
+            with Forward(echo.port, ["--tcp-keepalive", "40:5:3"]) as fw, \
+                    fw.connect() as c:
+                self.check(fw.port, echo.port, c, 40, 30, "native, --tcp-keepalive 40:5:3")
+            with Forward(echo.port, ["--tcp-keepalive", "0"]) as fw, fw.connect() as c:
+                self.check(fw.port, echo.port, c, None, what="native, --tcp-keepalive 0")
+
+    def test_docker_proxy_mode(self):
+        """dockerd's flags, no settings of berth's own: the defaults."""
+        _need_ss(self)
+        port = u.free_port()
+        with u.EchoServer() as echo, \
+                u.Proc([u.BERTH, "-proto", "tcp", "-host-ip", "127.0.0.1",
+                        "-host-port", port, "-container-ip", "127.0.0.1",
+                        "-container-port", echo.port]) as proxy:
+            ready = u.poll_until(
+                lambda: not proxy.alive() or
+                u.listening_inodes("tcp", port) & u.socket_inodes(proxy.pid), 15)
+            self.assertTrue(ready and proxy.alive(), proxy.log_tail())
+            with socket.create_connection(("127.0.0.1", port), timeout=u.IO_TIMEOUT) as c:
+                self.check(port, echo.port, c, 15, 10, "docker-proxy mode")
+
+
+class IdleTimeout(unittest.TestCase):
+    IDLE = 2
+
+    def test_half_closed_sessions_end(self):
+        """Clients half-close towards a target that never closes: without a
+        timeout berth would hold a CLOSE-WAIT and a FIN-WAIT-2 socket per
+        client for ever (docker/for-linux#335). With --idle-timeout 2 every
+        socket of those sessions is gone shortly after 2 s, berth's and the
+        peers' (they are reset), and berth holds the sockets it held before
+        (pipes may stay pooled)."""
+        _need_ss(self)
+        n = 200
+        with Holder() as target, \
+                Forward(target.port, ["--idle-timeout", self.IDLE]) as fw:
+            base = len(u.socket_inodes(fw.berth.pid))
+            clients = []
+            try:
+                for _ in range(n):
+                    c = fw.connect()
+                    c.shutdown(socket.SHUT_WR)
+                    clients.append(c)
+                t_last = time.monotonic()
+                port, tport = fw.port, target.port
+
+                def hanging():
+                    return (len(ss("state", "close-wait", f"( sport = :{port} )")),
+                            len(ss("state", "fin-wait-2", f"( dport = :{tport} )")))
+
+                held = u.poll_until(lambda: hanging() == (n, n) and hanging(),
+                                    self.IDLE * 0.6, 0.02)
+                print(f"\n  {n} half-closed sessions: berth holds {hanging()} "
+                      f"(CLOSE-WAIT from clients, FIN-WAIT-2 to the target) "
+                      f"{time.monotonic() - t_last:.2f} s after the last FIN",
+                      file=sys.stderr)
+                self.assertTrue(held, f"want ({n}, {n}) before the timeout, "
+                                f"have {hanging()}")
+
+                def lingering():
+                    return [line for line in ss(
+                        "state", "close-wait", "state", "fin-wait-2", "state", "fin-wait-1",
+                        "state", "last-ack",
+                        f"( sport = :{port} or dport = :{port} or "
+                        f"sport = :{tport} or dport = :{tport} )")]
+
+                gone = u.poll_until(lambda: not lingering(), self.IDLE + 8, 0.05)
+                took = time.monotonic() - t_last
+                print(f"  all gone {took:.2f} s after the last FIN "
+                      f"(--idle-timeout {self.IDLE})", file=sys.stderr)
+                self.assertTrue(gone, f"{len(lingering())} sockets left, e.g. "
+                                f"{lingering()[:3]}")
+                self.assertGreaterEqual(took, self.IDLE - 0.3)
+                socks = u.poll_until(
+                    lambda: len(u.socket_inodes(fw.berth.pid)) <= base, 5)
+                self.assertTrue(socks, f"berth holds {len(u.socket_inodes(fw.berth.pid))} "
+                                f"sockets, had {base}")
+                self.assertTrue(fw.berth.alive(), fw.berth.log_tail())
+            finally:
+                for c in clients:
+                    c.close()
+
+    def test_traffic_keeps_a_session(self):
+        """A session with a byte every 0.5 s outlives the timeout; a quiet
+        one beside it is reset after it, and so is the chatty one once it
+        falls silent. Without the option nothing quiet is closed."""
+        with u.EchoServer() as echo, \
+                Forward(echo.port, ["--idle-timeout", self.IDLE]) as fw:
+            chatty, quiet = fw.connect(), fw.connect()
+            try:
+                t0 = time.monotonic()
+                while True:
+                    chatty.sendall(b".")
+                    self.assertEqual(u.recv_exact(chatty, 1), b".")
+                    last = time.monotonic()
+                    if last - t0 >= self.IDLE * 2:
+                        break
+                    time.sleep(0.5)
+                quiet.settimeout(1)
+                with self.assertRaises(ConnectionResetError, msg="quiet one not reset"):
+                    quiet.recv(1)
+                chatty.settimeout(self.IDLE + 5)
+                with self.assertRaises(ConnectionResetError):
+                    chatty.recv(1)
+                self.assertGreaterEqual(time.monotonic() - last, self.IDLE - 0.3)
+            finally:
+                chatty.close()
+                quiet.close()
+        with u.EchoServer() as echo, Forward(echo.port) as fw, fw.connect() as c:
+            c.sendall(b"a")
+            self.assertEqual(u.recv_exact(c, 1), b"a")
+            time.sleep(self.IDLE + 0.5)
+            c.sendall(b"b")
+            self.assertEqual(u.recv_exact(c, 1), b"b", "default: no idle timeout")
 
 
 if __name__ == "__main__":

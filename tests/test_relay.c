@@ -1,0 +1,205 @@
+/* The relay layer's name resolution: replicas rotate per connection, and a
+ * replica passed over goes last, for TCP only, for a while, in a table
+ * that stays small. */
+#include "check_run.h"
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "berth/registry.h"
+#include "berth/relay.h"
+#include "looptest.h"
+
+struct fx {
+    struct event_base *base;
+    struct registry *reg;
+    struct relay_ctx *ctx;
+    struct mapping tcp, udp; /* api.lab:8080 */
+};
+
+/* Replicas lab_api_1..n at 127.0.0.(1+i). */
+static void fx_start(struct fx *f, int n)
+{
+    memset(f, 0, sizeof *f);
+    f->base = event_base_new();
+    f->reg = registry_new();
+    ck_assert_ptr_nonnull(f->base);
+    ck_assert_ptr_nonnull(f->reg);
+    for (int i = 1; i <= n; i++) {
+        char id[65], name[32];
+        snprintf(id, sizeof id, "%064d", i);
+        snprintf(name, sizeof name, "lab_api_%d", i);
+        struct reg_endpoint ep = {.network = "lab_default", .has_v4 = true};
+        ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", &ep.v4), 1);
+        ep.v4.s_addr = htonl(ntohl(ep.v4.s_addr) + (uint32_t)i);
+        struct reg_container c = {.id = id,
+                                  .name = name,
+                                  .project = "lab",
+                                  .service = "api",
+                                  .number = i,
+                                  .eps = &ep,
+                                  .neps = 1};
+        ck_assert_int_eq(registry_put(f->reg, &c), 0);
+    }
+    f->ctx = relay_ctx_new(f->base, f->reg);
+    ck_assert_ptr_nonnull(f->ctx);
+    f->tcp = (struct mapping){.proto = PROTO_TCP, .target_port = 8080};
+    strcpy(f->tcp.target_name, "api.lab");
+    f->udp = f->tcp;
+    f->udp.proto = PROTO_UDP;
+}
+
+static void fx_stop(struct fx *f)
+{
+    relay_ctx_free(f->ctx);
+    registry_free(f->reg);
+    event_base_free(f->base);
+}
+
+/* Replica i's address (127.0.0.(1+i):8080). */
+static struct addr replica(int i)
+{
+    char ip[32];
+    snprintf(ip, sizeof ip, "127.0.0.%d", 1 + i);
+    return t_addr(ip, 8080);
+}
+
+/* One resolution as the replicas' numbers in order: "2,3,1". */
+static const char *order(struct fx *f, const struct mapping *m, unsigned *rr)
+{
+    static char out[64];
+    struct addr a[8];
+    size_t n = relay_resolve(f->ctx, m, rr, a, 8);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_eq(addr_port(&a[i]), 8080);
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a[i].ss;
+        char num[8];
+        snprintf(num, sizeof num, "%s%u", i ? "," : "",
+                 ntohl(s4->sin_addr.s_addr) & 0xff);
+        strcat(out, num);
+    }
+    return out;
+}
+
+/* Numbers above are the last octet: replica 1 is 127.0.0.2. */
+START_TEST(test_rotation)
+{
+    struct fx f;
+    fx_start(&f, 3);
+    unsigned rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "2,3,4");
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "3,4,2");
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "4,2,3");
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "2,3,4");
+    ck_assert_ptr_null(f.ctx->passed); /* nothing marked, nothing made */
+    fx_stop(&f);
+}
+END_TEST
+
+START_TEST(test_passed_over_goes_last)
+{
+    struct fx f;
+    fx_start(&f, 3);
+    struct addr r2 = replica(2); /* 127.0.0.3 */
+    relay_pass_over(f.ctx, &r2);
+    unsigned rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "2,4,3");
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "4,2,3"); /* would start at 3 */
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "4,2,3");
+    /* A UDP flow has no connect to fail: TCP's marks do not move it. */
+    rr = 1;
+    ck_assert_str_eq(order(&f, &f.udp, &rr), "3,4,2");
+    /* Another port of the same replica is another target. */
+    struct mapping other = f.tcp;
+    other.target_port = 9090;
+    rr = 1;
+    struct addr a[8];
+    ck_assert_uint_eq(relay_resolve(f.ctx, &other, &rr, a, 8), 3);
+    ck_assert_uint_eq(addr_port(&a[0]), 9090);
+    ck_assert_uint_eq(ntohl(((struct sockaddr_in *)&a[0].ss)->sin_addr.s_addr) & 0xff,
+                      3);
+    fx_stop(&f);
+}
+END_TEST
+
+/* Every replica passed over: all are tried anyway, in the usual rotation;
+ * the only replica of a name likewise. */
+START_TEST(test_all_passed_over)
+{
+    struct fx f;
+    fx_start(&f, 3);
+    for (int i = 1; i <= 3; i++) {
+        struct addr r = replica(i);
+        relay_pass_over(f.ctx, &r);
+    }
+    unsigned rr = 1;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "3,4,2");
+    fx_stop(&f);
+
+    fx_start(&f, 1);
+    struct addr r = replica(1);
+    relay_pass_over(f.ctx, &r);
+    rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "2");
+    fx_stop(&f);
+}
+END_TEST
+
+START_TEST(test_pass_over_expires)
+{
+    struct fx f;
+    fx_start(&f, 2);
+    f.ctx->pass_over_ms = 100;
+    struct addr r = replica(1);
+    relay_pass_over(f.ctx, &r);
+    unsigned rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "3,2");
+    usleep(150 * 1000); /* the configured time, not patience */
+    rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "2,3");
+    /* Marked again: the new mark holds its full time. */
+    relay_pass_over(f.ctx, &r);
+    rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "3,2");
+    fx_stop(&f);
+}
+END_TEST
+
+/* Thousands of addresses failing never grow the table; a mark just made
+ * holds even so (what is forgotten is what was due soonest). */
+START_TEST(test_table_is_bounded)
+{
+    struct fx f;
+    fx_start(&f, 2);
+    struct addr r = replica(1);
+    relay_pass_over(f.ctx, &r);
+    struct relay_passed *table = f.ctx->passed;
+    ck_assert_ptr_nonnull(table);
+    for (unsigned i = 0; i < 5000; i++) {
+        struct addr other = t_addr("10.0.0.0", (uint16_t)(1 + i % 60000));
+        ((struct sockaddr_in *)&other.ss)->sin_addr.s_addr = htonl(0x0a000000u + i);
+        relay_pass_over(f.ctx, &other);
+    }
+    ck_assert_ptr_eq(f.ctx->passed, table); /* one allocation, never more */
+    relay_pass_over(f.ctx, &r);
+    unsigned rr = 0;
+    ck_assert_str_eq(order(&f, &f.tcp, &rr), "3,2");
+    fx_stop(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("relay");
+    TCase *tc = tcase_create("relay");
+    t_tcase_timeout(tc, 30);
+    tcase_add_test(tc, test_rotation);
+    tcase_add_test(tc, test_passed_over_goes_last);
+    tcase_add_test(tc, test_all_passed_over);
+    tcase_add_test(tc, test_pass_over_expires);
+    tcase_add_test(tc, test_table_is_bounded);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
