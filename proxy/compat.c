@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "berth/berth.h"
+#include "berth/config.h"
 #include "berth/log.h"
 
 #define STATUS_FD 3
@@ -198,6 +199,46 @@ static int check_listen_fd(enum proto proto, char *err, size_t errlen)
     return 0;
 }
 
+/* dockerd's flags are fixed, so berth's own settings reach this mode
+ * through the environment dockerd passes on: each variable is read as the
+ * option it names, with the same parser and messages. */
+static const char *const env_options[][2] = {
+    {"BERTH_TCP_KEEPALIVE", "--tcp-keepalive"},
+    {"BERTH_IDLE_TIMEOUT", "--idle-timeout"},
+    {"BERTH_UDP_TIMEOUT", "--udp-timeout"},
+    {"BERTH_LOG_LEVEL", "--log-level"},
+};
+#define NENV (sizeof env_options / sizeof env_options[0])
+
+int compat_env(struct plan *plan, char *err, size_t errlen)
+{
+    struct config *c = config_new();
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < NENV && rc == 0; i++) {
+        const char *value = getenv(env_options[i][0]);
+        if (!value)
+            continue;
+        char *args[] = {"berth", (char *)env_options[i][1], (char *)value, NULL};
+        char why[400];
+        if (config_parse_args(c, 3, args, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", env_options[i][0], why);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        plan->tcp_keepalive = c->tcp_keepalive;
+        plan->idle_timeout = c->idle_timeout;
+        plan->udp_timeout = c->udp_timeout;
+        log_set_level(c->log_level);
+    }
+    config_free(c);
+    return rc;
+}
+
 int compat_main(int argc, char **argv)
 {
     /* Decide about fd 3 before anything can open a descriptor there. */
@@ -224,6 +265,11 @@ int compat_main(int argc, char **argv)
 
     int rc = 1;
     struct plan plan = PLAN_INIT; /* the defaults, keepalive on as docker-proxy's */
+    if (compat_env(&plan, err, sizeof err) < 0) {
+        fprintf(stderr, "berth: %s\n", err);
+        report(have_status_fd, err);
+        return 2;
+    }
     struct event_base *base = berth_event_base_new();
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;

@@ -28,6 +28,12 @@ bool compat_wanted(int argc, char **argv);
 int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
                  size_t errlen);
 
+/* Applies berth's own settings that dockerd's environment carries
+ * (BERTH_TCP_KEEPALIVE, BERTH_IDLE_TIMEOUT, BERTH_UDP_TIMEOUT,
+ * BERTH_LOG_LEVEL, each read as the option of that name) to plan and the
+ * log. Returns 0, or -1 with a one-line reason in err. */
+int compat_env(struct plan *plan, char *err, size_t errlen);
+
 /* Runs berth as dockerd's userland proxy; returns the exit status. */
 int compat_main(int argc, char **argv);
 

@@ -48,7 +48,7 @@ class Proxy:
     """One proxy process with the status pipe on fd 3 and optionally a
     socket on fd 4, stdio on /dev/null unless capture_stderr."""
 
-    def __init__(self, impl, args, fd4=None, capture_stderr=True):
+    def __init__(self, impl, args, fd4=None, capture_stderr=True, env=None):
         r, w = os.pipe()
         fds = [w] + ([fd4.fileno()] if fd4 is not None else [])
 
@@ -66,7 +66,8 @@ class Proxy:
             self.proc = u.Proc([impl] + [str(a) for a in args],
                                stdout=subprocess.DEVNULL,
                                stderr=None if capture_stderr else subprocess.DEVNULL,
-                               preexec_fn=place_fds, close_fds=False)
+                               preexec_fn=place_fds, close_fds=False,
+                               env=None if env is None else {**os.environ, **env})
         finally:
             os.close(w)
         self.status_fd = r
@@ -279,6 +280,36 @@ class BerthCompat(CompatCases, unittest.TestCase):
         data, _ = p.status()
         self.assertEqual(data, b"1\n-use-listen-fd: fd 4 is not a tcp socket")
         self.assertEqual(p.proc.wait(10), 1)
+
+    def test_settings_from_environment(self):
+        """dockerd's flags are fixed: berth's own settings come from the
+        environment dockerd passes on, read as the options they name."""
+        with u.EchoServer() as echo:
+            P = u.free_port()
+            p = self.start(proxy_args("tcp", "127.0.0.1", P, "127.0.0.1", echo.port),
+                           env={"BERTH_IDLE_TIMEOUT": "1", "BERTH_TCP_KEEPALIVE": "0"})
+            self.assert_ready(p)
+            c = socket.create_connection(("127.0.0.1", P), timeout=10)
+            try:
+                c.sendall(b"x")
+                self.assertEqual(u.recv_exact(c, 1), b"x")
+                start = time.monotonic()
+                c.settimeout(10)
+                with self.assertRaises(ConnectionResetError):
+                    while c.recv(16):
+                        pass
+                waited = time.monotonic() - start
+                self.assertGreater(waited, 0.8, "reset before the idle timeout")
+                self.assertLess(waited, 5, "idle session kept past BERTH_IDLE_TIMEOUT")
+            finally:
+                c.close()
+            self.assertEqual(self.stop(p), 0, p.proc.stderr())
+
+        p = self.start(proxy_args("tcp", "127.0.0.1", u.free_port(), "127.0.0.1", 9),
+                       env={"BERTH_TCP_KEEPALIVE": "15:15"})
+        data, _ = p.status()
+        self.assertRegex(data.decode(), r"^1\nBERTH_TCP_KEEPALIVE: --tcp-keepalive '15:15': ")
+        self.assertEqual(p.proc.wait(10), 2)
 
     def test_version_alone(self):
         """docker-proxy answers -v and -version with its version; so does
