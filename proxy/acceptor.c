@@ -78,17 +78,15 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             a->fn(a->arg, c, &peer);
             continue;
         }
+        if (sock_err_is_resource(errno, NULL)) {
+            start_backoff(a, errno);
+            return;
+        }
         switch (errno) {
         case EINTR:
         case ECONNABORTED:
         case EPROTO:
             continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            start_backoff(a, errno);
-            return;
         case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
         case EWOULDBLOCK:
