@@ -1,5 +1,7 @@
 #include "berth/relay.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -153,4 +155,18 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
 uint64_t relay_names_version(const struct relay_ctx *ctx)
 {
     return ctx->reg ? registry_version(ctx->reg) : 0;
+}
+
+void relay_log(enum log_level level, const struct mapping *m,
+               const struct addr *client, const char *fmt, ...)
+{
+    if (level > log_get_level())
+        return;
+    char peer[ADDR_STRLEN], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_msg(level, "%s client %s: %s", m->label,
+            addr_format(client, peer, sizeof peer), msg);
 }

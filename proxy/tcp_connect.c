@@ -1,7 +1,6 @@
 #include "berth/tcp_connect.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,20 +30,6 @@ struct tcp_connect {
     unsigned n, cur;      /* cands[cur] is being tried */
     struct addr cands[];
 };
-
-__attribute__((format(printf, 3, 4))) static void
-conn_log(const struct tcp_connect *c, enum log_level level, const char *fmt, ...)
-{
-    if (level > log_get_level())
-        return;
-    char peer[ADDR_STRLEN], msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    log_msg(level, "%s client %s: %s", c->m->label,
-            addr_format(c->client, peer, sizeof peer), msg);
-}
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
 
@@ -104,25 +89,26 @@ static bool failed(struct tcp_connect *c, int err)
         const char *why;
         addr_format(&c->cands[c->cur], t, sizeof t);
         if (sock_err_is_resource(err, &why)) {
-            conn_log(c, LOG_WARN, "connect %s: berth is %s (%s); resetting the client",
-                     t, why, strerror(err));
+            relay_log(LOG_WARN, c->m, c->client,
+                      "connect %s: berth is %s (%s); resetting the client", t, why,
+                      strerror(err));
             break;
         }
         if (c->replicas)
             relay_pass_over(c->ctx, &c->cands[c->cur]);
         if (c->cur + 1 >= c->n) {
-            conn_log(c, LOG_WARN, "connect %s: %s", t, strerror(err));
+            relay_log(LOG_WARN, c->m, c->client, "connect %s: %s", t, strerror(err));
             break;
         }
         if (clock_ms() >= c->deadline_ms) {
             unsigned left = c->n - c->cur - 1;
-            conn_log(c, LOG_WARN,
-                     "connect %s: %s; connect budget spent, %u replica%s untried", t,
-                     strerror(err), left, left == 1 ? "" : "s");
+            relay_log(LOG_WARN, c->m, c->client,
+                      "connect %s: %s; connect budget spent, %u replica%s untried", t,
+                      strerror(err), left, left == 1 ? "" : "s");
             break;
         }
-        conn_log(c, LOG_INFO, "connect %s: %s; trying the next replica", t,
-                 strerror(err));
+        relay_log(LOG_INFO, c->m, c->client, "connect %s: %s; trying the next replica",
+                  t, strerror(err));
         c->cur++;
         if (try_one(c) == 0)
             return false;
@@ -147,9 +133,9 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
             err = errno;
         if (err == 0) {
             if (log_get_level() >= LOG_DEBUG)
-                conn_log(c, LOG_DEBUG, "connected to %s",
-                         addr_format(&c->cands[c->cur], (char[ADDR_STRLEN]){0},
-                                     ADDR_STRLEN));
+                relay_log(LOG_DEBUG, c->m, c->client, "connected to %s",
+                          addr_format(&c->cands[c->cur], (char[ADDR_STRLEN]){0},
+                                      ADDR_STRLEN));
             int connected = c->fd;
             c->fd = -1;
             c->done(c->arg, connected, 0); /* the last use of c: it may be freed */

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +75,6 @@ struct tcp_session {
     tcp_session_end_fn *on_end;
     void *arg;
 };
-
-__attribute__((format(printf, 3, 4))) static void
-slog(const struct tcp_session *s, enum log_level level, const char *fmt, ...)
-{
-    if (level > log_get_level())
-        return;
-    char peer[ADDR_STRLEN], msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    log_msg(level, "%s client %s: %s", s->m->label,
-            addr_format(&s->client, peer, sizeof peer), msg);
-}
 
 static void half_release(struct half *h)
 {
@@ -185,7 +170,8 @@ static void session_leave(struct tcp_session *s)
  * clean FIN, so neither side mistakes a broken stream for a complete one. */
 static void session_reset(struct tcp_session *s, const char *what, int err)
 {
-    slog(s, LOG_DEBUG, "%s: %s; resetting both sides", what, strerror(err));
+    relay_log(LOG_DEBUG, s->m, &s->client, "%s: %s; resetting both sides", what,
+              strerror(err));
     if (s->cfd >= 0)
         sock_set_reset_on_close(s->cfd);
     if (s->tfd >= 0)
@@ -357,7 +343,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg);
 static void finish_if_done(struct tcp_session *s)
 {
     if (s->up.state == HALF_SHUT && s->down.state == HALF_SHUT) {
-        slog(s, LOG_DEBUG, "closed");
+        relay_log(LOG_DEBUG, s->m, &s->client, "closed");
         session_end(s);
     }
 }
@@ -561,7 +547,7 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     if (!s->up.rd || !s->down.wr ||
         !(s->conn = tcp_connect_new(ctx, m, &s->client, targets, ntargets,
                                     on_connected, s))) {
-        slog(s, LOG_WARN, "cannot start session: out of memory");
+        relay_log(LOG_WARN, s->m, &s->client, "cannot start session: out of memory");
         sock_set_reset_on_close(s->cfd);
         tcp_session_free(s);
         return NULL;

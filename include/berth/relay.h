@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "berth/log.h"
 #include "berth/mapping.h"
 
 struct pipe_pool;
@@ -63,5 +64,12 @@ void relay_pass_over(struct relay_ctx *ctx, const struct addr *a);
 /* Changes whenever a name may resolve differently (0 without Docker):
  * a relay that remembered an answer re-checks it when this moved. */
 uint64_t relay_names_version(const struct relay_ctx *ctx);
+
+/* One line about one client of a mapping, as every relay says it:
+ * "127.0.0.1:8080->web:80/tcp client 10.0.0.9:51234: <message>". Formats
+ * nothing when level is filtered out (it sits on per-connection paths). */
+void relay_log(enum log_level level, const struct mapping *m,
+               const struct addr *client, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif
