@@ -10,15 +10,25 @@
 #include "berth/clock.h"
 #include "berth/docker_endpoint.h"
 #include "berth/docker_parse.h"
+#include "berth/docker_sync.h"
 #include "berth/invariant.h"
 #include "berth/line_split.h"
 #include "berth/log.h"
 
-#define INSPECTS_AT_ONCE 16
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 8000
 #define REQUEST_TIMEOUT_MS 10000
+/* The longest event line; a longer one is dropped to its end. */
 #define LINE_MAX_BYTES (1u << 20)
+/* What may wait for one callback of the stream (libcurl hands over 16 KB
+ * a read), and the most a /_ping or /networks answer may hold. */
+#define EVENTS_PIECE_MAX (8u << 20)
+#define PING_BODY_MAX (64u << 10)
+#define NETWORKS_BODY_MAX (16u << 20)
+/* While syncing, the registry changes with every inspect answer: the
+ * changed callback (labels walk every container) is told at most this
+ * often, then once more when the sync ends. Once synced, at once. */
+#define CHANGED_SYNCING_MS 200
 /* filters={"type":["container","network"]} */
 #define EVENT_FILTER "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
 
@@ -35,48 +45,46 @@ enum docker_phase {
                          * does; the last table is still served */
 };
 
-/* One inspect in flight. again: an event came for this container meanwhile,
- * so the answer may be stale: ask again instead of applying it. */
-struct job {
-    struct docker *d;
-    struct job *next;
-    struct http_req *req;
-    bool again;
-    char id[REG_ID_MAX];
-};
-
 struct docker {
     struct event_base *base;
     struct registry *reg;
     struct http *http;
     struct docker_endpoint ep;
+    struct docker_sync *sync; /* the list and the inspects */
     char version[16];
-    struct http_req *ping, *events, *list, *nets;
+    struct http_req *ping, *events, *nets;
     long events_status;
-    struct line_split lines; /* the event stream (or its error body) */
+    struct line_split lines; /* the event stream */
     int64_t last_event;      /* for since= on reconnect */
     enum docker_phase phase;
     struct event *retry;
+    struct event *notify; /* a changed callback due (see CHANGED_SYNCING_MS) */
     /* Runs from a failure to the next sync: "an outage" while non-zero. */
     struct backoff backoff;
-    bool nets_again;           /* a network event came during GET /networks */
-    char last_why[400];        /* last failure reported, said once */
-    char (*queue)[REG_ID_MAX]; /* ids waiting for an inspect slot */
-    size_t nqueue, qcap;
-    struct job *jobs;
-    size_t njobs;
+    bool nets_again;    /* a network event came during GET /networks */
+    char last_why[400]; /* last failure reported, said once */
     docker_changed_fn *changed;
     void *arg;
 };
 
 static void start(struct docker *d);
-static void inspect(struct docker *d, const char *id);
 static void refresh_networks(struct docker *d);
 
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct docker *d = arg;
+    (void)fd;
+    (void)what;
+    d->changed(d->arg);
+}
+
+/* The registry changed: tell the owner soon, once for many changes. */
 static void changed(struct docker *d)
 {
-    if (d->changed)
-        d->changed(d->arg);
+    if (!d->changed || evtimer_pending(d->notify, NULL))
+        return;
+    struct timeval tv = clock_tv(d->phase == DOCKER_SYNCED ? 0 : CHANGED_SYNCING_MS);
+    evtimer_add(d->notify, &tv);
 }
 
 /* ---- failure and reconnection ---- */
@@ -85,17 +93,9 @@ static void stop_requests(struct docker *d)
 {
     http_cancel(d->ping);
     http_cancel(d->events);
-    http_cancel(d->list);
     http_cancel(d->nets);
-    d->ping = d->events = d->list = d->nets = NULL;
-    while (d->jobs) {
-        struct job *j = d->jobs;
-        d->jobs = j->next;
-        http_cancel(j->req);
-        free(j);
-    }
-    d->njobs = 0;
-    d->nqueue = 0;
+    d->ping = d->events = d->nets = NULL;
+    docker_sync_stop(d->sync);
     line_split_reset(&d->lines);
 }
 
@@ -118,13 +118,17 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
     switch (p) {
     case DOCKER_CONNECTING:
         /* Starts from scratch: nothing of the last attempt is running. */
-        INVARIANT(!d->ping && !d->events && !d->list && !d->nets && !d->jobs);
+        INVARIANT(!d->ping && !d->events && !d->nets);
         break;
     case DOCKER_SYNCED:
         log_info("docker: %s %zu running containers (API %s)",
                  d->backoff.cur_ms ? "reconnected, resynced" : "synced",
                  registry_count(d->reg), d->version);
         backoff_reset(&d->backoff);
+        if (evtimer_pending(d->notify, NULL)) { /* the sync's last changes */
+            evtimer_del(d->notify);
+            d->changed(d->arg);
+        }
         break;
     case DOCKER_WAITING: {
         /* Keep serving our table; start over after a growing pause. */
@@ -165,207 +169,39 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     start(arg);
 }
 
-/* An HTTP answer that is not a success, as one line. */
+/* An HTTP answer that is not a success fails the connection. */
 static bool answer_failed(struct docker *d, const char *what, long status,
                           const char *body, size_t len, const char *error)
 {
-    char msg[400];
-    if (error) {
-        fail(d, what, error);
-        return true;
-    }
-    if (status == 200)
+    char why[350];
+    if (!docker_answer_failed(status, body, len, error, why, sizeof why))
         return false;
-    char text[300];
-    docker_error_text(body, len, text, sizeof text);
-    snprintf(msg, sizeof msg, "HTTP %ld: %s", status, text);
-    fail(d, what, msg);
+    fail(d, what, why);
     return true;
 }
 
-/* ---- inspects ---- */
+/* ---- the sync (list and inspects: docker_sync.c) ---- */
 
 static void check_synced(struct docker *d)
 {
-    if (d->phase == DOCKER_SYNCING && !d->njobs && !d->nqueue && !d->nets)
+    if (d->phase == DOCKER_SYNCING && docker_sync_idle(d->sync) && !d->nets)
         set_phase(d, DOCKER_SYNCED, NULL);
 }
 
-static int start_job(struct docker *d, struct job *j);
+static void on_sync_changed(void *arg) { changed(arg); }
 
-static void next_queued(struct docker *d)
-{
-    while (d->nqueue && d->njobs < INSPECTS_AT_ONCE) {
-        char id[REG_ID_MAX];
-        memcpy(id, d->queue[0], sizeof id);
-        memmove(d->queue, d->queue + 1, --d->nqueue * sizeof *d->queue);
-        inspect(d, id);
-    }
-    check_synced(d);
-}
-
-static void apply_inspect(struct docker *d, const char *id, long status,
-                          const char *body, size_t len)
-{
-    if (status == 404) { /* gone already */
-        registry_drop(d->reg, id);
-        changed(d);
-        return;
-    }
-    char err[200];
-    if (status != 200) {
-        docker_error_text(body, len, err, sizeof err);
-        log_error("docker: inspect %.12s: HTTP %ld: %s; keeping what was known", id,
-                  status, err);
-        return;
-    }
-    struct docker_inspect in;
-    if (docker_parse_inspect(body, len, &in, err, sizeof err) < 0) {
-        log_error("docker: inspect %.12s: %s; keeping what was known", id, err);
-        return;
-    }
-    if (in.running) {
-        if (registry_put(d->reg, &in.c) < 0)
-            log_error("docker: inspect %.12s: out of memory", id);
-        else
-            log_debug("docker: %s (%.12s) running, %zu networks", in.c.name, id,
-                      in.c.neps);
-    } else {
-        registry_drop(d->reg, id);
-        log_debug("docker: %s (%.12s) not running", in.c.name, id);
-    }
-    docker_inspect_release(&in);
-    changed(d);
-}
-
-static void unlink_job(struct docker *d, struct job *j)
-{
-    for (struct job **p = &d->jobs; *p; p = &(*p)->next) {
-        if (*p == j) {
-            *p = j->next;
-            break;
-        }
-    }
-    d->njobs--;
-}
-
-static void on_inspect(void *arg, long status, const char *body, size_t len,
-                       const char *error)
-{
-    struct job *j = arg;
-    struct docker *d = j->d;
-    j->req = NULL;
-    if (j->again) {
-        j->again = false;
-        if (start_job(d, j) < 0)
-            next_queued(d); /* the job is gone: keep the queue moving */
-        return;
-    }
-    unlink_job(d, j);
-    if (error)
-        log_error("docker: inspect %.12s: %s", j->id, error);
-    else
-        apply_inspect(d, j->id, status, body, len);
-    free(j);
-    next_queued(d);
-}
-
-static int start_job(struct docker *d, struct job *j)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v%s/containers/%s/json", d->version, j->id);
-    struct http_callbacks cb = {.done = on_inspect, .arg = j};
-    j->req = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb);
-    if (!j->req) {
-        unlink_job(d, j);
-        log_error("docker: inspect %.12s: cannot start a request", j->id);
-        free(j);
-        return -1;
-    }
-    return 0;
-}
-
-/* Asks for a fresh view of one container; repeats collapse into one. */
-static void inspect(struct docker *d, const char *id)
-{
-    for (struct job *j = d->jobs; j; j = j->next) {
-        if (strcmp(j->id, id) == 0) {
-            j->again = true;
-            return;
-        }
-    }
-    if (d->njobs >= INSPECTS_AT_ONCE) {
-        for (size_t i = 0; i < d->nqueue; i++)
-            if (strcmp(d->queue[i], id) == 0)
-                return;
-        if (d->nqueue == d->qcap) {
-            size_t cap = d->qcap ? d->qcap * 2 : 64;
-            char(*q)[REG_ID_MAX] = realloc(d->queue, cap * sizeof *q);
-            if (!q)
-                return;
-            d->queue = q;
-            d->qcap = cap;
-        }
-        snprintf(d->queue[d->nqueue++], REG_ID_MAX, "%s", id);
-        return;
-    }
-    struct job *j = calloc(1, sizeof *j);
-    if (!j)
-        return;
-    j->d = d;
-    snprintf(j->id, sizeof j->id, "%s", id);
-    j->next = d->jobs;
-    d->jobs = j;
-    d->njobs++;
-    start_job(d, j);
-}
-
-/* ---- the full list (after the event stream is up) ---- */
-
-struct sweep {
-    char (*keep)[REG_ID_MAX];
-    size_t nkeep;
-    char (*drop)[REG_ID_MAX];
-    size_t ndrop;
-};
-
-static void find_stale(const struct reg_container *c, void *arg)
-{
-    struct sweep *s = arg;
-    for (size_t i = 0; i < s->nkeep; i++)
-        if (strcmp(s->keep[i], c->id) == 0)
-            return;
-    snprintf(s->drop[s->ndrop++], REG_ID_MAX, "%s", c->id);
-}
-
-static void on_list(void *arg, long status, const char *body, size_t len,
-                    const char *error)
+static void on_sync_listed(void *arg)
 {
     struct docker *d = arg;
-    d->list = NULL;
-    if (answer_failed(d, "GET /containers/json", status, body, len, error))
-        return;
-    char err[200];
-    struct sweep s = {0};
-    if (docker_parse_list(body, len, &s.keep, &s.nkeep, err, sizeof err) < 0) {
-        fail(d, "GET /containers/json", err);
-        return;
-    }
-    /* Containers that stopped while we were away are not in the list. */
-    s.drop = calloc(registry_count(d->reg) + 1, sizeof *s.drop);
-    if (s.drop) {
-        registry_foreach(d->reg, find_stale, &s);
-        for (size_t i = 0; i < s.ndrop; i++)
-            registry_drop(d->reg, s.drop[i]);
-        if (s.ndrop)
-            changed(d);
-    }
     set_phase(d, DOCKER_SYNCING, NULL);
-    for (size_t i = 0; i < s.nkeep; i++)
-        inspect(d, s.keep[i]);
-    free(s.keep);
-    free(s.drop);
     check_synced(d);
+}
+
+static void on_sync_idle(void *arg) { check_synced(arg); }
+
+static void on_sync_failed(void *arg, const char *what, const char *why)
+{
+    fail(arg, what, why);
 }
 
 static void on_networks(void *arg, long status, const char *body, size_t len,
@@ -373,21 +209,15 @@ static void on_networks(void *arg, long status, const char *body, size_t len,
 {
     struct docker *d = arg;
     d->nets = NULL;
-    char err[200];
+    char err[350];
     if (d->nets_again) {
         d->nets_again = false;
         refresh_networks(d);
         return;
     }
-    if (error || status != 200) {
-        if (error)
-            snprintf(err, sizeof err, "%s", error);
-        else
-            docker_error_text(body, len, err, sizeof err);
+    if (docker_answer_failed(status, body, len, error, err, sizeof err) ||
+        docker_parse_networks(body, len, d->reg, err, sizeof err) < 0)
         log_error("docker: GET /networks: %s; keeping the known subnets", err);
-    } else if (docker_parse_networks(body, len, d->reg, err, sizeof err) < 0) {
-        log_error("docker: GET /networks: %s; keeping the known subnets", err);
-    }
     check_synced(d);
 }
 
@@ -400,16 +230,14 @@ static void refresh_networks(struct docker *d)
     char path[64];
     snprintf(path, sizeof path, "/v%s/networks", d->version);
     struct http_callbacks cb = {.done = on_networks, .arg = d};
-    d->nets = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb);
+    d->nets = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS,
+                       NETWORKS_BODY_MAX, &cb);
 }
 
 static void begin_sync(struct docker *d)
 {
-    char path[64];
     set_phase(d, DOCKER_LISTING, NULL);
-    snprintf(path, sizeof path, "/v%s/containers/json", d->version);
-    struct http_callbacks cb = {.done = on_list, .arg = d};
-    if (!(d->list = http_get(d->http, &d->ep.target, path, REQUEST_TIMEOUT_MS, &cb))) {
+    if (docker_sync_list(d->sync, d->version) < 0) {
         fail(d, "GET /containers/json", "cannot start a request");
         return;
     }
@@ -435,7 +263,7 @@ static void handle_event(void *arg, const char *line, size_t len)
     if (strcmp(ev.type, "network") == 0) {
         if (strcmp(a, "connect") == 0 || strcmp(a, "disconnect") == 0) {
             if (ev.id[0])
-                inspect(d, ev.id);
+                docker_sync_inspect(d->sync, ev.id);
         } else if (strcmp(a, "create") == 0 || strcmp(a, "destroy") == 0 ||
                    strcmp(a, "remove") == 0) {
             refresh_networks(d);
@@ -445,15 +273,16 @@ static void handle_event(void *arg, const char *line, size_t len)
     if (strcmp(ev.type, "container") != 0 || !ev.id[0])
         return;
     if (strcmp(a, "die") == 0 || strcmp(a, "destroy") == 0) {
-        /* Drop at once; an inspect in flight is marked stale by inspect(). */
+        /* Drop at once; an inspect in flight is asked again (its answer
+         * may predate the event). */
         registry_drop(d->reg, ev.id);
         changed(d);
         if (strcmp(a, "die") == 0)
-            inspect(d, ev.id);
+            docker_sync_inspect(d->sync, ev.id);
     } else if (strcmp(a, "start") == 0 || strcmp(a, "restart") == 0 ||
                strcmp(a, "unpause") == 0 || strcmp(a, "rename") == 0 ||
                strcmp(a, "update") == 0) {
-        inspect(d, ev.id);
+        docker_sync_inspect(d->sync, ev.id);
     }
 }
 
@@ -473,13 +302,14 @@ static void on_events_headers(void *arg, long status, const char *headers)
 }
 
 /* The stream is chunked by HTTP, not by event: line_split carries a
- * partial line over to the next piece. */
+ * partial line over to the next piece. Only a 200's body comes here (an
+ * error answer's first few KB go to on_events_done). */
 static void on_events_data(void *arg, const char *data, size_t len)
 {
     struct docker *d = arg;
-    /* Not 200: an error body, kept whole for on_events_done. */
-    line_fn *fn = d->events_status == 200 ? handle_event : NULL;
-    if (line_split_feed(&d->lines, data, len, fn, d) < 0)
+    if (d->events_status != 200)
+        return; /* a 2xx that is not the stream: nothing to follow */
+    if (line_split_feed(&d->lines, data, len, handle_event, d) < 0)
         log_warn("docker: event line longer than 1 MiB; dropped");
 }
 
@@ -487,21 +317,9 @@ static void on_events_done(void *arg, long status, const char *body, size_t len,
                            const char *error)
 {
     struct docker *d = arg;
-    (void)body;
-    (void)len;
     d->events = NULL;
-    char why[400];
-    if (error) {
-        snprintf(why, sizeof why, "%s", error);
-    } else if (status != 200) {
-        char text[300];
-        docker_error_text(d->lines.buf ? d->lines.buf : "", d->lines.len, text,
-                          sizeof text);
-        snprintf(why, sizeof why, "HTTP %ld: %s", status, text);
-    } else {
-        snprintf(why, sizeof why, "the daemon closed the stream");
-    }
-    fail(d, "GET /events", why);
+    if (!answer_failed(d, "GET /events", status, body, len, error))
+        fail(d, "GET /events", "the daemon closed the stream");
 }
 
 static void start_events(struct docker *d)
@@ -517,7 +335,8 @@ static void start_events(struct docker *d)
                                 .data = on_events_data,
                                 .done = on_events_done,
                                 .arg = d};
-    if (!(d->events = http_get(d->http, &d->ep.target, path, 0, &cb)))
+    if (!(d->events = http_get(d->http, &d->ep.target, path, 0, EVENTS_PIECE_MAX,
+                               &cb)))
         fail(d, "GET /events", "cannot start a request");
 }
 
@@ -547,7 +366,7 @@ static void start(struct docker *d)
     snprintf(d->version, sizeof d->version, "1.41"); /* if _ping has none */
     struct http_callbacks cb = {.headers = on_ping_headers, .done = on_ping, .arg = d};
     if (!(d->ping = http_get(d->http, &d->ep.target, "/_ping", REQUEST_TIMEOUT_MS,
-                             &cb)))
+                             PING_BODY_MAX, &cb)))
         fail(d, "GET /_ping", "cannot start a request");
 }
 
@@ -577,8 +396,15 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
         return NULL;
     }
     char why[300];
+    struct docker_sync_hooks hooks = {.changed = on_sync_changed,
+                                      .listed = on_sync_listed,
+                                      .idle = on_sync_idle,
+                                      .failed = on_sync_failed,
+                                      .arg = d};
     if (!(d->http = http_new(base, why, sizeof why)) ||
-        !(d->retry = evtimer_new(base, on_retry, d))) {
+        !(d->retry = evtimer_new(base, on_retry, d)) ||
+        !(d->notify = evtimer_new(base, on_notify, d)) ||
+        !(d->sync = docker_sync_new(base, d->http, &d->ep.target, reg, &hooks))) {
         snprintf(err, errlen, "docker: %s", d->http ? "out of memory" : why);
         docker_free(d);
         return NULL;
@@ -592,12 +418,14 @@ void docker_free(struct docker *d)
 {
     if (!d)
         return;
-    if (d->http)
+    if (d->http && d->sync)
         stop_requests(d);
+    docker_sync_free(d->sync);
     http_free(d->http);
     if (d->retry)
         event_free(d->retry);
-    free(d->queue);
+    if (d->notify)
+        event_free(d->notify);
     line_split_release(&d->lines);
     free(d);
 }

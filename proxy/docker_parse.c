@@ -6,6 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/idmap.h"
+#include "berth/json_split.h"
+
+/* Ids per block of a docker_list (266 KB). */
+#define LIST_BLOCK 4096
+/* The longest list entry accepted: real ones are 1-2 KB, labels included. */
+#define LIST_ENTRY_MAX (1u << 20)
+
 static int fail(char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "%s", what);
@@ -150,35 +158,222 @@ void docker_inspect_release(struct docker_inspect *in)
     memset(in, 0, sizeof *in);
 }
 
+struct docker_list {
+    struct json_split split;
+    char (**blocks)[REG_ID_MAX];
+    size_t nblocks;
+    size_t n, max;
+    struct idmap *set; /* the ids kept, keyed by the blocks' copies */
+};
+
+struct docker_list *docker_list_new(size_t max)
+{
+    struct docker_list *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    if (!(l->set = idmap_new())) {
+        free(l);
+        return NULL;
+    }
+    l->split = JSON_SPLIT_INIT(LIST_ENTRY_MAX);
+    l->max = max;
+    return l;
+}
+
+void docker_list_free(struct docker_list *l)
+{
+    if (!l)
+        return;
+    json_split_release(&l->split);
+    for (size_t i = 0; i < l->nblocks; i++)
+        free(l->blocks[i]);
+    free(l->blocks);
+    idmap_free(l->set);
+    free(l);
+}
+
+/* Room for one more id: a new block when the last one is full. */
+static int list_room(struct docker_list *l)
+{
+    if (l->n < l->nblocks * LIST_BLOCK)
+        return 0;
+    char(**v)[REG_ID_MAX] = realloc(l->blocks, (l->nblocks + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->blocks = v;
+    if (!(v[l->nblocks] = malloc(LIST_BLOCK * sizeof **v)))
+        return -1;
+    l->nblocks++;
+    return 0;
+}
+
+/* ---- the top-level "Id" of a list entry, without parsing the rest ----
+ * A list entry is ~1 KB of which berth needs 64 bytes; parsing every entry
+ * whole cost four times the scan below, all on the loop the relays share
+ * (libcurl hands over up to 1.6 MB of list at once). json_split has
+ * already checked the entry's brackets and quotes balance. */
+
+static size_t skip_space(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* p[i] is a '"': the index after the string's closing quote (or len). */
+static size_t skip_string(const char *p, size_t i, size_t len)
+{
+    for (i++; i < len; i++) {
+        if (p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* The index after the value that starts at p[i]. */
+static size_t skip_value(const char *p, size_t i, size_t len)
+{
+    if (i < len && p[i] == '"')
+        return skip_string(p, i, len);
+    unsigned depth = 0;
+    while (i < len) {
+        char c = p[i];
+        if (c == '"') {
+            i = skip_string(p, i, len);
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* the end of the enclosing object */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 &&
+                   (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i; /* a bare scalar ends */
+        }
+        i++;
+    }
+    return len;
+}
+
+/* Copies the string value of the object's first top-level "Id" key into
+ * id; false if elem is no object or has none. */
+static bool entry_id(const char *p, size_t len, char *id, size_t idlen)
+{
+    size_t i = skip_space(p, 0, len);
+    if (i >= len || p[i] != '{')
+        return false;
+    for (i++;; i++) { /* at each key: after '{' or ',' */
+        i = skip_space(p, i, len);
+        if (i >= len || p[i] != '"')
+            return false;
+        size_t key = i + 1;
+        i = skip_string(p, i, len);
+        bool is_id = i == key + 3 && memcmp(p + key, "Id\"", 3) == 0;
+        i = skip_space(p, i, len);
+        if (i >= len || p[i] != ':')
+            return false;
+        i = skip_space(p, i + 1, len);
+        if (is_id) {
+            size_t end = i < len && p[i] == '"' ? skip_string(p, i, len) : i;
+            size_t n = end > i + 1 && p[end - 1] == '"' ? end - i - 2 : idlen;
+            if (n >= idlen || memchr(p + i + 1, '\\', n))
+                return false;
+            memcpy(id, p + i + 1, n);
+            id[n] = '\0';
+            return true;
+        }
+        i = skip_space(p, skip_value(p, i, len), len);
+        if (i >= len || p[i] != ',')
+            return false;
+    }
+}
+
+/* One entry of the list (a json_elem_fn). */
+static int list_entry(void *arg, const char *elem, size_t len, char *err,
+                      size_t errlen)
+{
+    struct docker_list *l = arg;
+    char id[REG_ID_MAX];
+    if (!entry_id(elem, len, id, sizeof id) || !valid_id(id))
+        return fail(err, errlen, "an entry has no valid \"Id\"");
+    if (idmap_get(l->set, id))
+        return 0; /* said twice: once is enough */
+    if (l->n >= l->max) {
+        snprintf(err, errlen, "more than %zu containers", l->max);
+        return -1;
+    }
+    if (list_room(l) < 0)
+        return fail(err, errlen, "out of memory");
+    char *slot = l->blocks[l->n / LIST_BLOCK][l->n % LIST_BLOCK];
+    memcpy(slot, id, sizeof id);
+    if (idmap_put(l->set, slot, slot) < 0)
+        return fail(err, errlen, "out of memory");
+    l->n++;
+    return 0;
+}
+
+/* Says which answer was wrong: every message starts the same. */
+static int list_failed(char *err, size_t errlen)
+{
+    char why[200];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, errlen, "container list: %s", why);
+    return -1;
+}
+
+int docker_list_feed(struct docker_list *l, const char *data, size_t len, char *err,
+                     size_t errlen)
+{
+    if (json_split_feed(&l->split, data, len, list_entry, l, err, errlen) < 0)
+        return list_failed(err, errlen);
+    return 0;
+}
+
+int docker_list_end(struct docker_list *l, char *err, size_t errlen)
+{
+    if (json_split_end(&l->split, err, errlen) < 0)
+        return list_failed(err, errlen);
+    return 0;
+}
+
+size_t docker_list_count(const struct docker_list *l) { return l->n; }
+
+const char *docker_list_id(const struct docker_list *l, size_t i)
+{
+    return l->blocks[i / LIST_BLOCK][i % LIST_BLOCK];
+}
+
+bool docker_list_has(const struct docker_list *l, const char *id)
+{
+    return idmap_get(l->set, id) != NULL;
+}
+
 int docker_parse_list(const char *body, size_t len, char (**ids)[REG_ID_MAX],
                       size_t *n, char *err, size_t errlen)
 {
     *ids = NULL;
     *n = 0;
-    cJSON *root = parse(body, len);
-    if (!cJSON_IsArray(root)) {
-        cJSON_Delete(root);
-        return fail(err, errlen, "container list: not a JSON array");
+    struct docker_list *l = docker_list_new((size_t)-1);
+    if (!l)
+        return fail(err, errlen, "container list: out of memory");
+    if (docker_list_feed(l, body, len, err, errlen) < 0 ||
+        docker_list_end(l, err, errlen) < 0) {
+        docker_list_free(l);
+        return -1;
     }
-    size_t cap = (size_t)cJSON_GetArraySize(root);
-    *ids = calloc(cap ? cap : 1, sizeof **ids);
-    if (!*ids) {
-        cJSON_Delete(root);
+    if (!(*ids = calloc(l->n ? l->n : 1, sizeof **ids))) {
+        docker_list_free(l);
         return fail(err, errlen, "container list: out of memory");
     }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, root) {
-        const char *id = str_at(c, "Id");
-        if (!id || !valid_id(id)) {
-            free(*ids);
-            *ids = NULL;
-            *n = 0;
-            cJSON_Delete(root);
-            return fail(err, errlen, "container list: an entry has no valid \"Id\"");
-        }
-        snprintf((*ids)[(*n)++], REG_ID_MAX, "%s", id);
-    }
-    cJSON_Delete(root);
+    for (size_t i = 0; i < l->n; i++)
+        snprintf((*ids)[i], REG_ID_MAX, "%s", docker_list_id(l, i));
+    *n = l->n;
+    docker_list_free(l);
     return 0;
 }
 
@@ -283,4 +478,19 @@ void docker_error_text(const char *body, size_t len, char *out, size_t outlen)
             snprintf(out, outlen, "(empty answer)");
     }
     cJSON_Delete(root);
+}
+
+bool docker_answer_failed(long status, const char *body, size_t len, const char *error,
+                          char *out, size_t outlen)
+{
+    if (error) {
+        snprintf(out, outlen, "%s", error);
+        return true;
+    }
+    if (status == 200)
+        return false;
+    char text[300];
+    docker_error_text(body, len, text, sizeof text);
+    snprintf(out, outlen, "HTTP %ld: %s", status, text);
+    return true;
 }

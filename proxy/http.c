@@ -5,14 +5,23 @@
 #include <string.h>
 #include <strings.h>
 
+#include "berth/clock.h"
 #include "berth/curl_api.h"
 #include "berth/guard.h"
 #include "berth/log.h"
 
-/* A collected body larger than this is an error: Docker answers are small,
- * and a daemon sending endless garbage must not eat the host's memory. */
-#define BODY_MAX (64u << 20)
+/* What is kept of an answer that is not a success, whatever its length
+ * or framing (chunked, a huge Content-Length, endless): enough for the
+ * daemon's error message. The rest is not read: the transfer ends there. */
+#define ERROR_BODY_MAX 4096
+/* How long such a body may take after its headers: a stream that answers
+ * 500 and then trickles or stalls must not hold up the caller's retry. */
+#define ERROR_BODY_WAIT_MS 2000
+/* Kept of one answer's header block, for the headers callback. */
 #define HEADERS_MAX 16384
+/* Every header line of one answer, interim blocks (1xx) included: past
+ * this the answer is refused (libcurl keeps them too). */
+#define HEADER_BYTES_MAX (64u << 10)
 
 struct http_req {
     struct http *h;
@@ -22,14 +31,18 @@ struct http_req {
     /* Callers cancel requests from callbacks, this one's own included:
      * cancelled, it gets no more callbacks and is freed once they return. */
     struct guard guard;
-    char *body;
+    char *body; /* collected for done, or waiting for the data callback */
     size_t len, cap;
+    size_t body_max;
     char headers[HEADERS_MAX];
     size_t hlen;
+    size_t hbytes; /* every header byte so far */
     bool headers_done;
     bool headers_pending; /* complete, not yet given to the caller */
     long status;
-    bool too_big;
+    bool too_big, headers_too_big;
+    bool cut; /* an error answer, ended after its first ERROR_BODY_MAX bytes */
+    struct event *error_wait; /* ends an error answer's slow body */
     char error[CURL_ERROR_SIZE];
     char where[300]; /* for messages: the socket path or URL */
 };
@@ -50,10 +63,15 @@ struct watch {
 
 static void check_done(struct http *h);
 static void dispatch(struct http *h);
+static void finish(struct http_req *r, long status, const char *error);
+
+static bool success(long status) { return status >= 200 && status < 300; }
 
 static void req_free(struct http_req *r)
 {
     struct http *h = r->h;
+    if (r->error_wait)
+        event_free(r->error_wait);
     h->curl->multi_remove_handle(h->multi, r->easy);
     h->curl->easy_cleanup(r->easy);
     if (r->prev)
@@ -128,6 +146,14 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return evtimer_add(h->timer, &tv);
 }
 
+static void on_error_wait(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_req *r = arg;
+    (void)fd;
+    (void)what;
+    finish(r, r->status, NULL);
+}
+
 /* libcurl forbids calling back into it from its callbacks, and callers
  * start and cancel requests from theirs. So curl's callbacks only record;
  * dispatch() hands headers and streamed data over once curl returned. */
@@ -138,6 +164,12 @@ static void deliver_headers(struct http_req *r)
     r->headers_done = true;
     r->headers_pending = true;
     r->h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (success(r->status) || !r->status) /* a success, or no answer at all */
+        return;
+    /* Without the timer the answer simply gets its own timeout, if any. */
+    struct timeval tv = clock_tv(ERROR_BODY_WAIT_MS);
+    if ((r->error_wait = evtimer_new(r->h->base, on_error_wait, r)))
+        evtimer_add(r->error_wait, &tv);
 }
 
 /* Hands r's pending headers or a piece of its body to the caller. Returns
@@ -153,7 +185,8 @@ static bool dispatch_req(struct http_req *r)
             ran = true;
         }
     }
-    if (!ran && r->cb.data && r->len) {
+    /* An error answer's body is not the stream: it goes to done. */
+    if (!ran && r->cb.data && r->len && success(r->status)) {
         char *b = r->body;
         size_t n = r->len;
         r->body = NULL;
@@ -185,6 +218,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 {
     struct http_req *r = arg;
     size_t len = size * n;
+    if ((r->hbytes += len) > HEADER_BYTES_MAX) {
+        r->headers_too_big = true;
+        return 0; /* makes libcurl abort the transfer */
+    }
     /* A new status line (after a 100 or a redirect) restarts the block. */
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
         r->hlen = 0;
@@ -203,29 +240,60 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+/* Appends to the body; false when out of memory. */
+static bool keep(struct http_req *r, const char *data, size_t len)
 {
-    struct http_req *r = arg;
-    size_t len = size * n;
-    deliver_headers(r);
-    if (r->len + len > BODY_MAX) {
-        r->too_big = true;
-        return 0; /* makes libcurl abort the transfer */
-    }
     if (r->len + len + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;
         while (cap < r->len + len + 1)
             cap *= 2;
         char *b = realloc(r->body, cap);
         if (!b)
-            return 0;
+            return false;
         r->body = b;
         r->cap = cap;
     }
     memcpy(r->body + r->len, data, len);
     r->len += len;
     r->body[r->len] = '\0';
-    return len;
+    return true;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t len = size * n;
+    deliver_headers(r);
+    if (!success(r->status)) {
+        size_t room = ERROR_BODY_MAX - r->len;
+        if (len <= room)
+            return keep(r, data, len) ? len : 0;
+        keep(r, data, room);
+        r->cut = true;
+        return 0; /* makes libcurl abort the transfer */
+    }
+    /* A collected body, or what waits for the data callback (a streamed
+     * one is handed over after every read, so this bounds a piece). */
+    if (r->len + len > r->body_max) {
+        r->too_big = true;
+        return 0;
+    }
+    return keep(r, data, len) ? len : 0;
+}
+
+/* The request ended (error NULL: with an HTTP answer): headers and data
+ * not yet handed over, then done, then it is freed. */
+static void finish(struct http_req *r, long status, const char *error)
+{
+    guard_enter(&r->guard);
+    deliver_headers(r);
+    dispatch(r->h);                             /* headers and data before done */
+    if (!guard_ending(&r->guard) && r->cb.done) /* unless they cancelled r */
+        r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "", r->len,
+                   error);
+    guard_end(&r->guard); /* finished: freed right after done */
+    if (guard_leave(&r->guard))
+        req_free(r);
 }
 
 static void check_done(struct http *h)
@@ -239,8 +307,16 @@ static void check_done(struct http *h)
         h->curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         long status = 0;
         const char *error = NULL;
-        if (r->too_big) {
-            error = "answer larger than 64 MiB";
+        if (r->cut) {
+            status = r->status;
+        } else if (r->too_big) {
+            snprintf(r->error, sizeof r->error, "answer larger than %zu KiB",
+                     r->body_max >> 10);
+            error = r->error;
+        } else if (r->headers_too_big) {
+            snprintf(r->error, sizeof r->error, "headers larger than %u KiB",
+                     HEADER_BYTES_MAX >> 10);
+            error = r->error;
         } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
             /* libcurl names a host and port even for unix sockets. */
             snprintf(r->error, sizeof r->error, "cannot connect to %.200s", r->where);
@@ -250,15 +326,7 @@ static void check_done(struct http *h)
         } else {
             h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         }
-        guard_enter(&r->guard);
-        deliver_headers(r);
-        dispatch(h);                                /* headers and data before done */
-        if (!guard_ending(&r->guard) && r->cb.done) /* unless they cancelled r */
-            r->cb.done(r->cb.arg, error ? 0 : status, r->body ? r->body : "", r->len,
-                       error);
-        guard_end(&r->guard); /* finished: freed right after done */
-        if (guard_leave(&r->guard))
-            req_free(r);
+        finish(r, status, error);
     }
 }
 
@@ -301,7 +369,7 @@ void http_free(struct http *h)
 }
 
 struct http_req *http_get(struct http *h, const struct http_target *t,
-                          const char *path, long timeout_ms,
+                          const char *path, long timeout_ms, size_t body_max,
                           const struct http_callbacks *cb)
 {
     struct http_req *r = calloc(1, sizeof *r);
@@ -309,6 +377,7 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
         return NULL;
     r->h = h;
     r->cb = *cb;
+    r->body_max = body_max;
     if (!(r->easy = h->curl->easy_init())) {
         free(r);
         return NULL;

@@ -43,8 +43,6 @@ int line_split_feed(struct line_split *ls, const char *data, size_t len, line_fn
     }
     memcpy(ls->buf + ls->len, data, len);
     ls->len += len;
-    if (!fn)
-        return 0;
     size_t start = 0;
     for (size_t i = 0; i < ls->len; i++) {
         if (ls->buf[i] != '\n')

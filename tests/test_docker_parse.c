@@ -174,6 +174,16 @@ static const struct bad bads[] = {
      "inspect: not a JSON object"},
     {1, "{\"message\": \"oops\"}", "container list: not a JSON array"},
     {1, "[{\"Id\": \"../../etc\"}]", "container list: an entry has no valid \"Id\""},
+    {1, "[\"0123456789ab\"]", "container list: an entry has no valid \"Id\""},
+    {1, "[{\"Id\": 12345678901234}]", "container list: an entry has no valid \"Id\""},
+    {1, "[{\"Id\": \"0123456789a\\u0062\"}]",
+     "container list: an entry has no valid \"Id\""},
+    {1, "[{\"Labels\": {\"Id\": \"0123456789ab\"}}]",
+     "container list: an entry has no valid \"Id\""},
+    {1, "[{}]", "container list: an entry has no valid \"Id\""},
+    {1, "[{\"Id\": \"0123456789ab\"} {}]",
+     "container list: no ',' or ']' after an element"},
+    {1, "[{\"Id\": \"0123456789ab\"}", "container list: the array ended early"},
     {2, "garbage", "network list: not a JSON array"},
     {3, "{\"Type\": \"container\"}", "event: no \"Type\" or \"Action\""},
     {3, "{\"Type\": \"contain", "event: not a JSON object"},
@@ -205,6 +215,89 @@ START_TEST(test_bad_bodies)
 }
 END_TEST
 
+/* The list as it streams in: the same ids, in order, wherever the pieces
+ * are cut; repeats once; the bounds on entries and on their size. */
+START_TEST(test_list_streamed)
+{
+    size_t len;
+    char *body = slurp("containers_list.json", &len);
+    char(*whole)[REG_ID_MAX];
+    size_t n;
+    char err[200];
+    ck_assert_int_eq(docker_parse_list(body, len, &whole, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 5);
+    for (size_t piece = 1; piece < len; piece += piece < 64 ? 1 : 97) {
+        struct docker_list *l = docker_list_new(100);
+        for (size_t at = 0; at < len; at += piece) {
+            size_t k = len - at < piece ? len - at : piece;
+            ck_assert_int_eq(docker_list_feed(l, body + at, k, err, sizeof err), 0);
+        }
+        ck_assert_int_eq(docker_list_end(l, err, sizeof err), 0);
+        ck_assert_uint_eq(docker_list_count(l), n);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_str_eq(docker_list_id(l, i), whole[i]);
+            ck_assert(docker_list_has(l, whole[i]));
+        }
+        ck_assert(!docker_list_has(l, "0123456789ab"));
+        docker_list_free(l);
+    }
+    free(whole);
+    docker_list_free(NULL);
+}
+END_TEST
+
+/* Only the entry's own top-level "Id" counts, wherever it stands. */
+START_TEST(test_list_id_at_top_level)
+{
+    const char *body = "[{\"Labels\": {\"Id\": \"ffffffffffff\"}, \"Names\": [\"/x\","
+                       " \"{\\\"Id\\\": 1\"], \"Size\": -1.5e3, \"Ok\": true,"
+                       " \"Id\" : \"0123456789ab\", \"Id\": \"aaaaaaaaaaaa\"}]";
+    char(*ids)[REG_ID_MAX];
+    size_t n;
+    char err[200];
+    ck_assert_int_eq(docker_parse_list(body, strlen(body), &ids, &n, err, sizeof err),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(ids[0], "0123456789ab");
+    free(ids);
+}
+END_TEST
+
+START_TEST(test_list_repeats_and_bounds)
+{
+    const char *twice = "[{\"Id\": \"0123456789ab\"}, {\"Id\": \"abcdef012345\"},"
+                        " {\"Id\": \"0123456789ab\"}]";
+    char err[200];
+    struct docker_list *l = docker_list_new(2);
+    ck_assert_int_eq(docker_list_feed(l, twice, strlen(twice), err, sizeof err), 0);
+    ck_assert_int_eq(docker_list_end(l, err, sizeof err), 0);
+    ck_assert_uint_eq(docker_list_count(l), 2);
+    docker_list_free(l);
+
+    const char *three = "[{\"Id\": \"0123456789ab\"}, {\"Id\": \"abcdef012345\"},"
+                        " {\"Id\": \"aaaaaaaaaaaa\"}]";
+    l = docker_list_new(2);
+    ck_assert_int_eq(docker_list_feed(l, three, strlen(three), err, sizeof err), -1);
+    ck_assert_str_eq(err, "container list: more than 2 containers");
+    docker_list_free(l);
+
+    /* An entry that never ends: refused at 1 MiB, nothing more kept. */
+    l = docker_list_new(2);
+    const char *head = "[{\"Id\": \"0123456789ab\", \"Junk\": \"";
+    ck_assert_int_eq(docker_list_feed(l, head, strlen(head), err, sizeof err), 0);
+    static char junk[64 << 10];
+    memset(junk, 'x', sizeof junk);
+    int rc = 0, pieces = 0;
+    while (rc == 0 && pieces < 100) {
+        rc = docker_list_feed(l, junk, sizeof junk, err, sizeof err);
+        pieces++;
+    }
+    ck_assert_int_eq(pieces, 16);
+    ck_assert_str_eq(err, "container list: an element longer than 1048576 bytes");
+    docker_list_free(l);
+}
+END_TEST
+
 START_TEST(test_inspect_without_networks_is_a_name_without_address)
 {
     const char *body =
@@ -217,6 +310,23 @@ START_TEST(test_inspect_without_networks_is_a_name_without_address)
     ck_assert(in.running);
     ck_assert_uint_eq(in.c.neps, 0);
     docker_inspect_release(&in);
+}
+END_TEST
+
+START_TEST(test_answer_failed)
+{
+    char out[100] = "untouched";
+    ck_assert(!docker_answer_failed(200, "", 0, NULL, out, sizeof out));
+    ck_assert_str_eq(out, "untouched");
+    ck_assert(docker_answer_failed(0, "", 0, "cannot connect to /x", out, sizeof out));
+    ck_assert_str_eq(out, "cannot connect to /x");
+    const char *json = "{\"message\":\"no such thing\"}";
+    ck_assert(docker_answer_failed(404, json, strlen(json), NULL, out, sizeof out));
+    ck_assert_str_eq(out, "HTTP 404: no such thing");
+    /* A body cut after its first few KB is no JSON: its first line. */
+    const char *cut = "{\"message\": \"endless endless";
+    ck_assert(docker_answer_failed(500, cut, strlen(cut), NULL, out, sizeof out));
+    ck_assert_str_eq(out, "HTTP 500: {\"message\": \"endless endless");
 }
 END_TEST
 
@@ -264,7 +374,11 @@ int main(void)
     tcase_add_test(tc, test_list_and_networks);
     tcase_add_test(tc, test_events);
     tcase_add_loop_test(tc, test_bad_bodies, 0, sizeof bads / sizeof bads[0]);
+    tcase_add_test(tc, test_list_streamed);
+    tcase_add_test(tc, test_list_id_at_top_level);
+    tcase_add_test(tc, test_list_repeats_and_bounds);
     tcase_add_test(tc, test_inspect_without_networks_is_a_name_without_address);
+    tcase_add_test(tc, test_answer_failed);
     tcase_add_test(tc, test_error_text);
     tcase_add_test(tc, test_label_specs);
     suite_add_tcase(s, tc);

@@ -3,6 +3,7 @@
 #include "check_run.h"
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +203,112 @@ START_TEST(test_foreach)
 }
 END_TEST
 
+/* The index follows each change by itself: a rename, a move, parents
+ * that go with their last container, PTR passed on to the next owner. */
+START_TEST(test_index_follows_changes)
+{
+    struct registry *r = lab();
+    char name[64];
+    struct addr a;
+    /* web renamed: the old names go, the new ones come. */
+    struct reg_endpoint web[] = {ep("bridge", "172.17.0.2", NULL, NULL, 0)};
+    put(r, ID("aaaaaaaaaaaaa"), "www", NULL, NULL, 0, web, 1);
+    ck_assert_str_eq(resolve(r, "web", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "web.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "www", AF_INET), "172.17.0.2");
+    ck_assert_str_eq(resolve(r, "aaaaaaaaaaaa", AF_INET), "172.17.0.2");
+    addr_from_ip(&a, "172.17.0.2", 0);
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), 0);
+    ck_assert_str_eq(name, "www");
+    /* "backend" still has postgres; "lab" still has its replicas. */
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "");
+    registry_drop(r, ID("ddddddddddddd"));
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    /* Two containers with one address: the lower number owns the PTR,
+     * the other one after it leaves. */
+    struct reg_endpoint same[] = {ep("lab_default", "10.9.0.11", NULL, NULL, 0)};
+    put(r, ID("fffffffffffff"), "lab_api_9", "lab", "api", 9, same, 1);
+    addr_from_ip(&a, "10.9.0.11", 0);
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), 0);
+    ck_assert_str_eq(name, "lab_api_1");
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.11,10.9.0.12,10.9.0.13");
+    registry_drop(r, ID("1111111111111"));
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), 0);
+    ck_assert_str_eq(name, "lab_api_9");
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.12,10.9.0.13,10.9.0.11");
+    registry_drop(r, ID("2222222222222"));
+    registry_drop(r, ID("3333333333333"));
+    registry_drop(r, ID("fffffffffffff"));
+    ck_assert_str_eq(resolve(r, "lab", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "lab_default", AF_INET), "NX");
+    ck_assert_int_eq(registry_ptr(r, &a, name, sizeof name), -1);
+    registry_free(r);
+}
+END_TEST
+
+/* A resync's sweep: what was kept or stored since it began stays. */
+START_TEST(test_sweep)
+{
+    struct registry *r = lab();
+    registry_sweep_begin(r);
+    registry_keep(r, ID("aaaaaaaaaaaaa"));
+    registry_keep(r, ID("0000000000000")); /* unknown: fine */
+    struct reg_endpoint e[] = {ep("lab_default", "10.9.0.12", NULL, NULL, 0)};
+    put(r, ID("2222222222222"), "lab_api_2", "lab", "api", 2, e, 1);
+    uint64_t v = registry_version(r);
+    ck_assert_uint_eq(registry_sweep(r), 3);
+    ck_assert_uint_gt(registry_version(r), v);
+    ck_assert_uint_eq(registry_count(r), 2);
+    ck_assert_str_eq(resolve(r, "web", AF_INET), "172.17.0.2,10.5.0.2");
+    ck_assert_str_eq(resolve(r, "api.lab", AF_INET), "10.9.0.12");
+    ck_assert_str_eq(resolve(r, "postgres", AF_INET), "NX");
+    /* A sweep with nothing kept forgets everything. */
+    registry_sweep_begin(r);
+    ck_assert_uint_eq(registry_sweep(r), 2);
+    ck_assert_uint_eq(registry_count(r), 0);
+    ck_assert_str_eq(resolve(r, "lab", AF_INET), "NX");
+    registry_free(r);
+}
+END_TEST
+
+/* A host of many containers: each put, replace and drop touches only its
+ * own names, and the table ends empty. */
+START_TEST(test_many_containers)
+{
+    enum { MANY = 20000 };
+    struct registry *r = registry_new();
+    static char ids[MANY][REG_ID_MAX], names[MANY][16];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < MANY; i++) {
+            snprintf(ids[i], sizeof ids[i], "%012x%052d", (unsigned)i * 2654435761u,
+                     i);
+            snprintf(names[i], sizeof names[i], "c%d", i);
+            char ip[32];
+            snprintf(ip, sizeof ip, "10.%d.%d.%d", round, i >> 8, i & 255);
+            struct reg_endpoint e = ep("bridge", ip, NULL, NULL, 0);
+            struct reg_container c = {.id = ids[i],
+                                      .name = names[i],
+                                      .eps = &e,
+                                      .neps = 1};
+            if (registry_put(r, &c) < 0)
+                ck_abort_msg("put %d", i);
+        }
+    }
+    ck_assert_uint_eq(registry_count(r), MANY);
+    ck_assert_str_eq(resolve(r, "c12345", AF_INET), "10.1.48.57");
+    ck_assert_str_eq(resolve(r, "c12345.bridge", AF_INET), "10.1.48.57");
+    ck_assert_str_eq(resolve(r, "bridge", AF_INET), "");
+    for (int i = 0; i < MANY; i++)
+        registry_drop(r, ids[(i * 7919) % MANY]);
+    ck_assert_uint_eq(registry_count(r), 0);
+    ck_assert_str_eq(resolve(r, "c12345", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "bridge", AF_INET), "NX");
+    registry_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("registry");
@@ -212,6 +319,9 @@ int main(void)
     tcase_add_test(tc, test_oneoff_not_in_service);
     tcase_add_test(tc, test_ptr_and_subnets);
     tcase_add_test(tc, test_foreach);
+    tcase_add_test(tc, test_index_follows_changes);
+    tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_many_containers);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -15,7 +15,10 @@
 
 struct docker;
 
-/* Called after every change the client made to the registry. */
+/* Called soon after the client changed the registry: at once (from the
+ * loop) when synced, at most every 200 ms while a sync runs (it changes
+ * the registry with every inspect), and once as the sync ends. Several
+ * changes may be told as one. */
 typedef void docker_changed_fn(void *arg);
 
 /* url: "unix:///path" or "tcp://host:port" (TLS per DOCKER_TLS_VERIFY and

@@ -26,8 +26,8 @@ struct http_callbacks {
     /* Headers complete: status code and the header block ("Name: v\r\n"...).
      * Optional. */
     void (*headers)(void *arg, long status, const char *headers);
-    /* A piece of the body. When NULL, the body is collected and passed to
-     * done. */
+    /* A piece of a successful answer's body. When NULL, the body is
+     * collected and passed to done. */
     void (*data)(void *arg, const char *data, size_t len);
     /* Finished: status 0 and error set when no HTTP answer came. */
     void (*done)(void *arg, long status, const char *body, size_t len,
@@ -40,10 +40,18 @@ struct http *http_new(struct event_base *base, char *err, size_t errlen);
 /* Cancels every request still running (without callbacks). */
 void http_free(struct http *h);
 
-/* Starts GET base_url + path. timeout_ms 0 = none (for streams). Returns
- * NULL on failure (no callback then). */
+/* Starts GET base_url + path. timeout_ms 0 = none (for streams).
+ * body_max bounds what is held of a successful (2xx) answer: the whole
+ * body when collected for done, else what waits for one data callback;
+ * past it the request fails ("answer larger than ..."). Returns NULL on
+ * failure (no callback then).
+ *
+ * Whatever the peer sends, memory stays bounded: an answer that is not a
+ * success never reaches the data callback; done gets its first 4 KiB as
+ * the body (the rest is not read), or what came within 2 s of its headers.
+ * Header blocks over 64 KiB fail the request. */
 struct http_req *http_get(struct http *h, const struct http_target *t,
-                          const char *path, long timeout_ms,
+                          const char *path, long timeout_ms, size_t body_max,
                           const struct http_callbacks *cb);
 /* Stops a request: none of its callbacks runs after this. Allowed from
  * any callback of this module, the request's own included. */

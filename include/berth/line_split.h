@@ -4,7 +4,9 @@
  *
  * Only an unfinished line is bounded (max): past it, it is dropped up to
  * its end, so a peer that never sends '\n' cannot eat memory, while a
- * burst of many short lines may arrive in one piece far larger than max.
+ * burst of many short lines may arrive in one piece far larger than max
+ * (the piece itself is bounded by whoever read it). Nothing else is kept:
+ * memory stays under max plus one piece whatever the stream holds.
  * Return convention: line_split_feed returns 0, or -1 when it started
  * dropping an overlong line (the caller says so). */
 #ifndef BERTH_LINE_SPLIT_H
@@ -31,10 +33,8 @@ void line_split_reset(struct line_split *ls);
 /* Frees the buffer; ls stays usable, as after a reset. */
 void line_split_release(struct line_split *ls);
 
-/* Appends len bytes and hands each complete line to fn. fn NULL only
- * keeps the bytes, unsplit and unbounded, for the caller to read whole in
- * buf/len (an error body where a stream was expected). A piece that finds
- * no memory is lost. */
+/* Appends len bytes and hands each complete line to fn. A piece that
+ * finds no memory is lost. */
 int line_split_feed(struct line_split *ls, const char *data, size_t len, line_fn *fn,
                     void *arg);
 

@@ -15,8 +15,10 @@
  * Project and network names exist too, with no address (so DNS answers them
  * NOERROR, not NXDOMAIN, and resolvers keep looking below them).
  *
- * Lookups are hash lookups on an index rebuilt when the content changes
- * (changes are rare, lookups are per query or per connection).
+ * Lookups are hash lookups on an index that each update changes only where
+ * that container's names are (name_index.h); updates find the container by
+ * a hash of its id. So a change costs the same on a host of 100,000
+ * containers as on one of 10, and a full sync of N containers O(N).
  * Return convention: 0 / -1 (errno ENOMEM) for updates; lookups as stated. */
 #ifndef BERTH_REGISTRY_H
 #define BERTH_REGISTRY_H
@@ -73,6 +75,14 @@ void registry_drop(struct registry *r, const char *id);
 int registry_put_network(struct registry *r, const char *name,
                          const struct reg_subnet *subnets, size_t n);
 void registry_drop_network(struct registry *r, const char *name);
+/* A resync's sweep, spread over as many loop turns as the caller likes:
+ * after registry_sweep_begin, a container is current once registry_keep
+ * names it or registry_put stores it; registry_sweep then forgets every
+ * other one (stopped while nobody listened) and says how many. Keeping is
+ * a hash lookup, the sweep one pass without any. */
+void registry_sweep_begin(struct registry *r);
+void registry_keep(struct registry *r, const char *id);
+size_t registry_sweep(struct registry *r);
 /* Forgets every network (before loading a full network list). */
 void registry_clear_networks(struct registry *r);
 /* Forgets everything (before a full resynchronisation). */
@@ -96,7 +106,8 @@ bool registry_knows_client(struct registry *r, const struct addr *ip);
 uint64_t registry_version(const struct registry *r);
 size_t registry_count(const struct registry *r);
 
-/* Calls fn for every container, in no particular order. */
+/* Calls fn for every container, in no particular order; fn must not
+ * change r. */
 typedef void registry_visit_fn(const struct reg_container *c, void *arg);
 void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg);
 
