@@ -7,8 +7,12 @@ the real answers recorded in tests/fixtures/docker. Containers are scripted
 by name; their addresses are meant to be loopback (127.0.0.x) so berth can
 really connect to backends the test runs there. A container can be removed
 (gone: inspect says 404) or stopped (inspect says not running, the list
-leaves it out), and faults can be set per endpoint. backends() and who()
-are the greeting backends and the client that asks which one it reached.
+leaves it out), and faults can be set per endpoint, among them answers
+that never end (a body, a header block, an event line) and floods of
+events. bulk(n) adds n more containers at once, their list and inspect
+answers made from templates, for the scale test (test_docker_scale.py).
+backends() and who() are the greeting backends and the client that asks
+which one it reached; rss_kib() reads a process's resident memory.
 """
 
 import copy
@@ -47,11 +51,44 @@ def _hexid(name):
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+def sanitized():
+    """Whether the berth under test is an AddressSanitizer build (linked
+    with libasan): slower, and its RSS counts ASan's own memory."""
+    try:
+        with open(u.BERTH, "rb") as f:
+            return b"libasan.so" in f.read()
+    except OSError:
+        return False
+
+
+def asan_env():
+    """The environment for a berth whose RSS a test watches: ASan keeps
+    up to 256 MB of freed memory in quarantine, which would read as berth
+    holding it; 16 MB still catches a use after free."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "quarantine_size_mb=16"]))
+    return env
+
+
+def rss_kib(pid):
+    """VmRSS of pid in KiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 # ---------------------------------------------------------------- the fake
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128      # berth opens up to 16 connections at once
 
     def handle_error(self, request, client_address):
         # berth hanging up on an answer it no longer wants is fine.
@@ -89,6 +126,9 @@ class FakeDocker:
         self.requests = []          # (monotonic time, endpoint key, raw path)
         self.streams = []           # queues of live /events streams
         self.streams_opened = 0
+        self.bulk_ids = {}          # id -> (name, ip) of the bulk containers
+        self.bulk_entries = {}      # id -> its list entry (JSON text)
+        self.bulk_list = b""        # those joined by commas
         self.stopping = False
         self._tmpl_inspect = _fixture("inspect_compose_replica.json")
         self._tmpl_list = _fixture("containers_list.json")[0]
@@ -146,10 +186,46 @@ class FakeDocker:
         with self.lock:
             self.faults.clear()
 
+    def faulty(self, key, fault):
+        """Whether fault is still the one set for key (endless answers run
+        until it is cleared)."""
+        with self.lock:
+            return not self.stopping and self.faults.get(key) == fault
+
+    def bulk(self, n, prefix="bulk"):
+        """n running containers more, named <prefix>000001..., one network
+        each ("bridge", 127.x.y.z: nothing listens there). Their list and
+        inspect answers come from templates: 100,000 take a second."""
+        ltmpl = json.dumps(self._list_entry("@N@", "@I@", {"bridge": ("@A@", None)}, {}))
+        itmpl = json.dumps(self._inspect("@N@", "@I@", {"bridge": ("@A@", None)}, {}))
+        ids, entries = {}, {}
+        for i in range(1, n + 1):
+            name = f"{prefix}{i:06d}"
+            cid = _hexid(name)
+            ip = f"127.{1 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
+            ids[cid] = (name, ip)
+            entries[cid] = ltmpl.replace("@N@", name).replace("@I@", cid).replace("@A@", ip)
+        with self.lock:
+            self._itmpl = itmpl
+            self.bulk_ids.update(ids)
+            self.bulk_entries.update(entries)
+            self.bulk_list = ",".join(self.bulk_entries.values()).encode()
+        return list(ids)
+
+    def bulk_remove(self, ids):
+        """The bulk containers ids are gone (inspect: 404, not listed)."""
+        with self.lock:
+            for cid in ids:
+                self.bulk_ids.pop(cid, None)
+                self.bulk_entries.pop(cid, None)
+            self.bulk_list = ",".join(self.bulk_entries.values()).encode()
+
     def send(self, *items):
         """To every live /events stream: dict (one JSON line in its own
-        chunk), bytes (written as they are: the caller frames them), or one
-        of "truncate", "badchunk", "close", "end" (the stream stops)."""
+        chunk), bytes (written as they are: the caller frames them), one
+        of "truncate", "badchunk", "close", "end" (the stream stops), or
+        ("flood", n, same): n start events, in chunks of 500, for the
+        container "web" when same, else for n different unknown ids."""
         with self.lock:
             qs = list(self.streams)
         for q in qs:
@@ -254,8 +330,8 @@ class FakeDocker:
         with self.lock:
             self.requests.append((time.monotonic(), key, h.path))
             fault = self.faults.get(key)
-        if fault:
-            return self._fault(h, *fault)
+        if fault and fault[0] != "endlessline":     # that one is a 200 stream
+            return self._fault(h, key, *fault)
         if key == "ping":
             return self._reply(h, 200, b"OK", "text/plain; charset=utf-8")
         if key == "events":
@@ -264,10 +340,17 @@ class FakeDocker:
             cs = dict(self.containers)
             stopped = set(self.stopped)
         if key == "list":
-            return self._reply(h, 200, [self._list_entry(n, *v) for n, v in cs.items()
-                                        if n not in stopped])
+            body = json.dumps([self._list_entry(n, *v) for n, v in cs.items()
+                               if n not in stopped]).encode()
+            if self.bulk_list:
+                body = b"[" + self.bulk_list + (b"," + body[1:] if len(body) > 2 else b"]")
+            return self._reply(h, 200, body)
         if key == "inspect":
             want = urllib.parse.unquote(m.group(1))
+            hit = self.bulk_ids.get(want)
+            if hit:
+                return self._reply(h, 200, self._itmpl.replace("@N@", hit[0])
+                                   .replace("@I@", want).replace("@A@", hit[1]).encode())
             for n, v in cs.items():
                 if want in (n, v[0], v[0][:12]):
                     return self._reply(h, 200, self._inspect(n, *v,
@@ -277,7 +360,7 @@ class FakeDocker:
             return self._reply(h, 200, self._networks())
         return self._reply(h, 404, {"message": "page not found"})
 
-    def _fault(self, h, kind, text):
+    def _fault(self, h, key, kind, text):
         if kind in ("404", "500"):
             return self._reply(h, int(kind), {"message": text})
         if kind == "plain":
@@ -287,12 +370,74 @@ class FakeDocker:
         if kind == "close":
             h.close_connection = True
             return None
+        if kind in self.ENDLESS:
+            return self._endless(h, key, kind, text)
         raise ValueError(kind)
+
+    # Answers that never end, until the fault is cleared (or the peer hangs
+    # up): a 500 with an endless body, chunked or under a huge
+    # Content-Length; a 500 whose body stalls; a 200 whose header block
+    # never ends; a 200 list whose first entry never ends.
+    ENDLESS = ("endless500", "endless500cl", "stall500", "endlessheaders",
+               "endlessjson")
+
+    def _endless(self, h, key, kind, text):
+        fault = (kind, text)
+        h.close_connection = True
+        filler = (text.encode() or b"endless") * 64 + b" "
+        try:
+            if kind == "endlessheaders":
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nApi-Version: %s\r\n" % self.version.encode())
+                while self.faulty(key, fault):
+                    h.wfile.write(b"X-Endless: " + filler + b"\r\n")
+                return
+            h.send_response(200 if kind == "endlessjson" else 500)
+            h.send_header("Api-Version", self.version)
+            h.send_header("Content-Type", "application/json")
+            if kind == "endless500":
+                h.send_header("Transfer-Encoding", "chunked")
+            else:
+                h.send_header("Content-Length", str(10 ** 15))
+            h.end_headers()
+            head = {"endlessjson": b'[{"Id": "0123456789ab", "Junk": "',
+                    "stall500": b'{"message": "' + text.encode() + b'"'}.get(
+                        kind, b'{"message": "' + text.encode() + b' ')
+            wrap = chunk if kind == "endless500" else bytes
+            h.wfile.write(wrap(head))
+            h.wfile.flush()
+            while self.faulty(key, fault):
+                if kind == "stall500":
+                    time.sleep(0.05)
+                else:
+                    h.wfile.write(wrap(filler * 16))
+        except OSError:
+            pass
 
     CUTS = {"truncate": b'400\r\n{"status":"die","id":"0123', "end": b"0\r\n\r\n",
             "badchunk": b"zz-not-hex\r\n{}\r\n", "close": b""}
 
+    def _flood(self, h, n, same):
+        tmpl = json.dumps(self.event("start", "web")).replace(_hexid("web"), "@I@")
+        now = int(time.time())
+        for base in range(0, n, 500):
+            lines = []
+            for i in range(base, min(n, base + 500)):
+                cid = _hexid("web") if same else f"{now:08x}{i:056x}"
+                lines.append(tmpl.replace("@I@", cid))
+            h.wfile.write(chunk(("\n".join(lines) + "\n").encode()))
+
+    def _endless_line(self, h, key, fault):
+        """A 200 event stream whose first line never ends, until the fault
+        is cleared: then the line ends and the stream goes on as usual."""
+        line = b"x" * 65536
+        while self.faulty(key, fault):
+            h.wfile.write(chunk(line))
+        h.wfile.write(chunk(b"\n"))
+        h.wfile.flush()
+
     def _events(self, h):
+        with self.lock:
+            fault = self.faults.get("events")
         q = queue.Queue()
         with self.lock:           # before the answer: berth may sync at once
             self.streams.append(q)
@@ -305,6 +450,8 @@ class FakeDocker:
             h.send_header("Transfer-Encoding", "chunked")
             h.end_headers()
             h.wfile.flush()
+            if fault and fault[0] == "endlessline":
+                self._endless_line(h, "events", fault)
             while not self.stopping:
                 try:
                     it = q.get(timeout=0.05)
@@ -313,6 +460,9 @@ class FakeDocker:
                 if isinstance(it, str):       # a cut: the stream stops
                     h.wfile.write(self.CUTS[it])
                     break
+                if isinstance(it, tuple):
+                    self._flood(h, *it[1:])
+                    continue
                 h.wfile.write(it if isinstance(it, bytes)
                               else chunk(json.dumps(it).encode() + b"\n"))
                 h.wfile.flush()

@@ -11,8 +11,14 @@ plain-text errors, garbage JSON, a connection closed without an answer,
 event streams truncated, badly chunked, ended, or carrying a non-JSON line;
 events split across chunks, packed several to a chunk, repeated. berth must
 log what was wrong (above debug level), keep running and serving its last
-table, reconnect with backoff and resynchronise (with since=). Traffic:
-loopback only.
+table, reconnect with backoff and resynchronise (with since=).
+
+Then answers that never end (class Bounded): a 500 whose body is endless
+(chunked, or under a Content-Length of 10^15) or stalls, an endless header
+block, an event line without end, a list entry without end, floods of
+valid events. berth's RSS (VmRSS) must stay within RSS_GROWTH_MIB of what
+it was before, an IP-target port must forward all along, and berth must
+recover once the fake behaves again. Traffic: loopback only.
 """
 
 import json
@@ -25,10 +31,17 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_util as u  # noqa: E402
-from fakedocker import FakeDocker, backends, chunk, who  # noqa: E402
+from fakedocker import (FakeDocker, asan_env, backends, chunk, rss_kib,  # noqa: E402
+                        sanitized, who)
 
 SETTLE_S = 15.0
 RECOVER_S = 45.0      # reconnect after a fault: room for a long backoff
+FAULT_S = 2.5         # how long an endless answer runs
+# Before the fix one endless 500 body took berth past 1.4 GB in 8 s; what
+# is measured now stays within a few MB (printed for each case), up to
+# about 35 MB in an ASan build (its quarantine and redzones).
+RSS_GROWTH_MIB = float(os.environ.get("BERTH_E2E_RSS_GROWTH_MIB",
+                                      "80" if sanitized() else "32"))
 
 
 def setUpModule():
@@ -52,14 +65,18 @@ class FakeCase(unittest.TestCase):
         self.addCleanup(self.fake.close)
         self.web = self.fake.add("web", "127.0.0.2")
 
-    def start_berth(self, *names, url=None):
-        """berth publishing web and each of names (each on its own port)."""
+    def start_berth(self, *names, url=None, ip_target=False):
+        """berth publishing web and each of names (each on its own port);
+        with ip_target, also port "ip" to 127.0.0.2 (web@2) by address."""
         self.ports = {}
         args = ["--docker", url or self.fake.url, "--log-level", "debug"]
         for n in ("web",) + names:
             self.ports[n] = u.free_port()
             args += ["-p", f"127.0.0.1:{self.ports[n]}:{n}:{self.tp}"]
-        self.berth = u.Berth(args, docker=True)
+        if ip_target:
+            self.ports["ip"] = u.free_port()
+            args += ["-p", f"127.0.0.1:{self.ports['ip']}:127.0.0.2:{self.tp}"]
+        self.berth = u.Berth(args, docker=True, env=asan_env())
         self.addCleanup(self.berth.close)
         self.berth.wait_bound([("tcp", p) for p in self.ports.values()])
 
@@ -252,6 +269,94 @@ class Faults(FakeCase):
         self.fake.wait_stream(0, SETTLE_S)
         self.fake.send(self.fake.event("start", "late"))
         self.expect("late", "late@5", "an event after the garbage line", RECOVER_S)
+
+
+class Bounded(FakeCase):
+    """Each: a good sync, then the endpoint sends what never ends (the
+    event stream is cut first where the fault is on a later request).
+    While it lasts: RSS sampled, the IP-target port used; then the fault is
+    cleared and web moved to 127.0.0.3: berth must follow."""
+
+    def bounded_case(self, key, kind, text, pattern, cut="truncate", flood=None,
+                     warns=True):
+        self.start_berth(ip_target=True)
+        self.synced()
+        pid = self.berth.pid
+        base = rss_kib(pid)
+        mark = self.log_mark()
+        opened = self.fake.streams_opened
+        if key:
+            self.fake.fault(key, kind, text)
+        if cut:
+            self.check(self.fake.send(cut), "no live event stream to cut")
+        if flood:
+            self.check(self.fake.send(flood), "no live event stream to flood")
+        peak, served, bad = base, 0, []
+        end = time.monotonic() + FAULT_S
+        while time.monotonic() < end:
+            peak = max(peak, rss_kib(pid))
+            w = who(self.ports["ip"])
+            if w == "web@2":
+                served += 1
+            else:
+                bad.append(w)
+            time.sleep(0.02)
+        peak = max(peak, rss_kib(pid))
+        growth = (peak - base) / 1024
+        sys.stderr.write(f"    RSS {base / 1024:.1f} MiB before, peak {peak / 1024:.1f} MiB "
+                         f"(+{growth:.1f}) in {FAULT_S} s of {kind}; {served} connections "
+                         f"through the IP-target port\n")
+        self.check(self.berth.alive(), f"berth died under {kind}")
+        self.check(growth < RSS_GROWTH_MIB,
+                   f"RSS grew by {growth:.1f} MiB under {kind} (bound {RSS_GROWTH_MIB})")
+        self.check(not bad, f"the IP-target port failed under {kind}: {bad[:5]}")
+        lines = self.expect_log(mark, pattern, f"{key or 'events'} {kind}")
+        self.check(not warns or any(re.search(r"berth (warn|error):", l) for l in lines),
+                   f"/{pattern}/ logged only at debug level: {lines[0].strip()}")
+        self.fake.clear()
+        self.fake.add("web", "127.0.0.3")
+        t0 = time.monotonic()
+        self.fake.wait_stream(opened, 0)
+        self.fake.send(self.fake.event("start", "web"))
+        self.expect("web", "web@3", f"recovery after {kind}", RECOVER_S)
+        sys.stderr.write(f"    recovered in {time.monotonic() - t0:.2f} s\n")
+
+    def test_events_endless_500_chunked(self):
+        self.bounded_case("events", "endless500", "endless #1", r"GET /events.*endless #1")
+
+    def test_events_endless_500_content_length(self):
+        self.bounded_case("events", "endless500cl", "huge #2", r"GET /events.*huge #2")
+
+    def test_events_500_body_stalls(self):
+        self.bounded_case("events", "stall500", "stalled #3", r"GET /events.*stalled #3")
+
+    def test_events_endless_headers(self):
+        self.bounded_case("events", "endlessheaders", "", r"GET /events.*header")
+
+    def test_events_endless_line(self):
+        self.bounded_case("events", "endlessline", "", r"event line longer than")
+
+    def test_list_endless_500(self):
+        self.bounded_case("list", "endless500", "list endless #4",
+                          r"containers/json.*list endless #4")
+
+    def test_list_endless_entry(self):
+        self.bounded_case("list", "endlessjson", "", r"containers/json.*longer than")
+
+    def test_inspect_endless_500(self):
+        self.bounded_case("inspect", "endless500cl", "inspect endless #5",
+                          r"inspect.*inspect endless #5")
+
+    def test_events_flood_distinct(self):
+        # More unknown containers than berth lets wait for an inspect: it
+        # gives up following them one by one and resyncs.
+        self.bounded_case(None, "flood of 50,000 start events", "",
+                          r"changed at once", cut=None, flood=("flood", 50000, False))
+
+    def test_events_flood_same(self):
+        self.bounded_case(None, "flood of 50,000 start events for web", "",
+                          r"event container start", cut=None,
+                          flood=("flood", 50000, True), warns=False)
 
 
 class Reconnect(FakeCase):
