@@ -463,7 +463,7 @@ static void make_addr(struct addr *a, int family, const void *ip)
 }
 
 int name_index_resolve(struct name_index *x, const char *name, size_t len, int family,
-                       struct addr *out, size_t max)
+                       size_t first, struct addr *out, size_t max)
 {
     char key[KEY_MAX];
     if (len == 0 || len >= KEY_MAX)
@@ -476,10 +476,12 @@ int name_index_resolve(struct name_index *x, const char *name, size_t len, int f
     if (!a)
         return -1;
     size_t n = family == AF_INET ? a->n4 : family == AF_INET6 ? a->n6 : 0;
-    for (size_t i = 0; i < n && i < max; i++)
+    for (size_t i = 0; i < n && i < max; i++) {
+        size_t k = (first + i) % n;
         make_addr(&out[i], family,
-                  family == AF_INET ? (const void *)&a->v4[i]
-                                    : (const void *)&a->v6[i]);
+                  family == AF_INET ? (const void *)&a->v4[k]
+                                    : (const void *)&a->v6[k]);
+    }
     return (int)n;
 }
 

@@ -291,7 +291,13 @@ void registry_drop_network(struct registry *r, const char *name)
 int registry_resolve(struct registry *r, const char *name, size_t len, int family,
                      struct addr *out, size_t max)
 {
-    return name_index_resolve(r->index, name, len, family, out, max);
+    return name_index_resolve(r->index, name, len, family, 0, out, max);
+}
+
+int registry_resolve_from(struct registry *r, const char *name, size_t len, int family,
+                          size_t first, struct addr *out, size_t max)
+{
+    return name_index_resolve(r->index, name, len, family, first, out, max);
 }
 
 int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t len)

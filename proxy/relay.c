@@ -126,13 +126,18 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
         return 0;
     struct addr found[RESOLVE_MAX];
     size_t len = strlen(m->target_name), cap = max < RESOLVE_MAX ? max : RESOLVE_MAX;
-    int n = registry_resolve(ctx->reg, m->target_name, len, AF_INET, found, cap);
+    /* The registry rotates: with more replicas than fit here, each
+     * connection still starts one further along all of them. */
+    unsigned start = (*rr)++;
+    int n = registry_resolve_from(ctx->reg, m->target_name, len, AF_INET, start, found,
+                                  cap);
     if (n <= 0)
-        n = registry_resolve(ctx->reg, m->target_name, len, AF_INET6, found, cap);
+        n = registry_resolve_from(ctx->reg, m->target_name, len, AF_INET6, start,
+                                  found, cap);
     if (n <= 0)
         return 0;
     size_t k = (size_t)n < cap ? (size_t)n : cap;
-    size_t first = (*rr)++ % k;
+    size_t first = 0;
     /* Only TCP marks replicas (a UDP flow has no connect to fail), and the
      * clock is read only while some mark may hold. */
     uint64_t now = 0;

@@ -98,6 +98,26 @@ START_TEST(test_rotation)
 }
 END_TEST
 
+/* A service with more replicas than one connection tries (8): over as many
+ * connections as replicas, each one is tried first exactly once. */
+START_TEST(test_rotation_reaches_every_replica)
+{
+    struct fx f;
+    fx_start(&f, 20);
+    unsigned rr = 0, first_seen[256] = {0};
+    for (int i = 0; i < 20; i++) {
+        struct addr a[8];
+        ck_assert_uint_eq(relay_resolve(f.ctx, &f.tcp, &rr, a, 8), 8);
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a[0].ss;
+        first_seen[ntohl(s4->sin_addr.s_addr) & 0xff]++;
+    }
+    for (int i = 1; i <= 20; i++)
+        ck_assert_msg(first_seen[1 + i] == 1, "replica %d first %u times", i,
+                      first_seen[1 + i]);
+    fx_stop(&f);
+}
+END_TEST
+
 START_TEST(test_passed_over_goes_last)
 {
     struct fx f;
@@ -196,6 +216,7 @@ int main(void)
     TCase *tc = tcase_create("relay");
     t_tcase_timeout(tc, 30);
     tcase_add_test(tc, test_rotation);
+    tcase_add_test(tc, test_rotation_reaches_every_replica);
     tcase_add_test(tc, test_passed_over_goes_last);
     tcase_add_test(tc, test_all_passed_over);
     tcase_add_test(tc, test_pass_over_expires);

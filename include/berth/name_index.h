@@ -34,9 +34,9 @@ struct name_ref *name_index_add(struct name_index *x, const struct reg_container
 /* Takes out everything ref claimed, and frees it. NULL is a no-op. */
 void name_index_remove(struct name_index *x, struct name_ref *ref);
 
-/* As registry_resolve and registry_ptr. */
+/* As registry_resolve_from and registry_ptr. */
 int name_index_resolve(struct name_index *x, const char *name, size_t len, int family,
-                       struct addr *out, size_t max);
+                       size_t first, struct addr *out, size_t max);
 int name_index_ptr(struct name_index *x, const struct addr *ip, char *name,
                    size_t len);
 

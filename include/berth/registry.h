@@ -95,6 +95,11 @@ void registry_clear(struct registry *r);
  * order (replicas by number). */
 int registry_resolve(struct registry *r, const char *name, size_t len, int family,
                      struct addr *out, size_t max);
+/* The same, starting from address number first (modulo their number) and
+ * wrapping round: a rotation that reaches every replica of a service,
+ * however many there are and however few fit in out. */
+int registry_resolve_from(struct registry *r, const char *name, size_t len, int family,
+                          size_t first, struct addr *out, size_t max);
 
 /* The container name owning ip, into name. Returns 0, or -1 if none. */
 int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t len);
