@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """berth's command line: help/version, bad usage (exit 2, one line, nothing
-bound), --check, --config, port ranges, port in use (exit 1), signals."""
+bound), --check, --config, which Docker engine (and a bad one), port
+ranges, port in use (exit 1), signals."""
 
+import hashlib
 import json
 import re
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -206,6 +210,164 @@ class Check(unittest.TestCase):
         self.assertIn(str(P), out)
         if binds is not None:
             self.assertEqual(binds, [])
+
+
+def run_env(args, env, strace_binds=True):
+    """berth (Docker wanted: no --no-docker) with exactly env; as
+    u.run_berth, with bind() calls listed under strace when it works."""
+    argv = [u.BERTH] + [str(a) for a in args]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30, env=env, start_new_session=True)
+    binds = None
+    if strace_binds and u.have_strace():
+        with tempfile.TemporaryDirectory(prefix="berth-strace-") as d:
+            out = os.path.join(d, "trace")
+            tenv = dict(env, ASAN_OPTIONS="detect_leaks=0")
+            subprocess.run(["strace", "-f", "-qq", "-e", "trace=bind", "-o", out] + argv,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           env=tenv, start_new_session=True)
+            with open(out) as f:
+                binds = [l.strip() for l in f if "bind(" in l and "AF_INET" in l]
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"), binds)
+
+
+class DockerEndpoint(unittest.TestCase):
+    """Which engine berth follows, found as the docker CLI finds it
+    (--docker, DOCKER_HOST, DOCKER_CONTEXT, the config's current context,
+    the default socket), shown by --check; a bad one from any source is a
+    usage error that binds nothing. Each run gets its own environment and
+    DOCKER_CONFIG."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="berth-ctx-")
+        self.cfg = self.tmp.name
+        self.P = u.free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        self.env.update(DOCKER_CONFIG=self.cfg, HOME=self.cfg)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def context(self, name, host, skip=False, tls=()):
+        """A context as `docker context create` stores it."""
+        cid = hashlib.sha256(name.encode()).hexdigest()
+        meta = os.path.join(self.cfg, "contexts", "meta", cid)
+        os.makedirs(meta)
+        with open(os.path.join(meta, "meta.json"), "w") as f:
+            json.dump({"Name": name, "Metadata": {},
+                       "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip}}}, f)
+        for file in tls:
+            d = os.path.join(self.cfg, "contexts", "tls", cid, "docker")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, file), "w") as f:
+                f.write("pem")
+        return meta
+
+    def use(self, name):
+        with open(os.path.join(self.cfg, "config.json"), "w") as f:
+            json.dump({"auths": {}, "currentContext": name}, f)
+
+    def check(self, args=(), **env):
+        rc, out, err, _ = run_env(["--check", "-p", f"127.0.0.1:{self.P}:web:80"] +
+                                  list(args), dict(self.env, **env), strace_binds=False)
+        self.assertEqual(rc, 0, f"env={env!r} stderr={err!r}")
+        line = [l for l in out.splitlines() if l.startswith("names from the Docker API")]
+        self.assertEqual(len(line), 1, out)
+        return line[0][len("names from the Docker API at "):]
+
+    def test_check_shows_endpoint_and_source(self):
+        self.assertEqual(self.check(), "unix:///var/run/docker.sock (from default; unix socket)")
+        self.assertEqual(self.check(["--docker", "tcp://127.0.0.1:2375/"]),
+                         "tcp://127.0.0.1:2375 (from --docker; plain HTTP, no TLS)")
+        self.assertEqual(self.check(DOCKER_HOST="tcp://10.0.0.9"),
+                         "tcp://10.0.0.9:2375 (from DOCKER_HOST; plain HTTP, no TLS)")
+        # DOCKER_CERT_PATH says where the files are, never that TLS is on.
+        self.assertEqual(self.check(DOCKER_HOST="tcp://10.0.0.9:2376",
+                                    DOCKER_CERT_PATH=self.cfg),
+                         "tcp://10.0.0.9:2376 (from DOCKER_HOST; plain HTTP, no TLS)")
+        self.assertEqual(self.check(DOCKER_HOST="tcp://10.0.0.9:2376", DOCKER_TLS_VERIFY="1"),
+                         "tcp://10.0.0.9:2376 (from DOCKER_HOST; TLS, server verified)")
+        self.assertEqual(self.check(DOCKER_HOST="tcp://10.0.0.9:2376", DOCKER_TLS="1"),
+                         "tcp://10.0.0.9:2376 (from DOCKER_HOST; TLS, server NOT verified)")
+        self.assertEqual(self.check(["--docker", "unix:///x.sock"], DOCKER_HOST="tcp://h:1"),
+                         "unix:///x.sock (from --docker; unix socket)")
+
+    def test_contexts(self):
+        self.context("remote", "tcp://10.1.1.1:2376", tls=("ca.pem",))
+        self.context("other", "tcp://10.2.2.2:2375")
+        self.context("lax", "tcp://10.3.3.3:2376", skip=True)
+        self.use("remote")
+        cfgfile = os.path.join(self.cfg, "config.json")
+        self.assertEqual(self.check(), "tcp://10.1.1.1:2376 (from context 'remote' "
+                                       f"({cfgfile}); TLS, server verified)")
+        self.assertEqual(self.check(DOCKER_CONTEXT="other"),
+                         "tcp://10.2.2.2:2375 (from DOCKER_CONTEXT=other; plain HTTP, no TLS)")
+        self.assertEqual(self.check(DOCKER_CONTEXT="lax"),
+                         "tcp://10.3.3.3:2376 (from DOCKER_CONTEXT=lax; TLS, server NOT verified)")
+        self.assertEqual(self.check(DOCKER_CONTEXT="default"),
+                         "unix:///var/run/docker.sock (from DOCKER_CONTEXT=default; unix socket)")
+        # DOCKER_HOST wins over any context, as in the CLI.
+        self.assertEqual(self.check(DOCKER_HOST="tcp://10.9.9.9:2375", DOCKER_CONTEXT="other"),
+                         "tcp://10.9.9.9:2375 (from DOCKER_HOST; plain HTTP, no TLS)")
+
+    def test_docker_cli_made_context(self):
+        """The store layout as the real CLI writes it."""
+        docker = shutil.which("docker")
+        if not docker:
+            self.skipTest("no docker CLI")
+        env = dict(self.env)
+        for argv in (["context", "create", "made", "--docker", "host=tcp://127.0.0.1:1"],
+                     ["context", "use", "made"]):
+            r = subprocess.run([docker] + argv, env=env, capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        cfgfile = os.path.join(self.cfg, "config.json")
+        self.assertEqual(self.check(), "tcp://127.0.0.1:1 (from context 'made' "
+                                       f"({cfgfile}); plain HTTP, no TLS)")
+        self.assertEqual(self.check(DOCKER_CONTEXT="made"),
+                         "tcp://127.0.0.1:1 (from DOCKER_CONTEXT=made; plain HTTP, no TLS)")
+
+    def test_bad_endpoints_exit_2(self):
+        meta = self.context("broken", "tcp://h:2375")
+        with open(os.path.join(meta, "meta.json"), "w") as f:
+            f.write('{"Endpoints": ')
+        self.context("badhost", "ftp://h")
+        cases = [
+            ({"DOCKER_HOST": "foo://x"}, ["DOCKER_HOST 'foo://x'", "unknown scheme"]),
+            ({"DOCKER_HOST": "tcp://h:99999"}, ["DOCKER_HOST 'tcp://h:99999'", "bad port"]),
+            ({"DOCKER_HOST": "ssh://"}, ["DOCKER_HOST 'ssh://'", "no host"]),
+            ({"DOCKER_CONTEXT": "nope"}, ["context 'nope' (DOCKER_CONTEXT)", "no such context"]),
+            ({"DOCKER_CONTEXT": "broken"}, ["context 'broken' (DOCKER_CONTEXT)", "meta.json"]),
+            ({"DOCKER_CONTEXT": "badhost"}, ["context 'badhost' (DOCKER_CONTEXT) host 'ftp://h'"]),
+        ]
+        for env, needles in cases:
+            for check in (["--check"], []):
+                with self.subTest(env=env, check=check):
+                    rc, out, err, binds = run_env(
+                        check + ["-p", f"127.0.0.1:{self.P}:web:80"], dict(self.env, **env))
+                    ctx = f"env={env!r} stderr={err!r}"
+                    self.assertEqual(rc, 2, ctx)
+                    lines = err.splitlines()
+                    self.assertEqual(len(lines), 1, ctx)
+                    self.assertTrue(lines[0].startswith("berth: "), ctx)
+                    for n in needles:
+                        self.assertIn(n, lines[0], ctx)
+                    if binds is not None:
+                        self.assertEqual(binds, [], "nothing may be bound: " + ctx)
+                    self.assertFalse(u.port_in_use("tcp", self.P), ctx)
+        # Named by the config's current context: the file is named.
+        self.use("nope")
+        rc, out, err, _ = run_env(["--check", "-p", f"127.0.0.1:{self.P}:web:80"], self.env,
+                                  strace_binds=False)
+        self.assertEqual(rc, 2, err)
+        self.assertIn(f"context 'nope' ({os.path.join(self.cfg, 'config.json')})", err)
+
+    def test_no_docker_needed_no_check(self):
+        """IP targets only: the endpoint is not looked at."""
+        rc, out, err, _ = run_env(["--check", "-p", f"127.0.0.1:{self.P}:127.0.0.1:80"],
+                                  dict(self.env, DOCKER_HOST="foo://x"), strace_binds=False)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("Docker API", out)
 
 
 class TcpSettings(unittest.TestCase):
