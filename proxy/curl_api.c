@@ -20,7 +20,9 @@
     X(easy_setopt)                                                                    \
     X(easy_getinfo)                                                                   \
     X(easy_cleanup)                                                                   \
-    X(easy_strerror)
+    X(easy_strerror)                                                                  \
+    X(slist_append)                                                                   \
+    X(slist_free_all)
 
 const struct curl_api *curl_api_load(char *err, size_t errlen)
 {

@@ -8,6 +8,7 @@
 #include "berth/clock.h"
 #include "berth/curl_api.h"
 #include "berth/guard.h"
+#include "berth/invariant.h"
 #include "berth/log.h"
 
 /* What is kept of an answer that is not a success, whatever its length
@@ -17,6 +18,10 @@
 /* How long such a body may take after its headers: a stream that answers
  * 500 and then trickles or stalls must not hold up the caller's retry. */
 #define ERROR_BODY_WAIT_MS 2000
+/* ssh processes (connections) at once over ssh: sshd drops unauthenticated
+ * connections past its MaxStartups (10 by default), and a sync asks for
+ * 16 inspects at once; libcurl queues the rest and reuses connections. */
+#define SSH_CONNECTIONS_MAX 8L
 /* Kept of one answer's header block, for the headers callback. */
 #define HEADERS_MAX 16384
 /* Every header line of one answer, interim blocks (1xx) included: past
@@ -45,6 +50,15 @@ struct http_req {
     struct event *error_wait; /* ends an error answer's slow body */
     char error[CURL_ERROR_SIZE];
     char where[300]; /* for messages: the socket path or URL */
+    /* Over ssh: the destination (copied: libcurl opens connections later,
+     * from inside its own calls), what starting ssh failed with, and the
+     * message done gets. */
+    bool ssh;
+    struct ssh_dest dest;
+    char ssh_user[128], ssh_host[256], ssh_path[256];
+    char ssh_error[200];
+    char ssh_message[600];
+    struct curl_slist *resolve;
 };
 
 struct http {
@@ -53,6 +67,9 @@ struct http {
     CURLM *multi;
     struct event *timer;
     struct http_req *reqs;
+    /* Outlives the multi handle: libcurl closes cached connections, ssh
+     * ones included, in multi_cleanup. */
+    struct ssh_dial *ssh;
 };
 
 /* Per-socket watcher that libcurl asks for through the socket callback. */
@@ -63,7 +80,7 @@ struct watch {
 
 static void check_done(struct http *h);
 static void dispatch(struct http *h);
-static void finish(struct http_req *r, long status, const char *error);
+static void finish(struct http_req *r, long status, const struct http_error *error);
 
 static bool success(long status) { return status >= 200 && status < 300; }
 
@@ -74,6 +91,8 @@ static void req_free(struct http_req *r)
         event_free(r->error_wait);
     h->curl->multi_remove_handle(h->multi, r->easy);
     h->curl->easy_cleanup(r->easy);
+    if (r->resolve)
+        h->curl->slist_free_all(r->resolve);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -283,7 +302,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 
 /* The request ended (error NULL: with an HTTP answer): headers and data
  * not yet handed over, then done, then it is freed. */
-static void finish(struct http_req *r, long status, const char *error)
+static void finish(struct http_req *r, long status, const struct http_error *error)
 {
     guard_enter(&r->guard);
     deliver_headers(r);
@@ -296,6 +315,49 @@ static void finish(struct http_req *r, long status, const char *error)
         req_free(r);
 }
 
+/* libcurl's socket hooks for ssh: instead of the placeholder address the
+ * URL's host resolved to, libcurl connects the socket ssh_dial made to
+ * the address ssh_dial listens on (ssh_dial.h says why not a socketpair),
+ * and closes it through ssh_dial so the ssh process ends with it. */
+static curl_socket_t ssh_open_cb(void *arg, curlsocktype purpose,
+                                 struct curl_sockaddr *address)
+{
+    struct http_req *r = arg;
+    struct sockaddr_un un;
+    socklen_t len;
+    (void)purpose;
+    int fd = ssh_dial_open(r->h->ssh, &r->dest, &un, &len, r->ssh_error,
+                           sizeof r->ssh_error);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    /* An abstract autobound name is 8 bytes: it fits where libcurl keeps
+     * the address (a sockaddr_storage, of which addr is the start). */
+    INVARIANT(len <= sizeof address->addr);
+    address->family = AF_UNIX;
+    address->socktype = SOCK_STREAM;
+    address->protocol = 0;
+    address->addrlen = len;
+    memcpy(&address->addr, &un, len);
+    return fd;
+}
+
+static int ssh_close_cb(void *arg, curl_socket_t fd)
+{
+    return ssh_dial_close(arg, fd);
+}
+
+/* A request over ssh that got no answer: what ssh said (or why it could
+ * not start) tells more than libcurl's "Empty reply from server". */
+static void ssh_failure(struct http_req *r, struct http_error *failure)
+{
+    const char *said = r->ssh_error[0] ? r->ssh_error : ssh_dial_last_error(r->h->ssh);
+    snprintf(r->ssh_message, sizeof r->ssh_message, "%s: %s", r->where,
+             *said ? said : failure->text);
+    failure->code = 0;
+    failure->os_errno = 0;
+    failure->text = r->ssh_message;
+}
+
 static void check_done(struct http *h)
 {
     CURLMsg *msg;
@@ -305,27 +367,40 @@ static void check_done(struct http *h)
             continue;
         struct http_req *r = NULL;
         h->curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        long status = 0;
-        const char *error = NULL;
+        long status = 0, os_errno = 0;
+        struct http_error failure = {.code = msg->data.result, .text = r->error};
+        const struct http_error *error = &failure;
         if (r->cut) {
             status = r->status;
+            error = NULL;
         } else if (r->too_big) {
             snprintf(r->error, sizeof r->error, "answer larger than %zu KiB",
                      r->body_max >> 10);
-            error = r->error;
+            failure.code = 0;
         } else if (r->headers_too_big) {
             snprintf(r->error, sizeof r->error, "headers larger than %u KiB",
                      HEADER_BYTES_MAX >> 10);
-            error = r->error;
+            failure.code = 0;
         } else if (msg->data.result == CURLE_COULDNT_CONNECT) {
             /* libcurl names a host and port even for unix sockets. */
             snprintf(r->error, sizeof r->error, "cannot connect to %.200s", r->where);
-            error = r->error;
         } else if (msg->data.result != CURLE_OK) {
-            error = r->error[0] ? r->error : h->curl->easy_strerror(msg->data.result);
+            if (!r->error[0])
+                failure.text = h->curl->easy_strerror(msg->data.result);
         } else {
             h->curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+            error = NULL;
         }
+        /* What the OS said is what tells a missing socket from a refused
+         * one: libcurl's own text says the same for both. */
+        if (error && failure.code) {
+            h->curl->easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+            failure.os_errno = (int)os_errno;
+        }
+        if (r->ssh && error && failure.code) /* not berth's own reasons */
+            ssh_failure(r, &failure);
+        else if (r->ssh)
+            ssh_dial_forget(h->ssh);
         finish(r, status, error);
     }
 }
@@ -342,7 +417,7 @@ struct http *http_new(struct event_base *base, char *err, size_t errlen)
     }
     h->curl = curl;
     h->base = base;
-    if (!(h->multi = h->curl->multi_init()) ||
+    if (!(h->multi = h->curl->multi_init()) || !(h->ssh = ssh_dial_new(base)) ||
         !(h->timer = evtimer_new(base, on_timer, h))) {
         snprintf(err, errlen, "cannot set up libcurl");
         http_free(h);
@@ -363,9 +438,43 @@ void http_free(struct http *h)
         req_free(h->reqs);
     if (h->multi)
         h->curl->multi_cleanup(h->multi);
+    ssh_dial_free(h->ssh);
     if (h->timer)
         event_free(h->timer);
     free(h);
+}
+
+/* Copies dest into r and points libcurl's socket hooks at ssh_dial. */
+static int ssh_options(struct http_req *r, const struct ssh_dest *dest)
+{
+    const struct curl_api *curl = r->h->curl;
+    const char *user = dest->user ? dest->user : "";
+    const char *path = dest->path ? dest->path : "";
+    if (strlen(user) >= sizeof r->ssh_user ||
+        strlen(dest->host) >= sizeof r->ssh_host || strlen(path) >= sizeof r->ssh_path)
+        return -1;
+    r->ssh = true;
+    strcpy(r->ssh_user, user);
+    strcpy(r->ssh_host, dest->host);
+    strcpy(r->ssh_path, path);
+    r->dest = (struct ssh_dest){r->ssh_host, r->ssh_user, r->ssh_path, dest->port};
+    ssh_dest_url(&r->dest, r->where, sizeof r->where);
+    /* The URL's host is a placeholder no resolver may be asked about. */
+    if (!(r->resolve = curl->slist_append(NULL, "docker:80:127.0.0.1")))
+        return -1;
+    CURL *e = r->easy;
+    /* Per host, and the host is the same placeholder for every request
+     * of this http object (one ssh destination), so this bounds them all. */
+    curl->multi_setopt(r->h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                       SSH_CONNECTIONS_MAX);
+    curl->easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
+    curl->easy_setopt(e, CURLOPT_TCP_NODELAY, 0L); /* a unix socket has no TCP */
+    curl->easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, ssh_open_cb);
+    curl->easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    /* libcurl keeps the close hook with the connection, which outlives r. */
+    curl->easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, ssh_close_cb);
+    curl->easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->h->ssh);
+    return 0;
 }
 
 struct http_req *http_get(struct http *h, const struct http_target *t,
@@ -383,10 +492,16 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
         return NULL;
     }
     char url[2048];
-    snprintf(url, sizeof url, "%s%s", t->base_url, path);
+    snprintf(url, sizeof url, "%s%s", t->ssh.host ? "http://docker" : t->base_url,
+             path);
     snprintf(r->where, sizeof r->where, "%s",
              t->unix_path ? t->unix_path : t->base_url);
     CURL *e = r->easy;
+    if (t->ssh.host && ssh_options(r, &t->ssh) < 0) {
+        h->curl->easy_cleanup(r->easy);
+        free(r);
+        return NULL;
+    }
     h->curl->easy_setopt(e, CURLOPT_URL, url);
     h->curl->easy_setopt(e, CURLOPT_PRIVATE, r);
     h->curl->easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
@@ -400,8 +515,9 @@ struct http_req *http_get(struct http *h, const struct http_target *t,
     h->curl->easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     h->curl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* The event stream waits forever by design; keepalives notice a daemon
-     * that vanished without closing (a tcp:// host gone off the network). */
-    h->curl->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+     * that vanished without closing (a tcp:// host gone off the network).
+     * Over ssh the socket is a unix one: ssh's own settings watch its TCP. */
+    h->curl->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, r->ssh ? 0L : 1L);
     h->curl->easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
     h->curl->easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     if (t->unix_path)

@@ -26,6 +26,8 @@ struct curl_api {
     __typeof__(curl_easy_getinfo) *easy_getinfo;
     __typeof__(curl_easy_cleanup) *easy_cleanup;
     __typeof__(curl_easy_strerror) *easy_strerror;
+    __typeof__(curl_slist_append) *slist_append;
+    __typeof__(curl_slist_free_all) *slist_free_all;
 };
 
 /* Loads libcurl and runs its process-wide init, once per process; later

@@ -1,6 +1,6 @@
 /* HTTP/1.1 GETs on the event loop: libcurl's multi-socket interface driven
  * by libevent, so a slow or stuck Docker daemon never blocks forwarding.
- * Over a unix socket, TCP, or TLS with client certificates.
+ * Over a unix socket, TCP, TLS with client certificates, or ssh.
  *
  * Callbacks run from the loop, never from inside another call of this
  * module; a request is freed right after its done callback returns. */
@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "berth/ssh_dial.h"
+
 struct http;
 struct http_req;
 
@@ -20,6 +22,23 @@ struct http_target {
     const char *base_url;        /* "http://localhost" or "https://host:2376" */
     const char *ca, *cert, *key; /* TLS files, or NULL */
     bool verify;                 /* verify the server's certificate */
+    /* ssh.host non-NULL: every connection is its own `ssh ... docker system
+     * dial-stdio` (ssh_dial.h), HTTP over its stdio; base_url is ignored
+     * ("http://docker"). One http object serves one ssh destination:
+     * libcurl reuses a connection by the URL's host, the same for all. */
+    struct ssh_dest ssh;
+};
+
+/* Why a request got no HTTP answer, for callers that explain failures
+ * (docker_fault.h): libcurl's result and the OS error behind it tell a
+ * missing socket from a refused one or a TLS failure; text is libcurl's
+ * own message (or berth's, when berth ended the request). */
+struct http_error {
+    int code;         /* a CURLcode; 0 when berth ended the request, or
+                         over ssh (text then names the ssh:// URL and says
+                         what ssh or berth's start of it reported) */
+    int os_errno;     /* CURLINFO_OS_ERRNO: the last connect's errno, or 0 */
+    const char *text; /* never NULL */
 };
 
 struct http_callbacks {
@@ -31,7 +50,7 @@ struct http_callbacks {
     void (*data)(void *arg, const char *data, size_t len);
     /* Finished: status 0 and error set when no HTTP answer came. */
     void (*done)(void *arg, long status, const char *body, size_t len,
-                 const char *error);
+                 const struct http_error *error);
     void *arg;
 };
 
