@@ -36,6 +36,7 @@ static const struct option_def options[] = {
     {"max-conns", 0, K_UINT, 1000000, 0},
     {"tcp-keepalive", 0, K_TEXT, 0, 0},
     {"idle-timeout", 0, K_UINT, INT32_MAX, 0},
+    {"stale-after", 0, K_UINT, INT32_MAX, 0},
     {"config", 0, K_STRING, 0, 0},
     {"check", 0, K_FLAG, 0, 0},
     {"log-level", 0, K_STRING, 0, 0},
@@ -52,6 +53,7 @@ struct config *config_new(void)
     c->ttl = 5;
     c->udp_timeout = CONFIG_UDP_TIMEOUT;
     c->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
+    c->stale_after = CONFIG_STALE_AFTER;
     c->log_level = LOG_INFO;
     c->domain = strdup("docker");
     if (!c->domain) {
@@ -215,11 +217,13 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
         return strlist_add(&c->upstream, v);
     }
     if (strcmp(name, "docker") == 0) {
-        bool unix_url = strncmp(v, "unix://", 7) == 0 && v[7] == '/';
-        bool tcp_url = strncmp(v, "tcp://", 6) == 0 && v[6] != '\0';
-        if (!unix_url && !tcp_url) {
-            snprintf(err, errlen, "%s '%s': want unix:///path or tcp://host:port",
-                     where, v);
+        /* Its syntax is the endpoint resolver's (docker_endpoint.c), which
+         * main runs before anything binds: one parser for every source. */
+        if (!*v) {
+            snprintf(
+                err, errlen,
+                "%s: want unix:///path, tcp://host[:port] or ssh://[user@]host[:port]",
+                where);
             return -1;
         }
         return set_string(&c->docker, v);
@@ -267,6 +271,8 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             c->udp_timeout = (unsigned)n;
         else if (strcmp(name, "idle-timeout") == 0)
             c->idle_timeout = (unsigned)n;
+        else if (strcmp(name, "stale-after") == 0)
+            c->stale_after = (unsigned)n;
         else
             c->max_conns = (unsigned)n;
         return 0;
@@ -525,7 +531,8 @@ void config_usage(const char *prog, FILE *out)
         "\n"
         "  -p, --publish SPEC     [HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp]\n"
         "                         repeatable; HOST_IP defaults to 0.0.0.0, IPv6 in brackets\n"
-        "      --docker URL       Docker Engine API (default $DOCKER_HOST or unix:///var/run/docker.sock)\n"
+        "      --docker URL       Docker Engine API: unix:///path, tcp://host[:port] or\n"
+        "                         ssh://[user@]host[:port] (default: as the docker CLI finds it)\n"
         "      --no-docker        never contact a Docker engine (IP targets only)\n"
         "      --labels           also publish containers' berth.publish labels\n"
         "      --dns ADDR:PORT    serve DNS for container names (repeatable)\n"
@@ -538,6 +545,8 @@ void config_usage(const char *prog, FILE *out)
         "                         session, seconds (default 15:15:9; 0: off)\n"
         "      --idle-timeout SECONDS  close a TCP session silent both ways that long\n"
         "                         (default 0: never)\n"
+        "      --stale-after SECONDS  without the Docker engine that long, stop\n"
+        "                         resolving names (default 60; 0: never)\n"
         "      --config FILE      JSON file with the same settings\n"
         "      --check            validate, print the plan, exit without binding\n"
         "      --log-level LEVEL  error, warn, info or debug (default info)\n"

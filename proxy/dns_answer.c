@@ -165,11 +165,21 @@ enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt, size_t 
     }
     int k = dns_zone_suffix(q, r->zone, r->zone_len);
     bool in_class = q->qclass == DNS_C_IN || q->qclass == DNS_C_ANY;
+    /* A stale table (registry_set_stale) answers nothing from itself:
+     * container names fail rather than give addresses that may be someone
+     * else's now (SERVFAIL: resolvers retry; NXDOMAIN would be cached as
+     * "no such name"), and PTRs go upstream like any other. */
+    bool stale = registry_stale(r->reg);
     if (k < 0)
-        return answer_ptr(r, q, out, limit, outlen) < 0 ? DNS_FORWARD : DNS_REPLY;
+        return stale || answer_ptr(r, q, out, limit, outlen) < 0 ? DNS_FORWARD
+                                                                 : DNS_REPLY;
     /* Ours from here on: authoritative, whatever the answer. Zone transfers
      * are not offered. */
     bool refuse = !in_class || q->qtype == DNS_T_AXFR || q->qtype == DNS_T_IXFR;
+    if (stale && k > 0 && !refuse) {
+        *outlen = dns_reply_empty(q, DNS_RA, DNS_SERVFAIL, out, limit);
+        return *outlen ? DNS_REPLY : DNS_DROP;
+    }
     if (dns_msg_start(&m, out, limit, q, DNS_AA | DNS_RA,
                       refuse ? DNS_REFUSED : DNS_NOERROR) < 0)
         return DNS_DROP;

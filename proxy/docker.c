@@ -8,7 +8,9 @@
 
 #include "berth/backoff.h"
 #include "berth/clock.h"
+#include "berth/config.h"
 #include "berth/docker_endpoint.h"
+#include "berth/docker_fault.h"
 #include "berth/docker_parse.h"
 #include "berth/docker_sync.h"
 #include "berth/invariant.h"
@@ -29,6 +31,9 @@
  * changed callback (labels walk every container) is told at most this
  * often, then once more when the sync ends. Once synced, at once. */
 #define CHANGED_SYNCING_MS 200
+/* During an outage the same failure is said again this often (as a
+ * warning: a log filtered to warnings must still show it lasts). */
+#define OUTAGE_REMIND_MS (5 * 60 * 1000)
 /* filters={"type":["container","network"]} */
 #define EVENT_FILTER "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
 
@@ -63,6 +68,13 @@ struct docker {
     struct backoff backoff;
     bool nets_again;    /* a network event came during GET /networks */
     char last_why[400]; /* last failure reported, said once */
+    uint64_t outage_ms; /* when the running outage began */
+    uint64_t warned_ms; /* when it was last said as a warning */
+    /* Bounded staleness: this long without a sync (from the start, or from
+     * the failure that began an outage), the registry is marked stale
+     * until the next sync ends. 0: never. */
+    uint64_t stale_ms;
+    struct event *stale;
     docker_changed_fn *changed;
     void *arg;
 };
@@ -88,6 +100,26 @@ static void changed(struct docker *d)
 }
 
 /* ---- failure and reconnection ---- */
+
+static void on_stale(evutil_socket_t fd, short what, void *arg)
+{
+    struct docker *d = arg;
+    (void)fd;
+    (void)what;
+    registry_set_stale(d->reg, true);
+    log_warn("docker: no answer from the engine for %" PRIu64 "s; name targets stop "
+             "resolving until it is back",
+             d->stale_ms / 1000);
+}
+
+/* Starts counting towards staleness, unless it already counts. */
+static void arm_stale(struct docker *d)
+{
+    if (!d->stale_ms || evtimer_pending(d->stale, NULL) || registry_stale(d->reg))
+        return;
+    struct timeval tv = clock_tv(d->stale_ms);
+    evtimer_add(d->stale, &tv);
+}
 
 static void stop_requests(struct docker *d)
 {
@@ -120,28 +152,49 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
         /* Starts from scratch: nothing of the last attempt is running. */
         INVARIANT(!d->ping && !d->events && !d->nets);
         break;
-    case DOCKER_SYNCED:
-        log_info("docker: %s %zu running containers (API %s)",
-                 d->backoff.cur_ms ? "reconnected, resynced" : "synced",
-                 registry_count(d->reg), d->version);
+    case DOCKER_SYNCED: {
+        char took[32];
+        if (d->backoff.cur_ms)
+            log_info("docker: reconnected after %s, resynced %zu running containers "
+                     "(API %s)",
+                     docker_duration(clock_ms() - d->outage_ms, took, sizeof took),
+                     registry_count(d->reg), d->version);
+        else
+            log_info("docker: synced %zu running containers (API %s)",
+                     registry_count(d->reg), d->version);
         backoff_reset(&d->backoff);
+        evtimer_del(d->stale);
+        if (registry_stale(d->reg)) {
+            registry_set_stale(d->reg, false);
+            log_info("docker: the engine answers again; name targets resolve again");
+        }
         if (evtimer_pending(d->notify, NULL)) { /* the sync's last changes */
             evtimer_del(d->notify);
             d->changed(d->arg);
         }
         break;
+    }
     case DOCKER_WAITING: {
         /* Keep serving our table; start over after a growing pause. */
         stop_requests(d);
         unsigned ms = backoff_next(&d->backoff);
-        if (backoff_first(&d->backoff))
+        uint64_t now = clock_ms();
+        char took[32];
+        if (backoff_first(&d->backoff)) {
+            d->outage_ms = d->warned_ms = now;
             log_warn("docker: %s; serving the last known %zu containers, reconnecting",
                      why, registry_count(d->reg));
-        else if (strcmp(why, d->last_why) != 0) /* a new reason: say it */
-            log_warn("docker: %s; still serving %zu containers, retrying", why,
+            arm_stale(d);
+        } else if (strcmp(why, d->last_why) != 0 || /* a new reason: say it */
+                   now - d->warned_ms >= OUTAGE_REMIND_MS) {
+            d->warned_ms = now;
+            log_warn("docker: %s; no connection for %s, still serving %zu containers, "
+                     "retrying",
+                     why, docker_duration(now - d->outage_ms, took, sizeof took),
                      registry_count(d->reg));
-        else
+        } else {
             log_debug("docker: %s; retrying in %u ms", why, ms);
+        }
         snprintf(d->last_why, sizeof d->last_why, "%s", why);
         struct timeval tv = clock_tv(ms);
         evtimer_add(d->retry, &tv);
@@ -152,12 +205,14 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
     }
 }
 
-/* Something went wrong talking to the daemon. */
+/* Something went wrong talking to the daemon. what: the request, or
+ * NULL when it does not matter (no connection at all). */
 static void fail(struct docker *d, const char *what, const char *why)
 {
     char now[sizeof d->last_why];
     /* A daemon's error text can be long: cut, it still says which. */
-    if (snprintf(now, sizeof now, "%s: %s", what, why) >= (int)sizeof now)
+    if (snprintf(now, sizeof now, "%s%s%s", what ? what : "", what ? ": " : "", why) >=
+        (int)sizeof now)
         memcpy(now + sizeof now - 4, "...", 4);
     set_phase(d, DOCKER_WAITING, now);
 }
@@ -169,14 +224,17 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     start(arg);
 }
 
-/* An HTTP answer that is not a success fails the connection. */
+/* An HTTP answer that is not a success fails the connection, explained
+ * (docker_fault.h). */
 static bool answer_failed(struct docker *d, const char *what, long status,
-                          const char *body, size_t len, const char *error)
+                          const char *body, size_t len, const struct http_error *error)
 {
     char why[350];
-    if (!docker_answer_failed(status, body, len, error, why, sizeof why))
+    if (!error && status == 200)
         return false;
-    fail(d, what, why);
+    docker_fault_explain(&d->ep.target, error, status, body, len, why, sizeof why);
+    /* A connection that could not be made failed whatever was asked. */
+    fail(d, docker_fault_unreachable(error) ? NULL : what, why);
     return true;
 }
 
@@ -205,7 +263,7 @@ static void on_sync_failed(void *arg, const char *what, const char *why)
 }
 
 static void on_networks(void *arg, long status, const char *body, size_t len,
-                        const char *error)
+                        const struct http_error *error)
 {
     struct docker *d = arg;
     d->nets = NULL;
@@ -215,7 +273,9 @@ static void on_networks(void *arg, long status, const char *body, size_t len,
         refresh_networks(d);
         return;
     }
-    if (docker_answer_failed(status, body, len, error, err, sizeof err) ||
+    if (error || status != 200)
+        docker_fault_explain(&d->ep.target, error, status, body, len, err, sizeof err);
+    if (error || status != 200 ||
         docker_parse_networks(body, len, d->reg, err, sizeof err) < 0)
         log_error("docker: GET /networks: %s; keeping the known subnets", err);
     check_synced(d);
@@ -314,7 +374,7 @@ static void on_events_data(void *arg, const char *data, size_t len)
 }
 
 static void on_events_done(void *arg, long status, const char *body, size_t len,
-                           const char *error)
+                           const struct http_error *error)
 {
     struct docker *d = arg;
     d->events = NULL;
@@ -351,7 +411,7 @@ static void on_ping_headers(void *arg, long status, const char *headers)
 }
 
 static void on_ping(void *arg, long status, const char *body, size_t len,
-                    const char *error)
+                    const struct http_error *error)
 {
     struct docker *d = arg;
     d->ping = NULL;
@@ -376,10 +436,6 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
                           const char *url, docker_changed_fn *changed_fn, void *arg,
                           char *err, size_t errlen)
 {
-    if (!url)
-        url = getenv("DOCKER_HOST") && *getenv("DOCKER_HOST")
-                  ? getenv("DOCKER_HOST")
-                  : "unix:///var/run/docker.sock";
     struct docker *d = calloc(1, sizeof *d);
     if (!d) {
         snprintf(err, errlen, "out of memory");
@@ -391,7 +447,8 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
     d->arg = arg;
     d->lines = LINE_SPLIT_INIT(LINE_MAX_BYTES);
     d->backoff = BACKOFF_INIT(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-    if (docker_endpoint_parse(&d->ep, url, err, errlen) < 0) {
+    d->stale_ms = (uint64_t)CONFIG_STALE_AFTER * 1000;
+    if (docker_endpoint_resolve(&d->ep, url, err, errlen) < 0) {
         free(d);
         return NULL;
     }
@@ -404,14 +461,34 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
     if (!(d->http = http_new(base, why, sizeof why)) ||
         !(d->retry = evtimer_new(base, on_retry, d)) ||
         !(d->notify = evtimer_new(base, on_notify, d)) ||
+        !(d->stale = evtimer_new(base, on_stale, d)) ||
         !(d->sync = docker_sync_new(base, d->http, &d->ep.target, reg, &hooks))) {
         snprintf(err, errlen, "docker: %s", d->http ? "out of memory" : why);
         docker_free(d);
         return NULL;
     }
-    log_info("docker: following %s", url);
-    start(d);
+    char where[sizeof d->ep.url + sizeof d->ep.source + 64];
+    docker_endpoint_describe(&d->ep, where, sizeof where);
+    log_info("docker: following %s", where);
+    start(d); /* never synced yet: counts towards staleness from now */
+    arm_stale(d);
     return d;
+}
+
+void docker_set_stale_after(struct docker *d, unsigned seconds)
+{
+    d->stale_ms = (uint64_t)seconds * 1000;
+    evtimer_del(d->stale);
+    if (!seconds) {
+        if (registry_stale(d->reg)) {
+            registry_set_stale(d->reg, false);
+            log_info("docker: staleness off; name targets resolve again");
+        }
+        return;
+    }
+    /* Counted afresh: called at start, before the first sync could end. */
+    if (d->phase != DOCKER_SYNCED)
+        arm_stale(d);
 }
 
 void docker_free(struct docker *d)
@@ -426,6 +503,8 @@ void docker_free(struct docker *d)
         event_free(d->retry);
     if (d->notify)
         event_free(d->notify);
+    if (d->stale)
+        event_free(d->stale);
     line_split_release(&d->lines);
     free(d);
 }

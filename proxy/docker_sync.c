@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/docker_fault.h"
 #include "berth/docker_parse.h"
 #include "berth/idmap.h"
 #include "berth/log.h"
@@ -110,7 +111,7 @@ static void forget_job(struct docker_sync *s, struct job *j)
 static int start_job(struct docker_sync *s, struct job *j);
 
 static void on_inspect(void *arg, long status, const char *body, size_t len,
-                       const char *error)
+                       const struct http_error *error)
 {
     struct job *j = arg;
     struct docker_sync *s = j->s;
@@ -120,7 +121,7 @@ static void on_inspect(void *arg, long status, const char *body, size_t len,
         if (start_job(s, j) == 0)
             return;
     } else if (error) {
-        log_error("docker: inspect %.12s: %s", j->id, error);
+        log_error("docker: inspect %.12s: %s", j->id, error->text);
     } else {
         apply_inspect(s, j->id, status, body, len);
     }
@@ -289,13 +290,15 @@ static void on_list_data(void *arg, const char *data, size_t len)
 }
 
 static void on_list_done(void *arg, long status, const char *body, size_t len,
-                         const char *error)
+                         const struct http_error *error)
 {
     struct docker_sync *s = arg;
     char err[400];
     s->list_req = NULL;
-    if (docker_answer_failed(status, body, len, error, err, sizeof err) ||
-        docker_list_end(s->list, err, sizeof err) < 0) {
+    bool failed = error || status != 200;
+    if (failed)
+        docker_fault_explain(s->target, error, status, body, len, err, sizeof err);
+    if (failed || docker_list_end(s->list, err, sizeof err) < 0) {
         list_failed(s, err);
         return;
     }

@@ -12,6 +12,7 @@
 #include "berth/config.h"
 #include "berth/dns_server.h"
 #include "berth/docker.h"
+#include "berth/docker_endpoint.h"
 #include "berth/labels.h"
 #include "berth/registry.h"
 #include "berth/log.h"
@@ -114,16 +115,43 @@ int main(int argc, char **argv)
         config_free(c);
         return EXIT_USAGE;
     }
+    /* The endpoint is found and checked before anything binds: a bad
+     * DOCKER_HOST or context is a usage error, not a retry loop. docker_new
+     * finds the same one again. */
+    bool need_docker = !c->no_docker && (plan->names || c->labels || c->dns.n);
+    /* A --docker given is checked even when nothing needs it now. */
+    bool check_docker = need_docker || (c->docker && !c->no_docker);
+    struct docker_endpoint *ep = check_docker ? malloc(sizeof *ep) : NULL;
+    char where[sizeof ep->url + sizeof ep->source + 64];
+    if (check_docker &&
+        (!ep || docker_endpoint_resolve(ep, c->docker, err, sizeof err) < 0)) {
+        int bad = ep ? EXIT_USAGE : EXIT_RUNTIME;
+        fprintf(stderr, "berth: %s\n", ep ? err : "out of memory");
+        free(ep);
+        plan_free(plan);
+        config_free(c);
+        return bad;
+    }
+    if (ep && !need_docker) {
+        free(ep);
+        ep = NULL;
+    }
+    if (ep)
+        docker_endpoint_describe(ep, where, sizeof where);
     if (c->check) {
         plan_print(plan, stdout);
-        if (plan->names || c->labels)
-            printf("names from the Docker API at %s\n",
-                   c->docker ? c->docker
-                             : "$DOCKER_HOST or unix:///var/run/docker.sock");
+        if (ep)
+            printf("names from the Docker API at %s\n", where);
+        if (ep && *ep->warning)
+            printf("warning: %s\n", ep->warning);
+        free(ep);
         plan_free(plan);
         config_free(c);
         return EXIT_OK;
     }
+    if (ep && *ep->warning)
+        log_warn("docker: %s", ep->warning);
+    free(ep);
     berth_raise_fd_limit();
 
     int rc = EXIT_RUNTIME;
@@ -133,7 +161,6 @@ int main(int argc, char **argv)
     struct docker *docker = NULL;
     struct labels *labels = NULL;
     struct dns_server *dns = NULL;
-    bool need_docker = !c->no_docker && (plan->names || c->labels || c->dns.n);
     if (!base || ((need_docker || c->dns.n) && !(reg = registry_new())) ||
         !(b = berth_new(base, plan, reg))) {
         log_error("out of memory");
@@ -158,6 +185,8 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    if (docker)
+        docker_set_stale_after(docker, c->stale_after);
     if (berth_run(b) == 0)
         rc = EXIT_OK;
 out:

@@ -49,6 +49,7 @@ struct registry {
     size_t nnets;
     uint64_t version;
     uint64_t sweep; /* the sweep under way (or the last one) */
+    bool stale;     /* see registry_set_stale */
 };
 
 static void ctr_clear(struct ctr *c)
@@ -370,3 +371,7 @@ void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
     }
     free(eps);
 }
+
+void registry_set_stale(struct registry *r, bool stale) { r->stale = stale; }
+
+bool registry_stale(const struct registry *r) { return r->stale; }

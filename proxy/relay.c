@@ -122,7 +122,8 @@ static bool passed_over(struct relay_passed *p, const struct addr *a, uint64_t n
 size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *rr,
                      struct addr *out, size_t max)
 {
-    if (!ctx->reg || max == 0)
+    /* A stale table may send clients to someone else's address. */
+    if (!ctx->reg || max == 0 || registry_stale(ctx->reg))
         return 0;
     struct addr found[RESOLVE_MAX];
     size_t len = strlen(m->target_name), cap = max < RESOLVE_MAX ? max : RESOLVE_MAX;

@@ -51,6 +51,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->tcp_keepalive.interval, 15);
     ck_assert_uint_eq(c->tcp_keepalive.count, 9);
     ck_assert_uint_eq(c->idle_timeout, 0);
+    ck_assert_uint_eq(c->stale_after, 60);
     ck_assert_str_eq(c->domain, "docker");
     ck_assert_int_eq(c->log_level, LOG_INFO);
     ck_assert_uint_eq(c->publish.n, 0);
@@ -161,11 +162,13 @@ static const struct bad bads[] = {
      "--idle-timeout '-5': want a whole number in 0-2147483647"},
     {{"--idle-timeout", "1m"},
      "--idle-timeout '1m': want a whole number in 0-2147483647"},
+    {{"--stale-after", "1m"},
+     "--stale-after '1m': want a whole number in 0-2147483647"},
     {{"--ttl", "99999999999"},
      "--ttl '99999999999': want a whole number in 0-2147483647"},
     {{"--log-level", "loud"}, "--log-level 'loud': want error, warn, info or debug"},
-    {{"--docker", "http://x"},
-     "--docker 'http://x': want unix:///path or tcp://host:port"},
+    {{"--docker", ""},
+     "--docker: want unix:///path, tcp://host[:port] or ssh://[user@]host[:port]"},
     {{"--dns", "127.0.0.1"},
      "--dns '127.0.0.1': want ADDR:PORT with an IP address ([::1]:5353 for IPv6)"},
     {{"--dns", "::1:53"},
@@ -206,7 +209,8 @@ START_TEST(test_file_and_precedence)
     const char *path = temp_json(
         "{\"publish\": [\"8080:1.2.3.4:80\", \"5353:1.2.3.4:53/udp\"],\n"
         " \"udp-timeout\": 20, \"max-conns\": 100, \"log-level\": \"warn\",\n"
-        " \"no-docker\": true, \"tcp-keepalive\": \"30:5:3\", \"idle-timeout\": 900}\n");
+        " \"no-docker\": true, \"tcp-keepalive\": \"30:5:3\", \"idle-timeout\": 900,\n"
+        " \"stale-after\": 0}\n");
     const char *args[] = {"--config",        path, "--udp-timeout", "45", "-p",
                           "9090:1.2.3.4:90", NULL};
     struct config *c;
@@ -224,6 +228,7 @@ START_TEST(test_file_and_precedence)
     ck_assert_uint_eq(c->tcp_keepalive.interval, 5);
     ck_assert_uint_eq(c->tcp_keepalive.count, 3);
     ck_assert_uint_eq(c->idle_timeout, 900);
+    ck_assert_uint_eq(c->stale_after, 0);
     config_free(c);
 
     /* A number is a keepalive too: 0 turns it off, 20 is 20:15:9. */
@@ -262,6 +267,7 @@ static const struct bad_file bad_files[] = {
     {"{\"tcp-keepalive\": \"15:15\"}", "tcp-keepalive '15:15" KEEPALIVE_WANT},
     {"{\"tcp-keepalive\": 40000}", "tcp-keepalive '40000" KEEPALIVE_WANT},
     {"{\"idle-timeout\": \"60\"}", "'idle-timeout' must be a number"},
+    {"{\"stale-after\": \"60\"}", "'stale-after' must be a number"},
     {"{\"idle-timeout\": -1}",
      "'idle-timeout' must be a whole number in 0-2147483647"},
     {"{\"domain\": 5}", "'domain' must be a string"},

@@ -210,6 +210,23 @@ START_TEST(test_table_is_bounded)
 }
 END_TEST
 
+/* Bounded staleness: a stale registry resolves no name target, TCP or
+ * UDP, and resolves again once it is current. */
+START_TEST(test_stale_registry_resolves_nothing)
+{
+    struct fx f;
+    fx_start(&f, 3);
+    unsigned rr = 0;
+    struct addr a[8];
+    registry_set_stale(f.reg, true);
+    ck_assert_uint_eq(relay_resolve(f.ctx, &f.tcp, &rr, a, 8), 0);
+    ck_assert_uint_eq(relay_resolve(f.ctx, &f.udp, &rr, a, 8), 0);
+    registry_set_stale(f.reg, false);
+    ck_assert_uint_eq(relay_resolve(f.ctx, &f.tcp, &rr, a, 8), 3);
+    fx_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay");
@@ -221,6 +238,7 @@ int main(void)
     tcase_add_test(tc, test_all_passed_over);
     tcase_add_test(tc, test_pass_over_expires);
     tcase_add_test(tc, test_table_is_bounded);
+    tcase_add_test(tc, test_stale_registry_resolves_nothing);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -21,6 +21,12 @@
  * end the connection (a dead peer is noticed after about 2.5 minutes). */
 #define CONFIG_TCP_KEEPALIVE ((struct sock_keepalive){15, 15, 9})
 
+/* Seconds without a working connection to the Docker engine after which
+ * names stop resolving (README, "Bounded staleness"): long enough for a
+ * dockerd restart, short next to how soon Docker hands a stopped
+ * container's address to a new one. */
+#define CONFIG_STALE_AFTER 60
+
 struct strlist {
     char **v;
     size_t n;
@@ -39,6 +45,7 @@ struct config {
     unsigned max_conns;                  /* per published TCP port; 0 = unlimited */
     struct sock_keepalive tcp_keepalive; /* both sockets of a session */
     unsigned idle_timeout; /* seconds without a byte either way; 0 = never */
+    unsigned stale_after;  /* seconds without the engine; 0 = never stale */
     char *config_path;
     bool check;
     enum log_level log_level;

@@ -29,6 +29,12 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
                           char *err, size_t errlen);
 void docker_free(struct docker *d);
 
+/* Bounded staleness: after this many seconds without a sync (from the
+ * start, or from the failure that began an outage), the registry is
+ * marked stale (registry_set_stale) until the engine is synced again.
+ * 0: never. The default is CONFIG_STALE_AFTER. */
+void docker_set_stale_after(struct docker *d, unsigned seconds);
+
 /* True once the first full sync finished (and after each resync). */
 bool docker_synced(const struct docker *d);
 

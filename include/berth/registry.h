@@ -107,6 +107,15 @@ int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t l
 /* True when ip is inside a subnet of a network berth knows. */
 bool registry_knows_client(struct registry *r, const struct addr *ip);
 
+/* Stale: the table may no longer match the engine (docker.c marks it after
+ * a long outage, bounded staleness in the README). Its content is kept,
+ * for when the engine answers again, but readers that hand addresses out
+ * (relay_resolve, dns_answer) refuse to while it is set: a stopped
+ * container's address may belong to another one by now. Not stale when
+ * made. */
+void registry_set_stale(struct registry *r, bool stale);
+bool registry_stale(const struct registry *r);
+
 /* Changes every time the content does. */
 uint64_t registry_version(const struct registry *r);
 size_t registry_count(const struct registry *r);

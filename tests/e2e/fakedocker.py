@@ -133,10 +133,12 @@ class FakeDocker:
         self._tmpl_inspect = _fixture("inspect_compose_replica.json")
         self._tmpl_list = _fixture("containers_list.json")[0]
         self.server = None
+        self.paused = False
         if start:
             self.start()
 
     def start(self):
+        self.paused = False
         if os.path.exists(self.path):
             os.unlink(self.path)
         self.server = _Server(self.path, _Handler)
@@ -144,6 +146,19 @@ class FakeDocker:
         self._t = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                    daemon=True)
         self._t.start()
+
+    def pause(self):
+        """Goes away as a stopped dockerd does: live event streams end and
+        the socket file is removed (connecting fails with ENOENT); start()
+        comes back with the same containers."""
+        self.paused = True
+        if os.path.exists(self.path):
+            os.unlink(self.path)      # no new connection from here on
+        self.send("close")            # before server_close waits for streams
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     def close(self):
         self.stopping = True
@@ -324,6 +339,9 @@ class FakeDocker:
               ("networks", r"/v\d+\.\d+/networks")]
 
     def _handle(self, h):
+        if self.paused:     # a connection kept alive from before: gone too
+            h.close_connection = True
+            return None
         path = urllib.parse.urlsplit(h.path).path
         key, m = next(((k, hit) for k, rx in self.ROUTES if (hit := re.fullmatch(rx, path))),
                       ("other", None))

@@ -18,7 +18,15 @@ Then answers that never end (class Bounded): a 500 whose body is endless
 block, an event line without end, a list entry without end, floods of
 valid events. berth's RSS (VmRSS) must stay within RSS_GROWTH_MIB of what
 it was before, an IP-target port must forward all along, and berth must
-recover once the fake behaves again. Traffic: loopback only.
+recover once the fake behaves again.
+
+Then each failure class explained (class Explained): a missing socket, one
+berth may not open (run as nobody), one nobody listens on, an HTTP 500,
+each a warning naming the socket with a hint, and the outage's length
+when it ends. And bounded staleness (class Stale): with --stale-after 2
+and the fake gone, the name target closes clients, container names are
+SERVFAIL, the IP target still forwards, said once; all back with the
+fake. Traffic: loopback only.
 """
 
 import json
@@ -65,18 +73,19 @@ class FakeCase(unittest.TestCase):
         self.addCleanup(self.fake.close)
         self.web = self.fake.add("web", "127.0.0.2")
 
-    def start_berth(self, *names, url=None, ip_target=False):
+    def start_berth(self, *names, url=None, ip_target=False, extra=(), preexec=None):
         """berth publishing web and each of names (each on its own port);
-        with ip_target, also port "ip" to 127.0.0.2 (web@2) by address."""
+        with ip_target, also port "ip" to 127.0.0.2 (web@2) by address;
+        extra: more options; preexec: run in the child before berth."""
         self.ports = {}
-        args = ["--docker", url or self.fake.url, "--log-level", "debug"]
+        args = ["--docker", url or self.fake.url, "--log-level", "debug", *extra]
         for n in ("web",) + names:
             self.ports[n] = u.free_port()
             args += ["-p", f"127.0.0.1:{self.ports[n]}:{n}:{self.tp}"]
         if ip_target:
             self.ports["ip"] = u.free_port()
             args += ["-p", f"127.0.0.1:{self.ports['ip']}:127.0.0.2:{self.tp}"]
-        self.berth = u.Berth(args, docker=True, env=asan_env())
+        self.berth = u.Berth(args, docker=True, env=asan_env(), preexec_fn=preexec)
         self.addCleanup(self.berth.close)
         self.berth.wait_bound([("tcp", p) for p in self.ports.values()])
 
@@ -390,6 +399,104 @@ class Reconnect(FakeCase):
         self.fake.clear()
         secs = self.expect("web", "web@2", "engine healthy again", RECOVER_S)
         sys.stderr.write(f"    served {secs:.2f} s after the fault cleared\n")
+
+
+def as_nobody():
+    """In the child: become nobody, for whom chmod 000 means something."""
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+class Explained(FakeCase):
+    """Each failure class is logged as a warning that names the socket and
+    gives a hint; the end of an outage says how long it lasted."""
+
+    def expect_warn(self, pattern, what):
+        lines = self.expect_log(0, r"berth warn: docker: " + pattern, what)
+        return lines
+
+    def test_missing_socket(self):
+        path = os.path.join(self.fake.dir, "nosuch.sock")
+        self.start_berth(url="unix://" + path)
+        self.expect_warn(re.escape(f"cannot connect to {path}: no such socket "
+                                   "(is dockerd running? is the path right?)"),
+                         "missing socket")
+
+    def test_permission_denied(self):
+        if os.getuid() != 0:
+            self.skipTest("needs root to run berth as nobody")
+        os.chmod(self.fake.dir, 0o700)   # nobody cannot reach the socket
+        self.start_berth(preexec=as_nobody)
+        self.expect_warn(re.escape(f"cannot connect to {self.fake.path}: permission "
+                                   "denied (add yourself to the docker group or run "
+                                   "as root)"), "permission denied")
+
+    def test_refused(self):
+        import socket
+        path = os.path.join(self.fake.dir, "dead.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)       # a socket file nobody listens on
+        s.close()
+        self.start_berth(url="unix://" + path)
+        self.expect_warn(re.escape(f"cannot connect to {path}: connection refused")
+                         + r".*is dockerd running\?", "refused")
+
+    def test_http_500_then_reconnected_after(self):
+        self.fake.fault("ping", "500", "daemon broke #500")
+        self.start_berth()
+        self.expect_warn(re.escape(f"GET /_ping: HTTP 500 from {self.fake.path}: "
+                                   "daemon broke #500 (the daemon's own failure: see "
+                                   "its log)"), "HTTP 500")
+        time.sleep(1.0)
+        self.fake.clear()
+        self.expect_log(0, r"berth info: docker: reconnected after \d+s, resynced 1 "
+                        "running containers", "outage's duration", RECOVER_S)
+        self.synced()
+
+
+class Stale(FakeCase):
+    """--stale-after 2: the engine gone that long, the name target closes
+    clients at once and names of the zone are SERVFAIL (not NXDOMAIN), the
+    IP target still forwards; said once; all back when the engine is."""
+
+    def test_names_withdrawn_then_back(self):
+        import dnsmsg as d
+        dns_port = u.free_port()
+        dead = u.free_port()
+        self.start_berth(ip_target=True, extra=[
+            "--stale-after", "2", "--dns", f"127.0.0.1:{dns_port}",
+            "--upstream", f"127.0.0.1:{dead}"])
+        self.synced()
+
+        def rcode(name):
+            try:
+                m = d.parse(d.udp_ask(dns_port, d.query(name), timeout=3.0))
+            except OSError:
+                return None
+            return m["rcode"]
+        self.check(rcode("web.docker") == 0, "web.docker before the outage")
+        self.check(rcode("nope.docker") == 3, "NXDOMAIN for an unknown name")
+        self.fake.pause()
+        t0 = time.monotonic()
+        self.expect_log(0, r"berth warn: docker: no answer from the engine for 2s; "
+                        "name targets stop resolving until it is back", "stale")
+        took = time.monotonic() - t0
+        self.check(1.5 <= took <= 6, f"stale after {took:.1f} s, want about 2")
+        self.check(who(self.ports["web"]) == "closed", "a stale name still forwards")
+        self.check(rcode("web.docker") == 2, "web.docker not SERVFAIL while stale")
+        self.check(rcode("nope.docker") == 2, "the zone not SERVFAIL while stale")
+        for _ in range(5):
+            self.check(who(self.ports["ip"]) == "web@2", "the IP target stopped")
+            who(self.ports["web"])
+        time.sleep(2.0)
+        said = [l for l in self.berth.stderr().splitlines() if "no answer from the "
+                "engine" in l]
+        self.check(len(said) == 1, f"staleness said {len(said)} times, want once")
+        self.fake.start()
+        self.synced()
+        self.check(rcode("web.docker") == 0, "web.docker after the engine came back")
+        self.expect_log(0, r"name targets resolve again", "back")
 
 
 if __name__ == "__main__":
