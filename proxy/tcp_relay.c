@@ -424,8 +424,6 @@ static void half_pump(struct half *h)
     }
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg);
-
 /* Reading src is paused: a reset from its peer ends the session; a FIN
  * waits for the read that follows once dst drains. */
 static void on_hup(evutil_socket_t fd, short what, void *arg)
@@ -441,7 +439,9 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     session_leave(s);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/* src readable or dst writable: either way the direction moves on. One
+ * callback for both, as the direction is the argument. */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct half *h = arg;
     struct tcp_session *s = h->s;
@@ -458,9 +458,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 /* Connected: the target's events, then both directions move. */
 static void start_relaying(struct tcp_session *s)
 {
-    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_writable,
+    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_ready,
                          &s->up);
-    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_readable,
+    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_ready,
                            &s->down);
     if (!s->up.wr || !s->down.rd) {
         session_reset(s, "cannot relay", ENOMEM);
@@ -488,20 +488,6 @@ static void on_connected(void *arg, int fd, int err)
     } else {
         sock_set_reset_on_close(s->cfd);
         session_end(s);
-    }
-    session_leave(s);
-}
-
-static void on_writable(evutil_socket_t fd, short what, void *arg)
-{
-    struct half *h = arg;
-    struct tcp_session *s = h->s;
-    (void)fd;
-    (void)what;
-    session_enter(s);
-    if (s->phase == TCP_RELAYING) {
-        idle_touch(s);
-        half_pump(h);
     }
     session_leave(s);
 }
@@ -539,8 +525,8 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                             .src = &s->tfd,
                             .dst = &s->cfd,
                             .pipe = {-1, -1, 0, false}};
-    s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_readable, &s->up);
-    s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_writable,
+    s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_ready, &s->up);
+    s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_ready,
                            &s->down);
     /* Nothing is read from the client until the target accepts: its bytes
      * wait in the kernel, and a refusal can still reset it cleanly. */
