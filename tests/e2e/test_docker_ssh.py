@@ -96,11 +96,11 @@ def children(pid):
 
 
 def descendants(pid):
-    found, todo = [], [pid]
-    while todo:
-        for c in children(todo.pop()):
+    found, pending = [], [pid]
+    while pending:
+        for c in children(pending.pop()):
             found.append(c)
-            todo.append(c)
+            pending.append(c)
     return found
 
 
