@@ -163,6 +163,7 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
             log_info("docker: synced %zu running containers (API %s)",
                      registry_count(d->reg), d->version);
         backoff_reset(&d->backoff);
+        registry_set_engine(d->reg, true, NULL);
         evtimer_del(d->stale);
         if (registry_stale(d->reg)) {
             registry_set_stale(d->reg, false);
@@ -179,19 +180,25 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
         stop_requests(d);
         unsigned ms = backoff_next(&d->backoff);
         uint64_t now = clock_ms();
-        char took[32];
+        char took[32], kept[64] = "";
+        /* Tells the relays why a name finds nothing, for their clients. */
+        bool known = registry_known(d->reg);
+        registry_set_engine(d->reg, known, why);
+        if (known)
+            snprintf(kept, sizeof kept, "%zu containers", registry_count(d->reg));
         if (backoff_first(&d->backoff)) {
             d->outage_ms = d->warned_ms = now;
-            log_warn("docker: %s; serving the last known %zu containers, reconnecting",
-                     why, registry_count(d->reg));
+            log_warn("docker: %s; %s%s, reconnecting", why,
+                     known ? "serving the last known " : "nothing known yet",
+                     known ? kept : "");
             arm_stale(d);
         } else if (strcmp(why, d->last_why) != 0 || /* a new reason: say it */
                    now - d->warned_ms >= OUTAGE_REMIND_MS) {
             d->warned_ms = now;
-            log_warn("docker: %s; no connection for %s, still serving %zu containers, "
-                     "retrying",
-                     why, docker_duration(now - d->outage_ms, took, sizeof took),
-                     registry_count(d->reg));
+            log_warn("docker: %s; no connection for %s, %s%s, retrying", why,
+                     docker_duration(now - d->outage_ms, took, sizeof took),
+                     known ? "still serving " : "nothing known yet",
+                     known ? kept : "");
         } else {
             log_debug("docker: %s; retrying in %u ms", why, ms);
         }

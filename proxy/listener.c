@@ -8,6 +8,7 @@
 
 #include "berth/acceptor.h"
 #include "berth/log.h"
+#include "berth/registry.h"
 #include "berth/tcp_relay.h"
 
 struct tcp_listener {
@@ -42,10 +43,14 @@ static void on_client(void *arg, int c, const struct addr *peer)
         size_t n = relay_resolve(l->ctx, l->m, &l->rr, replicas, 8);
         if (n == 0) {
             /* Nothing runs by that name now: close at once rather than
-             * hold the client; the port comes alive with the container. */
-            char p[ADDR_STRLEN];
-            log_info("%s client %s: no running container '%s'", l->m->label,
-                     addr_format(peer, p, sizeof p), l->m->target_name);
+             * hold the client; the port comes alive with the container.
+             * Said with why (the engine may be what is missing), once per
+             * reason and 10 s: a client may retry hundreds of times. */
+            char why[REG_WHY_MAX + 200];
+            uint64_t k = relay_unresolved(l->ctx, l->m, why, sizeof why);
+            relay_log_limited(l->ctx, LOG_INFO, l->m, peer,
+                              relay_key(RELAY_SAID_UNRESOLVED, 0, NULL) ^ k, "%s",
+                              why);
             sock_set_reset_on_close(c);
             close(c);
             return;
@@ -99,6 +104,8 @@ void tcp_listener_free(struct tcp_listener *l)
     if (!l)
         return;
     tcp_session_list_clear(&l->sessions);
+    if (l->ctx)
+        relay_forget(l->ctx, l->m);
     acceptor_free(l->acc);
     if (l->fd >= 0)
         close(l->fd);

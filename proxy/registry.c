@@ -50,6 +50,9 @@ struct registry {
     uint64_t version;
     uint64_t sweep; /* the sweep under way (or the last one) */
     bool stale;     /* see registry_set_stale */
+    /* See registry_set_engine. */
+    bool known;
+    char engine_why[REG_WHY_MAX];
 };
 
 static void ctr_clear(struct ctr *c)
@@ -375,3 +378,14 @@ void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
 void registry_set_stale(struct registry *r, bool stale) { r->stale = stale; }
 
 bool registry_stale(const struct registry *r) { return r->stale; }
+
+void registry_set_engine(struct registry *r, bool known, const char *why)
+{
+    r->known = known;
+    /* A longer reason is cut: it still says which. */
+    snprintf(r->engine_why, sizeof r->engine_why, "%s", why ? why : "");
+}
+
+bool registry_known(const struct registry *r) { return r->known; }
+
+const char *registry_engine_why(const struct registry *r) { return r->engine_why; }

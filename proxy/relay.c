@@ -9,6 +9,8 @@
 #include "berth/clock.h"
 #include "berth/config.h"
 #include "berth/dgram.h"
+#include "berth/hash.h"
+#include "berth/log_limit.h"
 #include "berth/pipe_pool.h"
 #include "berth/registry.h"
 
@@ -34,6 +36,10 @@
  * which at worst is tried again early. */
 #define PASS_SETS 16
 #define PASS_WAYS 4
+/* Lines said per connection: followed per port and reason, this many
+ * kinds at once (past that counted together), summarised this often. */
+#define SAID_KINDS 64
+#define SAID_WINDOW_MS 10000
 
 struct pass_mark {
     struct addr a;
@@ -44,6 +50,31 @@ struct relay_passed {
     struct pass_mark set[PASS_SETS][PASS_WAYS];
     uint64_t last_until_ms; /* past this no mark holds: skip the lookups */
 };
+
+static void say_summary(void *arg, enum log_level level, const char *line)
+{
+    (void)arg;
+    log_msg(level, "%s", line);
+}
+
+static void arm_said(struct relay_ctx *ctx, uint64_t now)
+{
+    uint64_t due = log_limit_due(ctx->said);
+    if (due == UINT64_MAX || evtimer_pending(ctx->said_timer, NULL))
+        return;
+    struct timeval tv = clock_tv(due > now ? due - now : 0);
+    evtimer_add(ctx->said_timer, &tv);
+}
+
+static void on_said_due(evutil_socket_t fd, short what, void *arg)
+{
+    struct relay_ctx *ctx = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = clock_ms();
+    log_limit_flush(ctx->said, now);
+    arm_said(ctx, now);
+}
 
 struct relay_ctx *relay_ctx_new(struct event_base *base, struct registry *reg)
 {
@@ -59,7 +90,9 @@ struct relay_ctx *relay_ctx_new(struct event_base *base, struct registry *reg)
     ctx->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
     ctx->pass_over_ms = PASS_OVER_MS;
     if (!(ctx->pipes = pipe_pool_new(PIPES_KEPT)) ||
-        !(ctx->scratch = malloc(ctx->scratch_len))) {
+        !(ctx->scratch = malloc(ctx->scratch_len)) ||
+        !(ctx->said = log_limit_new(SAID_KINDS, SAID_WINDOW_MS, say_summary, NULL)) ||
+        !(ctx->said_timer = evtimer_new(base, on_said_due, ctx))) {
         relay_ctx_free(ctx);
         return NULL;
     }
@@ -70,6 +103,11 @@ void relay_ctx_free(struct relay_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->said) /* what repeated until now */
+        log_limit_flush_scope(ctx->said, NULL, clock_ms());
+    log_limit_free(ctx->said);
+    if (ctx->said_timer)
+        event_free(ctx->said_timer);
     pipe_pool_free(ctx->pipes);
     dgram_batch_free(ctx->udp);
     free(ctx->passed);
@@ -175,4 +213,76 @@ void relay_log(enum log_level level, const struct mapping *m,
     va_end(ap);
     log_msg(level, "%s client %s: %s", m->label,
             addr_format(client, peer, sizeof peer), msg);
+}
+
+uint64_t relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m,
+                          char *out, size_t outlen)
+{
+    const char *name = m->target_name;
+    const char *why = ctx->reg ? registry_engine_why(ctx->reg) : "";
+    uint64_t h = hash_bytes(HASH_INIT, why, strlen(why));
+    if (ctx->reg && registry_stale(ctx->reg)) {
+        snprintf(out, outlen,
+                 "'%s': not resolved while berth's container list is stale (no sync "
+                 "with the Docker engine for longer than --stale-after%s%s)",
+                 name, why[0] ? ": " : "", why);
+        return (uint64_t)1 << 32 | h;
+    }
+    if (ctx->reg && !registry_known(ctx->reg)) {
+        if (why[0])
+            snprintf(
+                out, outlen,
+                "'%s': nothing known yet: berth cannot follow the Docker engine: %s",
+                name, why);
+        else
+            snprintf(out, outlen,
+                     "'%s': nothing known yet: the first sync with the Docker engine "
+                     "has not ended",
+                     name);
+        return (uint64_t)2 << 32 | h;
+    }
+    if (why[0]) {
+        snprintf(out, outlen,
+                 "no running container '%s' (as of the last sync; berth cannot follow "
+                 "the Docker engine now: %s)",
+                 name, why);
+        return (uint64_t)3 << 32 | h;
+    }
+    snprintf(out, outlen, "no running container '%s'", name);
+    return 0;
+}
+
+uint64_t relay_key(enum relay_said kind, int err, const struct addr *a)
+{
+    uint64_t h = (uint64_t)kind << 56 | (uint64_t)(unsigned)err << 32;
+    return a ? h | addr_hash(a) : h;
+}
+
+void relay_log_limited(struct relay_ctx *ctx, enum log_level level,
+                       const struct mapping *m, const struct addr *client,
+                       uint64_t key, const char *fmt, ...)
+{
+    if (level > log_get_level())
+        return;
+    uint64_t now = clock_ms();
+    char *text = log_limit_event(ctx->said, m, key, level, now);
+    arm_said(ctx, now);
+    if (!text)
+        return;
+    char peer[ADDR_STRLEN], msg[LOG_LIMIT_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_msg(level, "%s client %s: %s", m->label,
+            addr_format(client, peer, sizeof peer), msg);
+    /* The summary says it without the client: it stands for many. */
+    if (snprintf(text, LOG_LIMIT_TEXT, "%s: %s", m->label, msg) >= LOG_LIMIT_TEXT)
+        memcpy(text + LOG_LIMIT_TEXT - 4, "...", 4); /* cut: it still says which */
+}
+
+void relay_forget(struct relay_ctx *ctx, const struct mapping *m)
+{
+    log_limit_flush_scope(ctx->said, m, clock_ms());
+    arm_said(ctx, clock_ms());
 }

@@ -88,27 +88,36 @@ static bool failed(struct tcp_connect *c, int err)
         char t[ADDR_STRLEN];
         const char *why;
         addr_format(&c->cands[c->cur], t, sizeof t);
+        /* Each of these may happen to every client: said once, then
+         * counted per port, reason and target (relay_log_limited). */
+        const struct addr *at = &c->cands[c->cur];
         if (sock_err_is_resource(err, &why)) {
-            relay_log(LOG_WARN, c->m, c->client,
-                      "connect %s: berth is %s (%s); resetting the client", t, why,
-                      strerror(err));
+            relay_log_limited(c->ctx, LOG_WARN, c->m, c->client,
+                              relay_key(RELAY_SAID_SHORTAGE, err, NULL),
+                              "connect %s: berth is %s (%s); resetting the client", t,
+                              why, strerror(err));
             break;
         }
         if (c->replicas)
-            relay_pass_over(c->ctx, &c->cands[c->cur]);
+            relay_pass_over(c->ctx, at);
         if (c->cur + 1 >= c->n) {
-            relay_log(LOG_WARN, c->m, c->client, "connect %s: %s", t, strerror(err));
+            relay_log_limited(c->ctx, LOG_WARN, c->m, c->client,
+                              relay_key(RELAY_SAID_CONNECT, err, at), "connect %s: %s",
+                              t, strerror(err));
             break;
         }
         if (clock_ms() >= c->deadline_ms) {
             unsigned left = c->n - c->cur - 1;
-            relay_log(LOG_WARN, c->m, c->client,
-                      "connect %s: %s; connect budget spent, %u replica%s untried", t,
-                      strerror(err), left, left == 1 ? "" : "s");
+            relay_log_limited(c->ctx, LOG_WARN, c->m, c->client,
+                              relay_key(RELAY_SAID_BUDGET, err, at),
+                              "connect %s: %s; connect budget spent, %u replica%s "
+                              "untried",
+                              t, strerror(err), left, left == 1 ? "" : "s");
             break;
         }
-        relay_log(LOG_INFO, c->m, c->client, "connect %s: %s; trying the next replica",
-                  t, strerror(err));
+        relay_log_limited(c->ctx, LOG_INFO, c->m, c->client,
+                          relay_key(RELAY_SAID_NEXT, err, at),
+                          "connect %s: %s; trying the next replica", t, strerror(err));
         c->cur++;
         if (try_one(c) == 0)
             return false;

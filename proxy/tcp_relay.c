@@ -533,7 +533,9 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     if (!s->up.rd || !s->down.wr ||
         !(s->conn = tcp_connect_new(ctx, m, &s->client, targets, ntargets,
                                     on_connected, s))) {
-        relay_log(LOG_WARN, s->m, &s->client, "cannot start session: out of memory");
+        relay_log_limited(ctx, LOG_WARN, s->m, &s->client,
+                          relay_key(RELAY_SAID_SHORTAGE, ENOMEM, NULL),
+                          "cannot start session: out of memory");
         sock_set_reset_on_close(s->cfd);
         tcp_session_free(s);
         return NULL;

@@ -13,6 +13,7 @@
 #include "berth/dgram.h"
 #include "berth/log.h"
 #include "berth/lru.h"
+#include "berth/registry.h"
 
 #define BUCKETS_MIN 16
 
@@ -186,8 +187,14 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     /* A flow sticks to the replica it starts with. */
     struct addr target = l->m->target;
     if (l->m->target_name[0] && relay_resolve(l->ctx, l->m, &l->rr, &target, 1) == 0) {
-        log_debug("%s client %s: no running container '%s'; datagram dropped",
-                  l->m->label, c, l->m->target_name);
+        /* Why, once per reason and 10 s: every datagram comes here. */
+        if (log_get_level() >= LOG_INFO) {
+            char why[REG_WHY_MAX + 200];
+            uint64_t k = relay_unresolved(l->ctx, l->m, why, sizeof why);
+            relay_log_limited(l->ctx, LOG_INFO, l->m, client,
+                              relay_key(RELAY_SAID_UNRESOLVED, 0, NULL) ^ k,
+                              "%s; datagram dropped", why);
+        }
         return NULL;
     }
     if (l->nflows >= l->ctx->udp_max_flows && oldest(l)) {
@@ -214,8 +221,9 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         connect(f->fd, (const struct sockaddr *)&target.ss, target.len) < 0 ||
         !(f->ev = event_new(l->ctx->base, f->fd, EV_READ | EV_PERSIST, on_reply, f)) ||
         event_add(f->ev, NULL) < 0) {
-        log_warn("%s client %s: cannot open flow: %s", l->m->label, c,
-                 strerror(errno));
+        relay_log_limited(l->ctx, LOG_WARN, l->m, client,
+                          relay_key(RELAY_SAID_FLOW, errno, NULL),
+                          "cannot open flow: %s", strerror(errno));
         if (f->ev)
             event_free(f->ev);
         if (f->fd >= 0)
@@ -344,6 +352,7 @@ void udp_listener_free(struct udp_listener *l)
         return;
     while (oldest(l))
         flow_free(oldest(l));
+    relay_forget(l->ctx, l->m);
     if (l->ev)
         event_free(l->ev);
     if (l->expire)

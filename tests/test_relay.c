@@ -6,6 +6,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "berth/registry.h"
 #include "berth/relay.h"
@@ -227,6 +228,118 @@ START_TEST(test_stale_registry_resolves_nothing)
 }
 END_TEST
 
+/* Why a name resolves to nothing, for its clients: what is known of the
+ * engine (never synced, why it cannot be followed, stale) or, synced, that
+ * nothing runs by that name; each reason its own key. */
+START_TEST(test_unresolved_says_why)
+{
+    struct fx f;
+    fx_start(&f, 0);
+    char out[600];
+    uint64_t k[5];
+    k[0] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    ck_assert_str_eq(out,
+                     "'api.lab': nothing known yet: the first sync with the Docker "
+                     "engine has not ended");
+    const char *why = "cannot connect to /x.sock: no such socket (is dockerd running? "
+                      "is the path right?)";
+    registry_set_engine(f.reg, false, why);
+    k[1] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    ck_assert_str_eq(out,
+                     "'api.lab': nothing known yet: berth cannot follow the Docker "
+                     "engine: cannot connect to /x.sock: no such socket (is "
+                     "dockerd running? is the path right?)");
+    registry_set_stale(f.reg, true);
+    k[2] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    ck_assert_str_eq(out, "'api.lab': not resolved while berth's container list is "
+                          "stale (no sync with the Docker engine for longer than "
+                          "--stale-after: cannot connect to /x.sock: no such socket "
+                          "(is dockerd running? is the path right?))");
+    registry_set_stale(f.reg, false);
+    registry_set_engine(f.reg, true, why); /* synced once, then lost */
+    k[3] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    ck_assert_str_eq(out, "no running container 'api.lab' (as of the last sync; berth "
+                          "cannot follow the Docker engine now: cannot connect to "
+                          "/x.sock: no such socket (is dockerd running? is the path "
+                          "right?))");
+    registry_set_engine(f.reg, true, NULL);
+    k[4] = relay_unresolved(f.ctx, &f.udp, out, sizeof out);
+    ck_assert_str_eq(out, "no running container 'api.lab'");
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            ck_assert_uint_ne(k[i], k[j]);
+    /* Another reason of the same class is another key. */
+    registry_set_engine(f.reg, false, "GET /_ping: HTTP 500 from /x.sock: broke");
+    ck_assert_uint_ne(relay_unresolved(f.ctx, &f.tcp, out, sizeof out), k[1]);
+    fx_stop(&f);
+}
+END_TEST
+
+/* Runs 300 limited lines for port a, one for port b, then forgets port a,
+ * with stderr in a file; returns what was written. */
+static void limited_run(struct fx *f, char *text, size_t len)
+{
+    FILE *log = tmpfile();
+    ck_assert_ptr_nonnull(log);
+    int saved = dup(2);
+    fflush(stderr);
+    dup2(fileno(log), 2);
+    struct addr client = t_addr("127.0.0.9", 40000);
+    struct addr target = t_addr("127.0.0.2", 8080);
+    for (int i = 0; i < 300; i++) {
+        addr_set_port(&client, (uint16_t)(40000 + i));
+        relay_log_limited(f->ctx, LOG_WARN, &f->tcp, &client,
+                          relay_key(RELAY_SAID_CONNECT, 111, &target),
+                          "connect 127.0.0.2:8080: Connection refused");
+    }
+    relay_log_limited(f->ctx, LOG_WARN, &f->udp, &client,
+                      relay_key(RELAY_SAID_CONNECT, 111, &target),
+                      "connect 127.0.0.2:8080: Connection refused");
+    relay_forget(f->ctx, &f->tcp);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(log);
+    size_t n = fread(text, 1, len - 1, log);
+    text[n] = '\0';
+    fclose(log);
+}
+
+/* A line per connection is said once, then counted; the count is said
+ * without the client when the port goes (or every 10 s: log_limit's own
+ * suite drives the windows). One port's flood does not mute another. */
+START_TEST(test_log_limited)
+{
+    struct fx f;
+    fx_start(&f, 0);
+    strcpy(f.tcp.label, "127.0.0.1:81->api.lab:8080/tcp");
+    strcpy(f.udp.label, "127.0.0.1:82->api.lab:8080/udp");
+    char text[4096];
+    limited_run(&f, text, sizeof text);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    ck_assert_msg(lines == 3, "want 3 lines, got:\n%s", text);
+    ck_assert_msg(strstr(text, "berth warn: 127.0.0.1:81->api.lab:8080/tcp client "
+                               "127.0.0.9:40000: connect 127.0.0.2:8080: Connection "
+                               "refused\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "berth warn: 127.0.0.1:82->api.lab:8080/udp client "
+                               "127.0.0.9:40299: connect"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "berth warn: 127.0.0.1:81->api.lab:8080/tcp: connect "
+                               "127.0.0.2:8080: Connection refused (300 times in the "
+                               "last 1 s)\n"),
+                  "%s", text);
+    /* Filtered out: nothing said, nothing counted. */
+    log_set_level(LOG_ERROR);
+    limited_run(&f, text, sizeof text);
+    log_set_level(LOG_INFO);
+    ck_assert_str_eq(text, "");
+    fx_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("relay");
@@ -239,6 +352,8 @@ int main(void)
     tcase_add_test(tc, test_pass_over_expires);
     tcase_add_test(tc, test_table_is_bounded);
     tcase_add_test(tc, test_stale_registry_resolves_nothing);
+    tcase_add_test(tc, test_unresolved_says_why);
+    tcase_add_test(tc, test_log_limited);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -116,6 +116,16 @@ bool registry_knows_client(struct registry *r, const struct addr *ip);
 void registry_set_stale(struct registry *r, bool stale);
 bool registry_stale(const struct registry *r);
 
+/* The engine as docker.c last saw it, for readers that find nothing by a
+ * name and must tell a client why: known once a sync has ever ended (the
+ * table then means something, if maybe old); why: while the engine cannot
+ * be followed, the failure as docker_fault words it, else "" (cut at
+ * REG_WHY_MAX - 1 bytes). Not known, no failure, when made. */
+#define REG_WHY_MAX 400
+void registry_set_engine(struct registry *r, bool known, const char *why);
+bool registry_known(const struct registry *r);
+const char *registry_engine_why(const struct registry *r);
+
 /* Changes every time the content does. */
 uint64_t registry_version(const struct registry *r);
 size_t registry_count(const struct registry *r);

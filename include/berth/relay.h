@@ -20,6 +20,7 @@ struct pipe_pool;
 struct registry;
 struct dgram_batch;
 struct relay_passed;
+struct log_limit;
 
 struct relay_ctx {
     struct event_base *base;
@@ -29,6 +30,8 @@ struct relay_ctx {
     size_t scratch_len;
     struct registry *reg;        /* set at creation; NULL without Docker */
     struct relay_passed *passed; /* replicas passed over; made on first use */
+    struct log_limit *said;      /* lines said per connection, rate-limited */
+    struct event *said_timer;    /* their summaries, when due */
     /* Tunables, adjustable until the first listener starts. */
     struct timeval connect_timeout; /* one budget for every try of a connection */
     unsigned udp_timeout;           /* seconds */
@@ -61,6 +64,15 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
  * own shortages (sock_err_is_resource): the replica is not to blame. */
 void relay_pass_over(struct relay_ctx *ctx, const struct addr *a);
 
+/* Why relay_resolve found nothing for m's name, for its client's line:
+ * "no running container 'web'" once the engine was synced; otherwise what
+ * is known of the engine, e.g. "'web': nothing known yet: berth cannot
+ * follow the Docker engine: cannot connect to /x: no such socket (...)".
+ * Returns a number that differs with the reason (a key for
+ * relay_log_limited). */
+uint64_t relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m,
+                          char *out, size_t outlen);
+
 /* Changes whenever a name may resolve differently (0 without Docker):
  * a relay that remembered an answer re-checks it when this moved. */
 uint64_t relay_names_version(const struct relay_ctx *ctx);
@@ -71,5 +83,34 @@ uint64_t relay_names_version(const struct relay_ctx *ctx);
 void relay_log(enum log_level level, const struct mapping *m,
                const struct addr *client, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* What repeats per connection, flow or datagram: relay_log_limited's key
+ * is one of these mixed with what tells two of a kind apart (relay_key). */
+enum relay_said {
+    RELAY_SAID_UNRESOLVED = 1, /* a name resolves to nothing */
+    RELAY_SAID_CONNECT,        /* the target (the last replica) failed */
+    RELAY_SAID_NEXT,           /* a replica failed, the next is tried */
+    RELAY_SAID_BUDGET,         /* the connect budget ran out */
+    RELAY_SAID_SHORTAGE,       /* berth's own: out of fds, of memory */
+    RELAY_SAID_FLOW,           /* a UDP flow could not be opened */
+};
+
+/* kind, an errno (or 0) and an address (or NULL) as one key. */
+uint64_t relay_key(enum relay_said kind, int err, const struct addr *a);
+
+/* relay_log for a line that may repeat once per client: said the first
+ * time (scope: the port, m; and key), then only counted for 10 s, and
+ * summarised without the client if it repeated:
+ *   "127.0.0.1:8080->10.0.0.5:80/tcp: connect 10.0.0.5:80: Connection
+ *    refused (300 times in the last 10 s)"
+ * once per 10 s while it goes on. Nothing is formatted for a line not
+ * said. */
+void relay_log_limited(struct relay_ctx *ctx, enum log_level level,
+                       const struct mapping *m, const struct addr *client,
+                       uint64_t key, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* m's port goes away: the summaries of its lines are said now. */
+void relay_forget(struct relay_ctx *ctx, const struct mapping *m);
 
 #endif

@@ -455,6 +455,112 @@ class Explained(FakeCase):
         self.synced()
 
 
+def refused_clients(port, n):
+    """n clients in turn, each until berth closes it."""
+    import socket
+    for _ in range(n):
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            continue
+        try:
+            c.recv(1)
+        except OSError:
+            pass
+        c.close()
+
+
+class SaidWhy(FakeCase):
+    """A client of a name that resolves to nothing is told why in the log:
+    the engine unreachable and nothing known yet, not "no running
+    container"; a line that repeats per client (a refused target, an
+    unresolvable name) is said once, then summarised with a count once per
+    10 s window."""
+
+    WINDOW_S = 10.0
+
+    def lines(self, pattern):
+        rx = re.compile(pattern)
+        return [l for l in self.berth.stderr().splitlines() if rx.search(l)]
+
+    def test_missing_engine_told_to_tcp_and_udp_clients(self):
+        import socket
+        path = os.path.join(self.fake.dir, "nosuch.sock")
+        up = u.free_port()
+        self.start_berth(url="unix://" + path,
+                         extra=["-p", f"127.0.0.1:{up}:web:{self.tp}/udp"])
+        self.expect_log(0, r"berth warn: docker: cannot connect to .*no such socket.*"
+                        r"nothing known yet, reconnecting", "first failure")
+        refused_clients(self.ports["web"], 50)
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as d:
+                d.sendto(b"x", ("127.0.0.1", up))
+        want = (r"'web': nothing known yet: berth cannot follow the Docker engine: "
+                + re.escape(f"cannot connect to {path}: no such socket (is dockerd "
+                            "running? is the path right?)"))
+        tcp = self.expect_log(0, r"berth info: 127\.0\.0\.1:\d+->web:\d+/tcp client "
+                              r"127\.0\.0\.1:\d+: " + want + "$", "TCP client told why")
+        udp = self.expect_log(0, r"berth info: 127\.0\.0\.1:\d+->web:\d+/udp client "
+                              r"127\.0\.0\.1:\d+: " + want + "; datagram dropped$",
+                              "UDP client told why")
+        self.check(len(tcp) == 1 and len(udp) == 1,
+                   f"said per client: {len(tcp)} TCP, {len(udp)} UDP lines")
+        self.check(not self.lines("no running container"),
+                   "a client was told 'no running container' with no engine")
+        # The counts, once the window is over.
+        summary = self.expect_log(0, r"berth info: 127\.0\.0\.1:\d+->web:\d+/tcp: "
+                                  + want + r" \(50 times in the last 1\d s\)$",
+                                  "TCP summary", self.WINDOW_S + 5)
+        self.expect_log(0, r"/udp: " + want + r"; datagram dropped \(20 times in the "
+                        r"last 1\d s\)$", "UDP summary", 5)
+        self.check(len(summary) == 1, f"summaries: {summary}")
+
+    def test_synced_then_lost_absent_name(self):
+        self.start_berth("nope")
+        self.synced()
+        self.fake.pause()
+        self.expect_log(0, r"berth warn: docker: .*serving the last known 1 containers",
+                        "engine lost")
+        refused_clients(self.ports["nope"], 3)
+        self.expect_log(0, r"client 127\.0\.0\.1:\d+: no running container 'nope' "
+                        r"\(as of the last sync; berth cannot follow the Docker engine "
+                        r"now: .*" + re.escape(self.fake.path), "absent, engine lost")
+        self.keeps_serving("the engine went away")
+
+    def test_300_refused_clients_few_lines(self):
+        dead = u.free_port()
+        port = u.free_port()
+        self.berth = u.Berth(["--log-level", "info", "-p",
+                              f"127.0.0.1:{port}:127.0.0.1:{dead}"], env=asan_env())
+        self.addCleanup(self.berth.close)
+        self.berth.wait_bound([("tcp", port)])
+        t0 = time.monotonic()
+        refused_clients(port, 300)
+        took = time.monotonic() - t0
+        refused = self.lines(r"Connection refused")
+        sys.stderr.write(f"    300 refused clients in {took:.2f} s: "
+                         f"{len(refused)} line(s) at once\n")
+        if took < self.WINDOW_S - 1:
+            self.check(len(refused) == 1, f"{len(refused)} lines for 300 refusals")
+        summary = self.expect_log(0, r"berth warn: 127\.0\.0\.1:\d+->127\.0\.0\.1:"
+                                  + str(dead) + r"/tcp: connect 127\.0\.0\.1:"
+                                  + str(dead) + r": Connection refused \(\d+ times in "
+                                  r"the last 1\d s\)$", "summary", self.WINDOW_S + 5)
+        time.sleep(0.5)
+        said = "\n".join(self.lines(r"Connection refused \(\d+ times"))
+        counts = [int(x) for x in re.findall(r"\((\d+) times", said)]
+        total = len(self.berth.stderr().splitlines())
+        sys.stderr.write(f"    {total} lines in all; summary: {summary[0].strip()}\n")
+        self.check(sum(counts) == 300, f"the summaries count {counts}, not 300")
+        self.check(total <= 5, f"{total} lines for 300 refusals")
+        # Quiet for a window: said again at once.
+        time.sleep(self.WINDOW_S + 1.5)
+        refused_clients(port, 1)
+        time.sleep(0.3)
+        self.check(len(self.lines(r"client 127\.0\.0\.1:\d+: connect .*refused$")) == 2,
+                   "the next refusal after a quiet window was not said")
+
+
 class Stale(FakeCase):
     """--stale-after 2: the engine gone that long, the name target closes
     clients at once and names of the zone are SERVFAIL (not NXDOMAIN), the
@@ -484,6 +590,9 @@ class Stale(FakeCase):
         took = time.monotonic() - t0
         self.check(1.5 <= took <= 6, f"stale after {took:.1f} s, want about 2")
         self.check(who(self.ports["web"]) == "closed", "a stale name still forwards")
+        self.expect_log(0, r"client 127\.0\.0\.1:\d+: 'web': not resolved while berth's "
+                        r"container list is stale \(no sync with the Docker engine for "
+                        r"longer than --stale-after: ", "a client told the list is stale")
         self.check(rcode("web.docker") == 2, "web.docker not SERVFAIL while stale")
         self.check(rcode("nope.docker") == 2, "the zone not SERVFAIL while stale")
         for _ in range(5):
