@@ -13,6 +13,9 @@
 #define LIST_BLOCK 4096
 /* The longest list entry accepted: real ones are 1-2 KB, labels included. */
 #define LIST_ENTRY_MAX (1u << 20)
+/* The most networks a /networks answer may name: an engine's address pools
+ * give a few hundred at most; the registry files each with a scan. */
+#define NETWORKS_MAX 4096
 
 static int fail(char *err, size_t errlen, const char *what)
 {
@@ -400,6 +403,10 @@ int docker_parse_networks(const char *body, size_t len, struct registry *r, char
         cJSON_Delete(root);
         return fail(err, errlen, "network list: not a JSON array");
     }
+    if (cJSON_GetArraySize(root) > NETWORKS_MAX) {
+        cJSON_Delete(root);
+        return fail(err, errlen, "network list: more than 4096 networks");
+    }
     /* The list is the whole truth: a network missing from it is gone. */
     registry_clear_networks(r);
     const cJSON *net;
@@ -407,6 +414,11 @@ int docker_parse_networks(const char *body, size_t len, struct registry *r, char
         const char *name = str_at(net, "Name");
         if (!name)
             continue;
+        /* Compose's key for it ("backend" of "lab_backend"), with its
+         * project: a key alone says nothing of where it belongs. */
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(net, "Labels");
+        const char *project = str_at(labels, "com.docker.compose.project");
+        const char *key = str_at(labels, "com.docker.compose.network");
         struct reg_subnet subnets[16];
         size_t n = 0;
         const cJSON *ipam = cJSON_GetObjectItemCaseSensitive(net, "IPAM");
@@ -418,7 +430,8 @@ int docker_parse_networks(const char *body, size_t len, struct registry *r, char
                 parse_subnet(sub, &subnets[n]) == 0)
                 n++;
         }
-        if (registry_put_network(r, name, subnets, n) < 0) {
+        if (registry_put_network(r, name, project && key ? project : NULL,
+                                 project && key ? key : NULL, subnets, n) < 0) {
             cJSON_Delete(root);
             return fail(err, errlen, "network list: out of memory");
         }

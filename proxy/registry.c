@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/hash.h"
 #include "berth/idmap.h"
+#include "berth/log.h"
 #include "berth/name_index.h"
 
 /* ---- stored containers and networks ---- */
@@ -34,9 +36,23 @@ struct ctr {
 
 struct net {
     char *name;
+    char *project, *key; /* Compose's labels, or NULL */
     struct reg_subnet *subnets;
     size_t n;
 };
+
+/* The networks one Compose key names (several projects may use it). */
+struct keyed_net {
+    char *name, *project;
+};
+struct keyed {
+    char *key; /* lower case: the idmap's key */
+    size_t n;
+    struct keyed_net *nets;
+};
+
+/* Ambiguous names already warned about, with a hash of their networks. */
+#define SAID_MAX 8
 
 struct registry {
     /* Pointers, so the id index below (keyed by each ctr's own id) and a
@@ -47,6 +63,13 @@ struct registry {
     struct name_index *index;
     struct net *nets;
     size_t nnets;
+    struct idmap *bykey; /* lower-case Compose key -> struct keyed */
+    size_t nkeyed;
+    struct {
+        char name[REG_NAME_MAX];
+        uint32_t nets;
+    } said[SAID_MAX];
+    unsigned nsaid; /* said[] is a ring */
     uint64_t version;
     uint64_t sweep; /* the sweep under way (or the last one) */
     bool stale;     /* see registry_set_stale */
@@ -77,18 +100,179 @@ struct registry *registry_new(void)
     struct registry *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    if (!(r->byid = idmap_new()) || !(r->index = name_index_new())) {
+    if (!(r->byid = idmap_new()) || !(r->index = name_index_new()) ||
+        !(r->bykey = idmap_new())) {
         idmap_free(r->byid);
+        name_index_free(r->index);
         free(r);
         return NULL;
     }
     return r;
 }
 
+/* ---- Compose network keys ---- */
+
+static void key_forget(struct registry *r, const struct net *net)
+{
+    char lc[REG_NAME_MAX];
+    if (!net->key || snprintf(lc, sizeof lc, "%s", net->key) >= (int)sizeof lc)
+        return;
+    for (char *p = lc; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    struct keyed *k = idmap_get(r->bykey, lc);
+    if (!k)
+        return;
+    for (size_t i = 0; i < k->n; i++) {
+        if (strcmp(k->nets[i].name, net->name) == 0) {
+            free(k->nets[i].name);
+            free(k->nets[i].project);
+            k->nets[i] = k->nets[--k->n];
+            break;
+        }
+    }
+    if (k->n)
+        return;
+    idmap_del(r->bykey, k->key);
+    r->nkeyed--;
+    free(k->key);
+    free(k->nets);
+    free(k);
+}
+
+/* Files net under its key. Keys longer than a name can be are not names:
+ * skipped. */
+static int key_learn(struct registry *r, const struct net *net)
+{
+    char lc[REG_NAME_MAX];
+    if (!net->key || !net->key[0] ||
+        snprintf(lc, sizeof lc, "%s", net->key) >= (int)sizeof lc)
+        return 0;
+    for (char *p = lc; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    struct keyed *k = idmap_get(r->bykey, lc);
+    if (!k) {
+        if (!(k = calloc(1, sizeof *k)) || !(k->key = strdup(lc)) ||
+            idmap_put(r->bykey, k->key, k) < 0) {
+            if (k)
+                free(k->key);
+            free(k);
+            return -1;
+        }
+        r->nkeyed++;
+    }
+    struct keyed_net *v = realloc(k->nets, (k->n + 1) * sizeof *v);
+    if (v)
+        k->nets = v;
+    if (!v || !(v[k->n].name = strdup(net->name)) ||
+        !(v[k->n].project = strdup(net->project ? net->project : ""))) {
+        if (v)
+            free(v[k->n].name);
+        return -1; /* k may stay empty: lookups skip it, forgetting frees it */
+    }
+    k->n++;
+    return 0;
+}
+
+/* Warns once per name and set of networks; says whether it did. */
+static bool say_ambiguous(struct registry *r, const char *name, uint32_t nets)
+{
+    for (unsigned i = 0; i < SAID_MAX; i++)
+        if (r->said[i].nets == nets && strcmp(r->said[i].name, name) == 0)
+            return false;
+    unsigned i = r->nsaid++ % SAID_MAX;
+    snprintf(r->said[i].name, sizeof r->said[i].name, "%s", name);
+    r->said[i].nets = nets;
+    return true;
+}
+
+/* <prefix>.<net> into full (just <net> when at is 0: the key alone), for
+ * name lc read with a key starting at at. Its length if the index has it,
+ * else -1. */
+static int under(struct registry *r, const char *lc, size_t at, const char *net,
+                 char *full, size_t size)
+{
+    int n = snprintf(full, size, "%.*s%s%s", (int)(at ? at - 1 : 0), lc, at ? "." : "",
+                     net);
+    if (n < 0 || (size_t)n >= size ||
+        name_index_resolve(r->index, full, (size_t)n, AF_INET, 0, NULL, 0) < 0)
+        return -1;
+    return n;
+}
+
+/* name (lc, len bytes) read as <prefix>.<key>, key starting at at (0: the
+ * name is the key itself). Returns as name_index_resolve, or -2 when no
+ * network of the key has the name. */
+static int resolve_key(struct registry *r, const char *lc, size_t len, size_t at,
+                       const struct keyed *k, int family, size_t first,
+                       struct addr *out, size_t max)
+{
+    char full[2 * REG_NAME_MAX + 2];
+    size_t hits = 0, hit = 0;
+    uint32_t h = HASH_INIT;
+    for (size_t i = 0; i < k->n; i++) {
+        if (under(r, lc, at, k->nets[i].name, full, sizeof full) < 0)
+            continue;
+        h = hash_bytes(h, k->nets[i].name, strlen(k->nets[i].name) + 1);
+        if (!hits++)
+            hit = i;
+    }
+    if (!hits)
+        return -2;
+    if (hits == 1) {
+        int n = under(r, lc, at, k->nets[hit].name, full, sizeof full);
+        return name_index_resolve(r->index, full, (size_t)n, family, first, out, max);
+    }
+    if (!at) /* the key alone: networks, no address of their own */
+        return 0;
+    if (say_ambiguous(r, lc, h)) {
+        char alts[512] = "";
+        size_t w = 0;
+        for (size_t i = 0; i < k->n && w < sizeof alts; i++) {
+            if (under(r, lc, at, k->nets[i].name, full, sizeof full) < 0)
+                continue;
+            int m = snprintf(alts + w, sizeof alts - w, "%s%s (project %s)",
+                             w ? ", " : "", full, k->nets[i].project);
+            w = m < 0 ? sizeof alts : w + (size_t)m;
+        }
+        log_warn("names: '%.*s' is ambiguous (Compose network '%s', %zu projects): "
+                 "it resolves to nothing; use %s",
+                 (int)len, lc, k->key, hits, alts);
+    }
+    return -1;
+}
+
+/* A name the index does not know, read with a Compose key for a network:
+ * the whole name as a key, then what follows each dot. */
+static int resolve_keyed(struct registry *r, const char *name, size_t len, int family,
+                         size_t first, struct addr *out, size_t max)
+{
+    char lc[REG_NAME_MAX];
+    if (!r->nkeyed || len == 0 || len >= sizeof lc)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        lc[i] = (char)tolower((unsigned char)name[i]);
+    lc[len] = '\0';
+    for (size_t at = 0;;) {
+        const struct keyed *k = idmap_get(r->bykey, lc + at);
+        int n = k ? resolve_key(r, lc, len, at, k, family, first, out, max) : -2;
+        if (n != -2)
+            return n;
+        const char *dot = memchr(lc + at, '.', len - at);
+        if (!dot)
+            return -1;
+        at = (size_t)(dot - lc) + 1;
+    }
+}
+
+/* ---- networks ---- */
+
 void registry_clear_networks(struct registry *r)
 {
     for (size_t i = 0; i < r->nnets; i++) {
+        key_forget(r, &r->nets[i]);
         free(r->nets[i].name);
+        free(r->nets[i].project);
+        free(r->nets[i].key);
         free(r->nets[i].subnets);
     }
     free(r->nets);
@@ -116,6 +300,7 @@ void registry_free(struct registry *r)
     registry_clear(r);
     free(r->ctrs);
     idmap_free(r->byid);
+    idmap_free(r->bykey);
     name_index_free(r->index);
     free(r);
 }
@@ -244,44 +429,14 @@ size_t registry_sweep(struct registry *r)
     return gone;
 }
 
-int registry_put_network(struct registry *r, const char *name,
-                         const struct reg_subnet *subnets, size_t n)
-{
-    struct reg_subnet *copy = n ? malloc(n * sizeof *copy) : NULL;
-    if (n && !copy)
-        return -1;
-    if (n)
-        memcpy(copy, subnets, n * sizeof *copy);
-    for (size_t i = 0; i < r->nnets; i++) {
-        if (strcmp(r->nets[i].name, name) == 0) {
-            free(r->nets[i].subnets);
-            r->nets[i].subnets = copy;
-            r->nets[i].n = n;
-            r->version++;
-            return 0;
-        }
-    }
-    struct net *v = realloc(r->nets, (r->nnets + 1) * sizeof *v);
-    char *nm = strdup(name);
-    if (!v || !nm) {
-        if (v)
-            r->nets = v;
-        free(nm);
-        free(copy);
-        errno = ENOMEM;
-        return -1;
-    }
-    r->nets = v;
-    r->nets[r->nnets++] = (struct net){nm, copy, n};
-    r->version++;
-    return 0;
-}
-
 void registry_drop_network(struct registry *r, const char *name)
 {
     for (size_t i = 0; i < r->nnets; i++) {
         if (strcmp(r->nets[i].name, name) == 0) {
+            key_forget(r, &r->nets[i]);
             free(r->nets[i].name);
+            free(r->nets[i].project);
+            free(r->nets[i].key);
             free(r->nets[i].subnets);
             r->nets[i] = r->nets[--r->nnets];
             r->version++;
@@ -290,18 +445,55 @@ void registry_drop_network(struct registry *r, const char *name)
     }
 }
 
-/* ---- lookups ---- */
-
-int registry_resolve(struct registry *r, const char *name, size_t len, int family,
-                     struct addr *out, size_t max)
+int registry_put_network(struct registry *r, const char *name, const char *project,
+                         const char *key, const struct reg_subnet *subnets, size_t n)
 {
-    return name_index_resolve(r->index, name, len, family, 0, out, max);
+    struct net fresh = {.n = n};
+    if (!(fresh.name = strdup(name)) ||
+        (n && !(fresh.subnets = malloc(n * sizeof *subnets))) ||
+        (key && project &&
+         (!(fresh.key = strdup(key)) || !(fresh.project = strdup(project)))))
+        goto nomem;
+    if (n)
+        memcpy(fresh.subnets, subnets, n * sizeof *subnets);
+    /* Replacing: the old one goes, keys and all. */
+    registry_drop_network(r, name);
+    struct net *v = realloc(r->nets, (r->nnets + 1) * sizeof *v);
+    if (!v)
+        goto nomem;
+    r->nets = v;
+    r->nets[r->nnets++] = fresh;
+    r->version++;
+    if (key_learn(r, &fresh) < 0) { /* the network stays, without its key */
+        key_forget(r, &fresh);
+        free(r->nets[r->nnets - 1].key);
+        r->nets[r->nnets - 1].key = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+nomem:
+    free(fresh.name);
+    free(fresh.project);
+    free(fresh.key);
+    free(fresh.subnets);
+    errno = ENOMEM;
+    return -1;
 }
+
+/* ---- lookups ---- */
 
 int registry_resolve_from(struct registry *r, const char *name, size_t len, int family,
                           size_t first, struct addr *out, size_t max)
 {
-    return name_index_resolve(r->index, name, len, family, first, out, max);
+    int n = name_index_resolve(r->index, name, len, family, first, out, max);
+    return n >= 0 ? n : resolve_keyed(r, name, len, family, first, out, max);
+}
+
+int registry_resolve(struct registry *r, const char *name, size_t len, int family,
+                     struct addr *out, size_t max)
+{
+    return registry_resolve_from(r, name, len, family, 0, out, max);
 }
 
 int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t len)

@@ -122,6 +122,72 @@ END_TEST
 
 /* A recorded stream: compose up/scale/down, rename, restart, network
  * connect and disconnect. */
+/* Compose's network labels: a network is named by its key too
+ * (lab_backend by "backend"); what is not a pair of strings is no key. */
+START_TEST(test_networks_compose_keys)
+{
+    size_t len;
+    char *body = slurp("inspect_compose_replica.json", &len);
+    struct docker_inspect in;
+    char err[200];
+    ck_assert_int_eq(docker_parse_inspect(body, len, &in, err, sizeof err), 0);
+    struct registry *r = registry_new();
+    ck_assert_int_eq(registry_put(r, &in.c), 0);
+    docker_inspect_release(&in);
+    struct addr a[4];
+    char ip[64];
+    ck_assert_int_eq(registry_resolve(r, "api.default", 11, AF_INET, a, 4), -1);
+    body = slurp("networks_compose_projects.json", &len);
+    ck_assert_int_eq(docker_parse_networks(body, len, r, err, sizeof err), 0);
+    ck_assert_int_eq(registry_resolve(r, "api.default", 11, AF_INET, a, 4), 1);
+    ck_assert_str_eq(addr_format_ip(&a[0], ip, sizeof ip), "10.234.0.2");
+    ck_assert_int_eq(registry_resolve(r, "lab_api_2.default", 17, AF_INET, a, 4), 1);
+    ck_assert_int_eq(registry_resolve(r, "default", 7, AF_INET, a, 4), 0);
+    /* Keys whose networks hold no container: no name below them. */
+    ck_assert_int_eq(registry_resolve(r, "api.backend", 11, AF_INET, a, 4), -1);
+    addr_from_ip(&a[0], "10.234.2.7", 0);
+    ck_assert(registry_knows_client(r, &a[0]));
+
+    /* Labels of the wrong shape, a key without its project, a project
+     * without a key: no key, the network still known. */
+    const char *odd[] = {
+        "[{\"Name\": \"lab_default\", \"Labels\": [\"default\"]}]",
+        "[{\"Name\": \"lab_default\", \"Labels\": {\"com.docker.compose.network\": "
+        "7, \"com.docker.compose.project\": \"lab\"}}]",
+        "[{\"Name\": \"lab_default\", \"Labels\": {\"com.docker.compose.network\": "
+        "\"default\"}}]",
+        "[{\"Name\": \"lab_default\", \"Labels\": {\"com.docker.compose.project\": "
+        "\"lab\"}}]",
+        "[{\"Name\": \"lab_default\", \"Labels\": {\"com.docker.compose.network\": "
+        "\"\", \"com.docker.compose.project\": \"lab\"}}]",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        ck_assert_int_eq(docker_parse_networks(odd[i], strlen(odd[i]), r, err,
+                                               sizeof err),
+                         0);
+        ck_assert_msg(registry_resolve(r, "api.default", 11, AF_INET, a, 4) == -1,
+                      "%s", odd[i]);
+        ck_assert_int_eq(registry_resolve(r, "api.lab_default", 15, AF_INET, a, 4), 1);
+    }
+    /* More networks than an engine makes: refused, the last list kept. */
+    ck_assert_int_eq(docker_parse_networks(body, len, r, err, sizeof err), 0);
+    size_t cap = 5000 * 24 + 3;
+    char *many = malloc(cap), *w = many;
+    ck_assert_ptr_nonnull(many);
+    *w++ = '[';
+    for (int i = 0; i < 5000; i++)
+        w += sprintf(w, "%s{\"Name\":\"n%d\"}", i ? "," : "", i);
+    *w++ = ']';
+    ck_assert_int_eq(docker_parse_networks(many, (size_t)(w - many), r, err,
+                                           sizeof err),
+                     -1);
+    ck_assert_str_eq(err, "network list: more than 4096 networks");
+    free(many);
+    ck_assert_int_eq(registry_resolve(r, "api.default", 11, AF_INET, a, 4), 1);
+    registry_free(r);
+}
+END_TEST
+
 START_TEST(test_events)
 {
     size_t len;
@@ -372,6 +438,7 @@ int main(void)
     tcase_add_test(tc, test_inspect_replica);
     tcase_add_test(tc, test_inspect_two_networks_and_alias);
     tcase_add_test(tc, test_list_and_networks);
+    tcase_add_test(tc, test_networks_compose_keys);
     tcase_add_test(tc, test_events);
     tcase_add_loop_test(tc, test_bad_bodies, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_list_streamed);

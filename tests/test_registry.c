@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "berth/registry.h"
 
@@ -174,7 +175,7 @@ START_TEST(test_ptr_and_subnets)
     ck_assert(!registry_knows_client(r, &a));
     struct reg_subnet s = {.prefix = 16};
     addr_from_ip(&s.net, "10.9.0.0", 0);
-    ck_assert_int_eq(registry_put_network(r, "lab_default", &s, 1), 0);
+    ck_assert_int_eq(registry_put_network(r, "lab_default", NULL, NULL, &s, 1), 0);
     ck_assert(registry_knows_client(r, &a));
     addr_from_ip(&a, "10.10.0.1", 0);
     ck_assert(!registry_knows_client(r, &a));
@@ -273,6 +274,110 @@ START_TEST(test_sweep)
 }
 END_TEST
 
+/* Runs the lookup with stderr in a file; returns its answer and puts what
+ * was logged into text. */
+static const char *resolve_logged(struct registry *r, const char *name, char *text,
+                                  size_t len)
+{
+    FILE *log = tmpfile();
+    ck_assert_ptr_nonnull(log);
+    int saved = dup(2);
+    fflush(stderr);
+    dup2(fileno(log), 2);
+    const char *got = resolve(r, name, AF_INET);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(log);
+    size_t n = fread(text, 1, len - 1, log);
+    text[n] = '\0';
+    fclose(log);
+    return got;
+}
+
+/* docker-compose names networks <project>_<key>: the key names them too
+ * (README, "Names and labels"); a Docker name wins; a key that two
+ * projects use resolves where the name is, and is ambiguous where both
+ * have it: nothing, one warning naming the full names. */
+START_TEST(test_compose_network_keys)
+{
+    struct registry *r = registry_new();
+    const char *db_alias[] = {"db", "lab_db_1"};
+    struct reg_endpoint db[] = {ep("lab_backend", "10.6.0.2", NULL, db_alias, 2),
+                                ep("lab_default", "10.9.0.2", NULL, NULL, 0)};
+    put(r, ID("ddddddddddddd"), "lab_db_1", "lab", "db", 1, db, 2);
+    /* Before the network list says what lab_backend is: its Docker name. */
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "db.lab_backend", AF_INET), "10.6.0.2");
+    ck_assert_int_eq(registry_put_network(r, "lab_backend", "lab", "backend", NULL, 0),
+                     0);
+    ck_assert_int_eq(registry_put_network(r, "lab_default", "lab", "default", NULL, 0),
+                     0);
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "DB.Backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "lab_db_1.backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "lab_db_1.default", AF_INET), "10.9.0.2");
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), ""); /* exists, no address */
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET6), "");
+    ck_assert_str_eq(resolve(r, "web.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "x.db.backend", AF_INET), "NX");
+
+    /* A second project with a "backend" key but no db there: still lab's. */
+    const char *cache_alias[] = {"cache"};
+    struct reg_endpoint cache[] = {
+        ep("shop_backend", "10.7.0.5", NULL, cache_alias, 1)};
+    put(r, ID("ccccccccccccc"), "shop_cache_1", "shop", "cache", 1, cache, 1);
+    ck_assert_int_eq(registry_put_network(r, "shop_backend", "shop", "backend", NULL,
+                                          0),
+                     0);
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "cache.backend", AF_INET), "10.7.0.5");
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "");
+
+    /* shop gets a db on its backend too: ambiguous, said once. */
+    struct reg_endpoint db2[] = {ep("shop_backend", "10.7.0.9", NULL, db_alias, 1)};
+    put(r, ID("eeeeeeeeeeeee"), "shop_db_1", "shop", "db", 1, db2, 1);
+    char text[2048];
+    ck_assert_str_eq(resolve_logged(r, "db.backend", text, sizeof text), "NX");
+    ck_assert_msg(strstr(text, "'db.backend' is ambiguous") &&
+                      strstr(text, "db.lab_backend (project lab)") &&
+                      strstr(text, "db.shop_backend (project shop)"),
+                  "log: %s", text);
+    ck_assert_str_eq(resolve_logged(r, "db.backend", text, sizeof text), "NX");
+    ck_assert_str_eq(text, "");
+    ck_assert_str_eq(resolve(r, "db.lab_backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "db.shop_backend", AF_INET), "10.7.0.9");
+    ck_assert_str_eq(resolve(r, "cache.backend", AF_INET), "10.7.0.5");
+
+    /* A network whose Docker name is "backend" wins over both keys. */
+    struct reg_endpoint plain[] = {ep("backend", "10.5.0.9", NULL, db_alias, 1)};
+    put(r, ID("fffffffffffff"), "postgres", NULL, NULL, 0, plain, 1);
+    ck_assert_str_eq(resolve_logged(r, "db.backend", text, sizeof text), "10.5.0.9");
+    ck_assert_str_eq(text, "");
+    registry_drop(r, ID("fffffffffffff"));
+
+    /* shop's db stops: db.backend is lab's again. */
+    registry_drop(r, ID("eeeeeeeeeeeee"));
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.6.0.2");
+    /* lab's network goes from the list: the key with it. */
+    registry_drop_network(r, "lab_backend");
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "cache.backend", AF_INET), "10.7.0.5");
+    registry_clear_networks(r);
+    ck_assert_str_eq(resolve(r, "cache.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "cache.shop_backend", AF_INET), "10.7.0.5");
+    /* A replaced network keeps one key entry, not two. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(registry_put_network(r, "shop_backend", "shop", "backend",
+                                              NULL, 0),
+                         0);
+    ck_assert_str_eq(resolve_logged(r, "cache.backend", text, sizeof text),
+                     "10.7.0.5");
+    ck_assert_str_eq(text, "");
+    registry_free(r);
+}
+END_TEST
+
 /* A host of many containers: each put, replace and drop touches only its
  * own names, and the table ends empty. */
 START_TEST(test_many_containers)
@@ -322,6 +427,7 @@ int main(void)
     tcase_add_test(tc, test_index_follows_changes);
     tcase_add_test(tc, test_sweep);
     tcase_add_test(tc, test_many_containers);
+    tcase_add_test(tc, test_compose_network_keys);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

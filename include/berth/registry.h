@@ -11,7 +11,16 @@
  *   <number>.<service>.<project>  one replica
  *   <alias>.<network>             the address on that network
  *   <container-name>.<network>    the same
- * When one name could mean several of these, the earlier row wins.
+ *   <alias>.<key>                 the same, the network named by its Compose
+ *                                 key (label com.docker.compose.network,
+ *                                 with com.docker.compose.project): "backend"
+ *                                 for docker-compose's "lab_backend"
+ * When one name could mean several of these, the earlier row wins: a
+ * network's Docker name always before a Compose key. A key that networks
+ * of several projects share names the network, among them, under which
+ * the name exists; under more than one it is ambiguous: it resolves to
+ * nothing, and one warning (per name and set of networks) names the full
+ * names to use.
  * Project and network names exist too, with no address (so DNS answers them
  * NOERROR, not NXDOMAIN, and resolvers keep looking below them).
  *
@@ -71,9 +80,10 @@ void registry_free(struct registry *r);
 int registry_put(struct registry *r, const struct reg_container *c);
 /* Forgets a container by full id; unknown ids are fine (events repeat). */
 void registry_drop(struct registry *r, const char *id);
-/* Records a network's subnets, replacing what was known of it. */
-int registry_put_network(struct registry *r, const char *name,
-                         const struct reg_subnet *subnets, size_t n);
+/* Records a network's subnets and Compose project and key (NULL both for
+ * a network that Compose did not make), replacing what was known of it. */
+int registry_put_network(struct registry *r, const char *name, const char *project,
+                         const char *key, const struct reg_subnet *subnets, size_t n);
 void registry_drop_network(struct registry *r, const char *name);
 /* A resync's sweep, spread over as many loop turns as the caller likes:
  * after registry_sweep_begin, a container is current once registry_keep

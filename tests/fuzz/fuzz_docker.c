@@ -1,8 +1,10 @@
 /* libFuzzer target: every Docker API body berth parses comes from a daemon
  * (or whatever answers on its socket); none may crash berth or corrupt the
  * registry, whatever the bytes. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "berth/docker_parse.h"
 
@@ -26,7 +28,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
     if (docker_parse_list(body, size, &ids, &n, err, sizeof err) == 0)
         free(ids);
-    docker_parse_networks(body, size, r, err, sizeof err);
+    /* Networks, then names read through their Compose keys (a container
+     * on a keyed network, and the input itself as a name). */
+    const char *alias[] = {"db"};
+    struct reg_endpoint ep = {.network = "lab_backend",
+                              .has_v4 = true,
+                              .v4 = {htonl(0x0a000002)},
+                              .aliases = alias,
+                              .naliases = 1};
+    struct reg_container db = {.id = "d0000000000000000000000000000000000000000000000"
+                                     "00000000000000000",
+                               .name = "lab_db_1",
+                               .eps = &ep,
+                               .neps = 1};
+    registry_put(r, &db);
+    if (docker_parse_networks(body, size, r, err, sizeof err) == 0) {
+        struct addr a[4];
+        const char *names[] = {"db.backend", "backend", "db.default", "x.db.backend"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            registry_resolve(r, names[i], strlen(names[i]), AF_INET, a, 4);
+        registry_resolve(r, body, size < 300 ? size : 300, AF_INET6, a, 4);
+    }
     struct docker_event ev;
     docker_parse_event(body, size, &ev, err, sizeof err);
     char text[128];
