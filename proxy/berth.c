@@ -153,7 +153,7 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
 {
     /* Bound (or taken over) here, for both kinds of listener. */
     fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
-                       fd, err, errlen);
+                       fd, b->plan->freebind, err, errlen);
     if (fd < 0)
         return NULL;
     struct berth_port *p = calloc(1, sizeof *p);
@@ -182,6 +182,29 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
     return p;
 }
 
+/* One line per --publish entry, naming every listener it made (a spec
+ * without HOST_IP makes an IPv4 and an IPv6 one); long ranges are cut. */
+static void log_plan(const struct plan *p)
+{
+    enum { SHOWN = 4 };
+    for (size_t i = 0, end; i < p->n; i = end) {
+        char line[SHOWN * MAPPING_LABEL_MAX + 64];
+        size_t len = 0;
+        for (end = i; end < p->n && p->maps[end].source == p->maps[i].source; end++) {
+            if (end - i >= SHOWN)
+                continue;
+            int k = snprintf(line + len, sizeof line - len, "%s%s",
+                             end > i ? ", " : "", p->maps[end].label);
+            if (k > 0 && (size_t)k < sizeof line - len)
+                len += (size_t)k;
+        }
+        if (end - i > SHOWN)
+            log_info("listening: %s and %zu more", line, end - i - SHOWN);
+        else
+            log_info("listening: %s", len ? line : "?");
+    }
+}
+
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     INVARIANT(b->ports == NULL);
@@ -196,6 +219,7 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
         }
     }
     log_info("forwarding %zu port%s", b->plan->n, b->plan->n == 1 ? "" : "s");
+    log_plan(b->plan);
     return 0;
 }
 

@@ -39,6 +39,7 @@ static const struct option_def options[] = {
     {"stale-after", 0, K_UINT, INT32_MAX, 0},
     {"config", 0, K_STRING, 0, 0},
     {"check", 0, K_FLAG, 0, 0},
+    {"check-wait", 0, K_UINT, 60, 0},
     {"log-level", 0, K_STRING, 0, 0},
     {"help", 'h', K_FLAG, 0, 0},
     {"version", 0, K_FLAG, 0, 0},
@@ -54,6 +55,7 @@ struct config *config_new(void)
     c->udp_timeout = CONFIG_UDP_TIMEOUT;
     c->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
     c->stale_after = CONFIG_STALE_AFTER;
+    c->check_wait = CONFIG_CHECK_WAIT;
     c->log_level = LOG_INFO;
     c->domain = strdup("docker");
     if (!c->domain) {
@@ -273,6 +275,8 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             c->idle_timeout = (unsigned)n;
         else if (strcmp(name, "stale-after") == 0)
             c->stale_after = (unsigned)n;
+        else if (strcmp(name, "check-wait") == 0)
+            c->check_wait = (unsigned)n;
         else
             c->max_conns = (unsigned)n;
         return 0;
@@ -530,7 +534,9 @@ void config_usage(const char *prog, FILE *out)
         "Publishes TCP and UDP ports, as `docker run -p` does, from one process.\n"
         "\n"
         "  -p, --publish SPEC     [HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp]\n"
-        "                         repeatable; HOST_IP defaults to 0.0.0.0, IPv6 in brackets\n"
+        "                         repeatable; without HOST_IP: 0.0.0.0 and [::] (when the\n"
+        "                         host has IPv6); IPv6 in brackets; an address the host\n"
+        "                         lacks yet is bound anyway and served once it appears\n"
         "      --docker URL       Docker Engine API: unix:///path, tcp://host[:port] or\n"
         "                         ssh://[user@]host[:port] (default: as the docker CLI finds it)\n"
         "      --no-docker        never contact a Docker engine (IP targets only)\n"
@@ -548,7 +554,10 @@ void config_usage(const char *prog, FILE *out)
         "      --stale-after SECONDS  without the Docker engine that long, stop\n"
         "                         resolving names (default 60; 0: never)\n"
         "      --config FILE      JSON file with the same settings\n"
-        "      --check            validate, print the plan, exit without binding\n"
+        "      --check            validate, print the plan (and what runs behind each name\n"
+        "                         target now), exit without binding\n"
+        "      --check-wait SECONDS  how long --check waits for Docker (default 3; 0: do\n"
+        "                         not contact it)\n"
         "      --log-level LEVEL  error, warn, info or debug (default info)\n"
         "  -h, --help             this text\n"
         "      --version          print the version\n"

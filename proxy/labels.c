@@ -20,6 +20,7 @@ struct entry {
 struct labels {
     struct berth *b;
     struct registry *reg;
+    bool ipv6; /* an entry without HOST_IP listens on [::] too */
     uint64_t seen_version;
     struct entry **active;
     size_t nactive;
@@ -53,13 +54,14 @@ int labels_to_spec(const char *label, const char *target, char *out, size_t outl
     return 0;
 }
 
-struct labels *labels_new(struct berth *b, struct registry *reg)
+struct labels *labels_new(struct berth *b, struct registry *reg, bool ipv6)
 {
     struct labels *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->b = b;
     l->reg = reg;
+    l->ipv6 = ipv6;
     l->seen_version = (uint64_t)-1;
     return l;
 }
@@ -83,9 +85,14 @@ void labels_free(struct labels *l)
     free(l);
 }
 
-/* Warns once per (container, reason), not on every registry change. */
+/* Warns once per (container, reason), not on every registry change: msg
+ * is said when neither the last sync (l->refused) nor this one (*now) had
+ * it. */
 static void refuse(struct labels *l, char ***now, size_t *nnow, const char *msg)
 {
+    for (size_t i = 0; i < *nnow; i++)
+        if (strcmp((*now)[i], msg) == 0)
+            return;
     bool known = false;
     for (size_t i = 0; i < l->nrefused && !known; i++)
         known = strcmp(l->refused[i], msg) == 0;
@@ -118,33 +125,34 @@ static struct entry *find_active(struct labels *l, const struct mapping *m)
     return NULL;
 }
 
-static void publish(struct pass *p, const struct reg_container *c, struct mapping *m)
+/* Publishes m for c unless it is published already. Returns false with
+ * why set when it cannot be (another claim or berth refused it). */
+static bool publish(struct pass *p, const struct reg_container *c, struct mapping *m,
+                    char *why, size_t whylen)
 {
     struct labels *l = p->l;
     struct entry *e = find_active(l, m);
     if (e) {
         e->wanted = true;
-        return;
+        return true;
     }
     if (!p->create)
-        return;
-    char msg[600];
+        return true;
     for (size_t i = 0; i < l->nactive; i++) {
         if (mapping_collides(&l->active[i]->m, m)) {
             char a[ADDR_STRLEN];
-            snprintf(msg, sizeof msg,
+            snprintf(why, whylen,
                      "labels: %s/%s is claimed by '%s' and by '%s'; keeping '%s'",
                      addr_format(&m->listen, a, sizeof a), proto_name(m->proto),
                      l->active[i]->owner, c->name, l->active[i]->owner);
-            refuse(l, &p->refused, &p->nrefused, msg);
-            return;
+            return false;
         }
     }
     struct entry **v = realloc(l->active, (l->nactive + 1) * sizeof *v);
     if (!v || !(e = calloc(1, sizeof *e))) {
         if (v)
             l->active = v;
-        return;
+        return true; /* out of memory: tried again on the next change */
     }
     l->active = v;
     e->m = *m;
@@ -152,14 +160,49 @@ static void publish(struct pass *p, const struct reg_container *c, struct mappin
     char err[300];
     /* berth refuses a port its plan (or anyone else) already publishes. */
     if (!(e->port = berth_publish(l->b, &e->m, err, sizeof err))) {
-        snprintf(msg, sizeof msg, "labels: '%s': %s", c->name, err);
-        refuse(l, &p->refused, &p->nrefused, msg);
+        snprintf(why, whylen, "labels: '%s': %s", c->name, err);
         free(e);
-        return;
+        return false;
     }
     e->wanted = true;
     l->active[l->nactive++] = e;
     log_info("labels: published %s for '%s'", e->m.label, c->name);
+    return true;
+}
+
+/* Every mapping of one parsed entry: a port range, and without HOST_IP
+ * both families. One warning for the entry, however many of its mappings
+ * are refused: the first reason, and how many more. */
+static void publish_entry(struct pass *p, const struct reg_container *c,
+                          const struct spec *sp, const char *shortid, const char *text)
+{
+    struct addr hosts[2] = {sp->host};
+    size_t nhosts = 1;
+    if (sp->host_default && p->l->ipv6)
+        addr_from_ip(&hosts[nhosts++], "::", 0);
+    char first[600] = "", why[600];
+    unsigned refused = 0;
+    for (unsigned k = 0; k <= (unsigned)(sp->host_hi - sp->host_lo); k++) {
+        for (size_t h = 0; h < nhosts; h++) {
+            struct mapping m = {.proto = sp->proto,
+                                .listen = hosts[h],
+                                .target_port = (uint16_t)(sp->target_lo + k)};
+            addr_set_port(&m.listen, (uint16_t)(sp->host_lo + k));
+            snprintf(m.target_name, sizeof m.target_name, "%s", shortid);
+            mapping_label(&m);
+            if (!publish(p, c, &m, why, sizeof why) && refused++ == 0)
+                snprintf(first, sizeof first, "%s", why);
+        }
+    }
+    if (!refused)
+        return;
+    char msg[900];
+    if (refused > 1)
+        snprintf(msg, sizeof msg, "%s (and %u more of berth.publish '%s')", first,
+                 refused - 1, text);
+    else
+        snprintf(msg, sizeof msg, "%s", first);
+    refuse(p->l, &p->refused, &p->nrefused, msg);
 }
 
 static void visit(const struct reg_container *c, void *arg)
@@ -179,7 +222,8 @@ static void visit(const struct reg_container *c, void *arg)
         if (labels_to_spec(t, shortid, text, sizeof text, why, sizeof why) < 0 ||
             spec_parse(text, &sp, why, sizeof why) < 0) {
             /* Said in the publishing pass only, which is the one whose
-             * refusals are remembered: once per bad entry, not per sync. */
+             * refusals are remembered: once per bad entry, not per sync
+             * (nor per copy of it in one label). */
             if (p->create) {
                 snprintf(msg, sizeof msg, "labels: '%s': berth.publish '%s': %s",
                          c->name, t, why);
@@ -187,15 +231,7 @@ static void visit(const struct reg_container *c, void *arg)
             }
             continue;
         }
-        for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
-            struct mapping m = {.proto = sp.proto,
-                                .listen = sp.host,
-                                .target_port = (uint16_t)(sp.target_lo + k)};
-            addr_set_port(&m.listen, (uint16_t)(sp.host_lo + k));
-            snprintf(m.target_name, sizeof m.target_name, "%s", shortid);
-            mapping_label(&m);
-            publish(p, c, &m);
-        }
+        publish_entry(p, c, &sp, shortid, t);
     }
     free(copy);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "berth/berth.h"
+#include "berth/check.h"
 #include "berth/compat.h"
 #include "berth/config.h"
 #include "berth/dns_server.h"
@@ -66,6 +67,21 @@ out:
     return s;
 }
 
+/* Addresses bound before they exist (a Docker bridge's gateway at boot)
+ * are said once each: a typo'd address binds too, and would otherwise
+ * serve nothing without a word. */
+static void log_unconfigured(const struct config *c, const struct plan *p)
+{
+    struct addr missing[16];
+    size_t n = check_unconfigured(c, p, missing, 16);
+    for (size_t i = 0; i < n; i++) {
+        char ip[ADDR_STRLEN];
+        log_info("%s is not configured on this host yet: listening on it anyway "
+                 "(IP_FREEBIND), served once it appears",
+                 addr_format_ip(&missing[i], ip, sizeof ip));
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* open() takes the lowest free number, so this never lands on the
@@ -101,6 +117,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     log_set_level(c->log_level);
+    /* Asked once: specs and labels without HOST_IP listen on [::] too. */
+    c->host_ipv6 = sock_host_has_ipv6();
 
     struct plan *plan = plan_new(c, err, sizeof err);
     if (!plan) {
@@ -122,7 +140,6 @@ int main(int argc, char **argv)
     /* A --docker given is checked even when nothing needs it now. */
     bool check_docker = need_docker || (c->docker && !c->no_docker);
     struct docker_endpoint *ep = check_docker ? malloc(sizeof *ep) : NULL;
-    char where[sizeof ep->url + sizeof ep->source + 64];
     if (check_docker &&
         (!ep || docker_endpoint_resolve(ep, c->docker, err, sizeof err) < 0)) {
         int bad = ep ? EXIT_USAGE : EXIT_RUNTIME;
@@ -136,23 +153,18 @@ int main(int argc, char **argv)
         free(ep);
         ep = NULL;
     }
-    if (ep)
-        docker_endpoint_describe(ep, where, sizeof where);
     if (c->check) {
-        plan_print(plan, stdout);
-        if (ep)
-            printf("names from the Docker API at %s\n", where);
-        if (ep && *ep->warning)
-            printf("warning: %s\n", ep->warning);
+        int ok = check_print(c, plan, ep, stdout);
         free(ep);
         plan_free(plan);
         config_free(c);
-        return EXIT_OK;
+        return ok == 0 ? EXIT_OK : EXIT_RUNTIME;
     }
     if (ep && *ep->warning)
         log_warn("docker: %s", ep->warning);
     free(ep);
     berth_raise_fd_limit();
+    log_unconfigured(c, plan);
 
     int rc = EXIT_RUNTIME;
     struct event_base *base = berth_event_base_new();
@@ -176,7 +188,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    if (c->labels && !(labels = labels_new(b, reg))) {
+    if (c->labels && !(labels = labels_new(b, reg, c->host_ipv6))) {
         log_error("out of memory");
         goto out;
     }

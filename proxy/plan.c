@@ -89,11 +89,15 @@ static int check_collisions(const struct plan *p, const struct config *c, char *
              j < p->n && addr_port(&v[j]->listen) == addr_port(&v[i]->listen); j++) {
             if (!mapping_collides(v[i], v[j]))
                 continue;
-            char a[ADDR_STRLEN];
-            snprintf(err, errlen, "--publish '%s': %s/%s is already published (%s)",
+            char a[ADDR_STRLEN], by[300] = "";
+            /* Name the other spec too: "8080:a:80" holds [::]:8080 as well,
+             * which its text does not show. */
+            if (v[i]->source != v[j]->source)
+                snprintf(by, sizeof by, " by '%.200s'", c->publish.v[v[i]->source]);
+            snprintf(err, errlen, "--publish '%s': %s/%s is already published%s (%s)",
                      c->publish.v[v[j]->source],
                      addr_format(&v[j]->listen, a, sizeof a), proto_name(v[j]->proto),
-                     v[i]->label);
+                     by, v[i]->label);
             rc = -1;
             break;
         }
@@ -119,6 +123,7 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
     p->max_conns = c->max_conns;
     p->tcp_keepalive = c->tcp_keepalive;
     p->idle_timeout = c->idle_timeout;
+    p->freebind = true;
     for (size_t i = 0; i < c->publish.n; i++) {
         const char *text = c->publish.v[i];
         struct spec sp;
@@ -134,18 +139,25 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
                      text, sp.target_name);
             goto fail;
         }
+        struct addr hosts[2] = {sp.host};
+        size_t nhosts = 1;
+        if (sp.host_default && c->host_ipv6)
+            addr_from_ip(&hosts[nhosts++], "::", 0);
         for (unsigned k = 0; k <= (unsigned)(sp.host_hi - sp.host_lo); k++) {
-            struct addr l = sp.host, t = sp.target;
-            addr_set_port(&l, (uint16_t)(sp.host_lo + k));
-            addr_set_port(&t, (uint16_t)(sp.target_lo + k));
-            int r = sp.target_is_ip ? plan_add(p, sp.proto, &l, &t)
-                                    : plan_add_named(p, sp.proto, &l, sp.target_name,
-                                                     (uint16_t)(sp.target_lo + k));
-            if (r < 0) {
-                snprintf(err, errlen, "out of memory");
-                goto fail;
+            for (size_t h = 0; h < nhosts; h++) {
+                struct addr l = hosts[h], t = sp.target;
+                addr_set_port(&l, (uint16_t)(sp.host_lo + k));
+                addr_set_port(&t, (uint16_t)(sp.target_lo + k));
+                int r = sp.target_is_ip
+                            ? plan_add(p, sp.proto, &l, &t)
+                            : plan_add_named(p, sp.proto, &l, sp.target_name,
+                                             (uint16_t)(sp.target_lo + k));
+                if (r < 0) {
+                    snprintf(err, errlen, "out of memory");
+                    goto fail;
+                }
+                p->maps[p->n - 1].source = i;
             }
-            p->maps[p->n - 1].source = i;
         }
     }
     if (check_collisions(p, c, err, errlen) < 0)

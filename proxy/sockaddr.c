@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -247,7 +248,8 @@ bool sock_err_is_resource(int err, const char **why)
     return true;
 }
 
-int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errlen)
+int sock_listener(const struct addr *a, int type, int fd, bool freebind, char *err,
+                  size_t errlen)
 {
     const char *proto = type == SOCK_STREAM ? "tcp" : "udp";
     char where[ADDR_STRLEN];
@@ -258,13 +260,28 @@ int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errl
         close(fd);
         return -1;
     }
-    if ((fd = sock_bind(a, type)) < 0)
+    if ((fd = sock_bind_opt(a, type, freebind)) < 0)
         snprintf(err, errlen, "listen %s %s: %s", proto,
                  addr_format(a, where, sizeof where), strerror(errno));
     return fd;
 }
 
-int sock_bind(const struct addr *a, int type)
+int sock_bind(const struct addr *a, int type) { return sock_bind_opt(a, type, true); }
+
+/* IP_FREEBIND (IPV6_FREEBIND for IPv6, Linux 4.15+): bind() takes an
+ * address no interface has yet, and the socket receives as soon as one
+ * does. A kernel without the option binds as before, failing for such an
+ * address with EADDRNOTAVAIL. */
+static void set_freebind(int fd, int family)
+{
+    int one = 1;
+    if (family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one) == 0)
+        return;
+    (void)setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+}
+
+int sock_bind_opt(const struct addr *a, int type, bool freebind)
 {
     int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -276,6 +293,8 @@ int sock_bind(const struct addr *a, int type)
     if (a->ss.ss_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail;
+    if (freebind && !addr_is_any(a))
+        set_freebind(fd, a->ss.ss_family);
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;
     if (type == SOCK_STREAM && listen(fd, 4096) < 0)
@@ -286,4 +305,48 @@ fail:;
     close(fd);
     errno = saved;
     return -1;
+}
+
+bool sock_addr_configured(const struct addr *a)
+{
+    if (addr_is_any(a) || addr_is_loopback(a))
+        return true;
+    struct ifaddrs *all;
+    if (getifaddrs(&all) < 0)
+        return true; /* cannot tell: say nothing */
+    bool found = false;
+    for (const struct ifaddrs *i = all; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != a->ss.ss_family)
+            continue;
+        if (a->ss.ss_family == AF_INET)
+            found = ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+                    ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr;
+        else
+            found = memcmp(&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+                           &((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                           sizeof(struct in6_addr)) == 0;
+    }
+    freeifaddrs(all);
+    return found;
+}
+
+bool sock_host_has_ipv6(void)
+{
+    /* One line per IPv6 address of any interface (::1 included); the file
+     * is missing when the kernel has IPv6 off (ipv6.disable=1), empty when
+     * every interface has it disabled (disable_ipv6). Without /proc, ask
+     * the kernel for a socket instead. */
+    FILE *f = fopen("/proc/net/if_inet6", "re");
+    if (f) {
+        bool any = fgetc(f) != EOF;
+        fclose(f);
+        return any;
+    }
+    if (errno == ENOENT && access("/proc/net", F_OK) == 0)
+        return false;
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
 }

@@ -195,6 +195,7 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
         i = 1;
     } else {
         addr_from_ip(&out->host, "0.0.0.0", 0);
+        out->host_default = true;
     }
 
     if (n == 3 &&

@@ -139,6 +139,59 @@ START_TEST(test_berth_free_closes_published_ports)
 }
 END_TEST
 
+/* Binds the plan's one mapping (ip, a free port) with freebind on or off;
+ * returns berth_start's result, err its reason. */
+static int start_on(const char *ip, enum proto proto, bool freebind, char *err,
+                    size_t errlen)
+{
+    struct event_base *base = berth_event_base_new();
+    struct plan plan = PLAN_INIT;
+    struct addr l = free_port(ip[0] == '2' ? "::1" : "127.0.0.1");
+    struct addr at = t_addr(ip, addr_port(&l)), target = t_addr("127.0.0.1", 9);
+    ck_assert_int_eq(plan_add(&plan, proto, &at, &target), 0);
+    plan.freebind = freebind;
+    struct berth *b = berth_new(base, &plan, NULL);
+    ck_assert_ptr_nonnull(b);
+    int rc = berth_start(b, NULL, err, errlen);
+    struct addr bound;
+    if (rc == 0) { /* bound where asked, though no interface has it */
+        ck_assert_int_eq(berth_local_addr(b, 0, &bound), 0);
+        ck_assert(addr_equal(&bound, &at));
+    }
+    berth_free(b);
+    free(plan.maps);
+    event_base_free(base);
+    return rc;
+}
+
+/* An address the host lacks (a bridge's gateway before dockerd made the
+ * bridge): bound with IP_FREEBIND, refused without it, TCP and UDP, IPv4
+ * and IPv6 (documentation prefixes, never configured here). */
+START_TEST(test_freebind_takes_a_missing_address)
+{
+    static const char *const ips[] = {"192.0.2.1", "2001:db8::1"};
+    for (size_t i = 0; i < 2; i++) {
+        struct addr a = t_addr(ips[i], 0);
+        if (i == 1 && !sock_host_has_ipv6())
+            continue;
+        ck_assert_msg(!sock_addr_configured(&a), "%s is configured here", ips[i]);
+        for (int proto = PROTO_TCP; proto <= PROTO_UDP; proto++) {
+            char err[256] = "";
+            ck_assert_msg(start_on(ips[i], proto, true, err, sizeof err) == 0, "%s",
+                          err);
+            ck_assert_int_eq(start_on(ips[i], proto, false, err, sizeof err), -1);
+            ck_assert_msg(strstr(err, "Cannot assign requested address") &&
+                              strstr(err, ips[i]),
+                          "%s", err);
+        }
+    }
+    struct addr any = t_addr("0.0.0.0", 0), lo = t_addr("127.0.0.2", 0),
+                six = t_addr("::", 0);
+    ck_assert(sock_addr_configured(&any) && sock_addr_configured(&lo) &&
+              sock_addr_configured(&six));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("berth");
@@ -148,6 +201,7 @@ int main(void)
     tcase_add_test(tc, test_publish_refuses_a_published_port);
     tcase_add_test(tc, test_published_port_relays_counts_and_closes);
     tcase_add_test(tc, test_berth_free_closes_published_ports);
+    tcase_add_test(tc, test_freebind_takes_a_missing_address);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

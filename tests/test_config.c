@@ -9,7 +9,7 @@
 
 #include "berth/config.h"
 
-#define MAXARGS 16
+#define MAXARGS 24
 
 static int parse(const char *const *args, struct config **out, char *err,
                  size_t errlen)
@@ -17,8 +17,10 @@ static int parse(const char *const *args, struct config **out, char *err,
     char *argv[MAXARGS + 1];
     int argc = 0;
     argv[argc++] = (char *)"berth";
-    for (; args[argc - 1]; argc++)
+    for (; args[argc - 1]; argc++) {
+        ck_assert_int_lt(argc, MAXARGS);
         argv[argc] = (char *)args[argc - 1];
+    }
     argv[argc] = NULL;
     *out = config_new();
     ck_assert_ptr_nonnull(*out);
@@ -52,6 +54,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->tcp_keepalive.count, 9);
     ck_assert_uint_eq(c->idle_timeout, 0);
     ck_assert_uint_eq(c->stale_after, 60);
+    ck_assert_uint_eq(c->check_wait, 3);
+    ck_assert(!c->host_ipv6); /* main asks the host, not the command line */
     ck_assert_str_eq(c->domain, "docker");
     ck_assert_int_eq(c->log_level, LOG_INFO);
     ck_assert_uint_eq(c->publish.n, 0);
@@ -78,6 +82,7 @@ START_TEST(test_all_options)
                           "0",
                           "--upstream",
                           "127.0.0.1:5300",
+                          "--check-wait=0",
                           NULL};
     ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
     ck_assert_uint_eq(c->publish.n, 3);
@@ -89,6 +94,7 @@ START_TEST(test_all_options)
     ck_assert(c->check && c->no_docker);
     ck_assert_uint_eq(c->ttl, 0);
     ck_assert_str_eq(c->upstream.v[0], "127.0.0.1:5300");
+    ck_assert_uint_eq(c->check_wait, 0);
     config_free(c);
 }
 END_TEST
@@ -164,6 +170,7 @@ static const struct bad bads[] = {
      "--idle-timeout '1m': want a whole number in 0-2147483647"},
     {{"--stale-after", "1m"},
      "--stale-after '1m': want a whole number in 0-2147483647"},
+    {{"--check-wait", "61"}, "--check-wait '61': want a whole number in 0-60"},
     {{"--ttl", "99999999999"},
      "--ttl '99999999999': want a whole number in 0-2147483647"},
     {{"--log-level", "loud"}, "--log-level 'loud': want error, warn, info or debug"},

@@ -7,9 +7,12 @@
 
 #include "berth/plan.h"
 
-static struct plan *plan_of(const char *const *specs, char *err, size_t errlen)
+/* The plan of specs on a host with IPv6 (ipv6) or without. */
+static struct plan *plan_on(bool ipv6, const char *const *specs, char *err,
+                            size_t errlen)
 {
     struct config *c = config_new();
+    c->host_ipv6 = ipv6;
     for (; *specs; specs++) {
         char *argv[] = {(char *)"berth", (char *)"-p", (char *)*specs, NULL};
         ck_assert_int_eq(config_parse_args(c, 3, argv, err, errlen), 0);
@@ -17,6 +20,11 @@ static struct plan *plan_of(const char *const *specs, char *err, size_t errlen)
     struct plan *p = plan_new(c, err, errlen);
     config_free(c);
     return p;
+}
+
+static struct plan *plan_of(const char *const *specs, char *err, size_t errlen)
+{
+    return plan_on(false, specs, err, errlen);
 }
 
 START_TEST(test_range_expands)
@@ -50,26 +58,56 @@ END_TEST
 
 struct clash {
     const char *a, *b, *error;
+    bool ipv6; /* the host has IPv6: a spec without HOST_IP holds [::] too */
 };
 
 static const struct clash clashes[] = {
     {"8080:1.1.1.1:80", "8080:1.1.1.2:81",
-     "--publish '8080:1.1.1.2:81': 0.0.0.0:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
+     "--publish '8080:1.1.1.2:81': 0.0.0.0:8080/tcp is already published by "
+     "'8080:1.1.1.1:80' (0.0.0.0:8080->1.1.1.1:80/tcp)",
+     false},
     {"8080:1.1.1.1:80", "127.0.0.1:8080:1.1.1.2:81",
-     "--publish '127.0.0.1:8080:1.1.1.2:81': 127.0.0.1:8080/tcp is already published (0.0.0.0:8080->1.1.1.1:80/tcp)"},
-    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1", NULL}, /* other family */
-    {"8080:1.1.1.1:80", "8080:1.1.1.1:80/udp", NULL},              /* other protocol */
-    {"127.0.0.1:8080:1.1.1.1:80", "127.0.0.2:8080:1.1.1.1:80",
-     NULL}, /* other address */
+     "--publish '127.0.0.1:8080:1.1.1.2:81': 127.0.0.1:8080/tcp is already "
+     "published by '8080:1.1.1.1:80' (0.0.0.0:8080->1.1.1.1:80/tcp)",
+     false},
+    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1", NULL,
+     false},                                                 /* other family */
+    {"8080:1.1.1.1:80", "8080:1.1.1.1:80/udp", NULL, false}, /* other protocol */
+    {"127.0.0.1:8080:1.1.1.1:80", "127.0.0.2:8080:1.1.1.1:80", NULL,
+     false}, /* other address */
     {"[::]:53:1.1.1.1:53/udp", "[::1]:50-60:1.1.1.1:50-60/udp",
-     "--publish '[::1]:50-60:1.1.1.1:50-60/udp': [::1]:53/udp is already published ([::]:53->1.1.1.1:53/udp)"},
+     "--publish '[::1]:50-60:1.1.1.1:50-60/udp': [::1]:53/udp is already "
+     "published by '[::]:53:1.1.1.1:53/udp' ([::]:53->1.1.1.1:53/udp)",
+     false},
+    /* With IPv6, a spec without HOST_IP holds [::] as well as 0.0.0.0. */
+    {"8080:a:80", "[::]:8080:b:80",
+     "--publish '[::]:8080:b:80': [::]:8080/tcp is already published by "
+     "'8080:a:80' ([::]:8080->a:80/tcp)",
+     true},
+    {"[::1]:8080:b:80", "8080:a:80",
+     "--publish '8080:a:80': [::]:8080/tcp is already published by "
+     "'[::1]:8080:b:80' ([::1]:8080->b:80/tcp)",
+     true},
+    {"8000-8010:1.1.1.1:8000-8010", "[::1]:8005:1.1.1.1:1",
+     "--publish '[::1]:8005:1.1.1.1:1': [::1]:8005/tcp is already published by "
+     "'8000-8010:1.1.1.1:8000-8010' ([::]:8005->1.1.1.1:8005/tcp)",
+     true},
+    {"8080:a:80", "0.0.0.0:8080:b:80",
+     "--publish '0.0.0.0:8080:b:80': 0.0.0.0:8080/tcp is already published by "
+     "'8080:a:80' (0.0.0.0:8080->a:80/tcp)",
+     true},
+    /* Explicit wildcards are one family each, as in docker run -p. */
+    {"0.0.0.0:8080:a:80", "[::]:8080:b:80", NULL, true},
+    {"8080:a:80", "8080:b:80/udp", NULL, true},
+    /* Without IPv6 a spec without HOST_IP leaves [::] free. */
+    {"8080:a:80", "[::]:8080:b:80", NULL, false},
 };
 
 START_TEST(test_clash)
 {
     char err[512] = "";
     const char *specs[] = {clashes[_i].a, clashes[_i].b, NULL};
-    struct plan *p = plan_of(specs, err, sizeof err);
+    struct plan *p = plan_on(clashes[_i].ipv6, specs, err, sizeof err);
     if (clashes[_i].error) {
         ck_assert_ptr_null(p);
         ck_assert_str_eq(err, clashes[_i].error);
@@ -77,6 +115,50 @@ START_TEST(test_clash)
         ck_assert_msg(p != NULL, "%s", err);
         plan_free(p);
     }
+}
+END_TEST
+
+/* docker run -p's defaults: no HOST_IP is 0.0.0.0 and [::] when the host
+ * has IPv6, an IPv4 and an IPv6 mapping per port from the same entry. */
+START_TEST(test_dual_stack)
+{
+    char err[512];
+    const char *specs[] = {"8080-8081:web:80-81", "0.0.0.0:9000:10.0.0.2:90",
+                           "[::]:9001:10.0.0.2:91/udp", NULL};
+    struct plan *p = plan_on(true, specs, err, sizeof err);
+    ck_assert_msg(p != NULL, "%s", err);
+    static const char *const want[] = {
+        "0.0.0.0:8080->web:80/tcp",      "[::]:8080->web:80/tcp",
+        "0.0.0.0:8081->web:81/tcp",      "[::]:8081->web:81/tcp",
+        "0.0.0.0:9000->10.0.0.2:90/tcp", "[::]:9001->10.0.0.2:91/udp",
+    };
+    static const size_t source[] = {0, 0, 0, 0, 1, 2};
+    ck_assert_uint_eq(p->n, 6);
+    for (size_t i = 0; i < 6; i++) {
+        ck_assert_str_eq(p->maps[i].label, want[i]);
+        ck_assert_uint_eq(p->maps[i].source, source[i]);
+    }
+    plan_free(p);
+    p = plan_on(false, specs, err, sizeof err);
+    ck_assert_msg(p != NULL, "%s", err);
+    ck_assert_uint_eq(p->n, 4);
+    ck_assert_str_eq(p->maps[1].label, "0.0.0.0:8081->web:81/tcp");
+    plan_free(p);
+}
+END_TEST
+
+/* Plans from a config bind addresses the host lacks yet; a plan built by
+ * hand (docker-proxy mode) does not, as docker-proxy does not. */
+START_TEST(test_freebind)
+{
+    char err[512];
+    const char *specs[] = {"10.250.10.1:53:10.0.0.2:53/udp", NULL};
+    struct plan *p = plan_of(specs, err, sizeof err);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(p->freebind);
+    plan_free(p);
+    struct plan by_hand = PLAN_INIT;
+    ck_assert(!by_hand.freebind);
 }
 END_TEST
 
@@ -117,13 +199,14 @@ START_TEST(test_print)
     char err[512], *out = NULL;
     size_t len = 0;
     const char *specs[] = {"[::1]:53:10.0.0.2:53/udp", "8080:10.0.0.3:80", NULL};
-    struct plan *p = plan_of(specs, err, sizeof err);
+    struct plan *p = plan_on(true, specs, err, sizeof err);
     FILE *f = open_memstream(&out, &len);
     plan_print(p, f);
     fclose(f);
-    ck_assert_str_eq(out, "berth plan: 2 mappings\n"
+    ck_assert_str_eq(out, "berth plan: 3 mappings\n"
                           "  udp [::1]:53 -> 10.0.0.2:53\n"
                           "  tcp 0.0.0.0:8080 -> 10.0.0.3:80\n"
+                          "  tcp [::]:8080 -> 10.0.0.3:80\n"
                           "udp-timeout 90s, max-conns per port unlimited\n"
                           "tcp-keepalive 15:15:9, idle-timeout never\n");
     free(out);
@@ -173,6 +256,8 @@ int main(void)
     tcase_add_test(tc, test_full_range_is_fast);
     tcase_add_loop_test(tc, test_clash, 0, sizeof clashes / sizeof clashes[0]);
     tcase_add_test(tc, test_name_targets);
+    tcase_add_test(tc, test_dual_stack);
+    tcase_add_test(tc, test_freebind);
     tcase_add_test(tc, test_print);
     tcase_add_test(tc, test_tcp_settings);
     suite_add_tcase(s, tc);

@@ -109,6 +109,30 @@ START_TEST(test_bad)
 }
 END_TEST
 
+/* Only a spec without HOST_IP means every address of both families. */
+START_TEST(test_host_default)
+{
+    static const struct {
+        const char *text;
+        bool is_default;
+        const char *ip;
+    } cases[] = {
+        {"8080:web:80", true, "0.0.0.0"},
+        {"8080-8081:10.0.0.2:80-81/udp", true, "0.0.0.0"},
+        {"0.0.0.0:8080:web:80", false, "0.0.0.0"},
+        {"[::]:8080:web:80", false, "::"},
+        {"127.0.0.1:8080:web:80", false, "127.0.0.1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct spec s;
+        char err[256] = "", ip[64];
+        ck_assert_msg(spec_parse(cases[i].text, &s, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(s.host_default == cases[i].is_default, "%s", cases[i].text);
+        ck_assert_str_eq(addr_format_ip(&s.host, ip, sizeof ip), cases[i].ip);
+    }
+}
+END_TEST
+
 START_TEST(test_long_name_rejected)
 {
     char text[400], err[600];
@@ -128,6 +152,7 @@ int main(void)
     tcase_add_loop_test(tc, test_good, 0, sizeof goods / sizeof goods[0]);
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_long_name_rejected);
+    tcase_add_test(tc, test_host_default);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

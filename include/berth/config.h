@@ -27,6 +27,10 @@
  * container's address to a new one. */
 #define CONFIG_STALE_AFTER 60
 
+/* How long --check waits for the Docker engine to sync before it says
+ * what runs behind each name target: a local engine takes milliseconds. */
+#define CONFIG_CHECK_WAIT 3
+
 struct strlist {
     char **v;
     size_t n;
@@ -48,6 +52,10 @@ struct config {
     unsigned stale_after;  /* seconds without the engine; 0 = never stale */
     char *config_path;
     bool check;
+    unsigned check_wait; /* --check: seconds to wait for Docker; 0 = ask none */
+    /* Not an option: the host has IPv6 (sock_host_has_ipv6), set by main
+     * before plan_new, so a spec without HOST_IP listens on [::] too. */
+    bool host_ipv6;
     enum log_level log_level;
     bool help;
     bool version;

@@ -7,15 +7,19 @@
 #ifndef BERTH_LABELS_H
 #define BERTH_LABELS_H
 
+#include <stdbool.h>
+
 #include "berth/registry.h"
 
 struct berth;
 struct labels;
 
 /* Publishes through b, which also owns the ports the command line asked
- * for: a label claiming one of those is refused with a warning. b and reg
- * must outlive l. */
-struct labels *labels_new(struct berth *b, struct registry *reg);
+ * for: a label claiming one of those is refused with a warning. An entry
+ * without HOST_IP listens on 0.0.0.0 and, with ipv6 (the host has it,
+ * sock_host_has_ipv6), on [::] too, as docker run -p does. b and reg must
+ * outlive l. */
+struct labels *labels_new(struct berth *b, struct registry *reg, bool ipv6);
 /* Unpublishes everything. */
 void labels_free(struct labels *l);
 

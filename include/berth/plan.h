@@ -19,6 +19,11 @@ struct plan {
     struct sock_keepalive tcp_keepalive; /* idle 0: off */
     unsigned idle_timeout;               /* TCP, seconds; 0 = never */
     bool names;                          /* some mapping needs the Docker API */
+    /* Bind addresses the host lacks yet (IP_FREEBIND, sockaddr.h): on for
+     * plans from a config; off in PLAN_INIT, so docker-proxy mode fails on
+     * them as docker-proxy does (dockerd 20.10 reports that bind error to
+     * `docker run`). */
+    bool freebind;
 };
 
 /* An empty plan with config.h's defaults, for a front that builds its plan
@@ -28,6 +33,8 @@ struct plan {
         .udp_timeout = CONFIG_UDP_TIMEOUT, .tcp_keepalive = CONFIG_TCP_KEEPALIVE      \
     }
 
+/* A spec without HOST_IP becomes a 0.0.0.0 mapping and, when
+ * c->host_ipv6, a [::] one after it (same source). */
 struct plan *plan_new(const struct config *c, char *err, size_t errlen);
 void plan_free(struct plan *p);
 /* Appends one mapping (used by the docker-proxy front end too). */

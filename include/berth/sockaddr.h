@@ -62,12 +62,29 @@ bool sock_err_is_resource(int err, const char **why);
 
 /* A non-blocking, close-on-exec socket bound to a (TCP: and listening).
  * IPv6 sockets are IPv6-only: [::]:80 must not take 0.0.0.0:80 as well,
- * since dockerd and users publish the two families separately. */
+ * since dockerd and users publish the two families separately. A specific
+ * address is bound with IP_FREEBIND/IPV6_FREEBIND: one that no interface
+ * has yet (a Docker bridge's gateway before dockerd made the bridge) is
+ * taken, and served from the moment it appears. */
 int sock_bind(const struct addr *a, int type);
+/* The same, with freebind false binding only addresses the host has now
+ * (EADDRNOTAVAIL otherwise), as docker-proxy does. */
+int sock_bind_opt(const struct addr *a, int type, bool freebind);
 
 /* A listener's socket: fd when one was handed over (made non-blocking), or
- * a new one bound to a. On failure fd is closed too, and err says
- * "listen tcp 1.2.3.4:80: Address already in use". */
-int sock_listener(const struct addr *a, int type, int fd, char *err, size_t errlen);
+ * a new one bound to a (freebind as for sock_bind_opt). On failure fd is
+ * closed too, and err says "listen tcp 1.2.3.4:80: Address already in
+ * use". */
+int sock_listener(const struct addr *a, int type, int fd, bool freebind, char *err,
+                  size_t errlen);
+
+/* True when a is a wildcard, loopback, or an address of one of this
+ * host's interfaces now (also when the interfaces cannot be read). */
+bool sock_addr_configured(const struct addr *a);
+
+/* True when the host has IPv6: /proc/net/if_inet6 lists an address (::1
+ * counts), or without /proc, an IPv6 socket can be made. Specs without a
+ * host address then listen on [::] as well as 0.0.0.0, as Docker does. */
+bool sock_host_has_ipv6(void);
 
 #endif

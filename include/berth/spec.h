@@ -16,6 +16,10 @@
 
 struct spec {
     struct addr host; /* host IP, port unset; 0.0.0.0 by default */
+    /* No HOST_IP given: listen on every address, 0.0.0.0 and, when the
+     * host has IPv6, [::] too (as docker run -p). An explicit 0.0.0.0 is
+     * IPv4 only, [::] IPv6 only. */
+    bool host_default;
     uint16_t host_lo, host_hi;
     bool target_is_ip;
     struct addr target;                  /* when target_is_ip; port unset */

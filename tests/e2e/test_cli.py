@@ -269,7 +269,10 @@ class DockerEndpoint(unittest.TestCase):
             json.dump({"auths": {}, "currentContext": name}, f)
 
     def check(self, args=(), **env):
-        rc, out, err, _ = run_env(["--check", "-p", f"127.0.0.1:{self.P}:web:80"] +
+        # --check-wait 0: these engines are not there (or are the host's
+        # own dockerd, or an address off this machine): ask none of them.
+        rc, out, err, _ = run_env(["--check", "--check-wait", "0",
+                                   "-p", f"127.0.0.1:{self.P}:web:80"] +
                                   list(args), dict(self.env, **env), strace_binds=False)
         self.assertEqual(rc, 0, f"env={env!r} stderr={err!r}")
         line = [l for l in out.splitlines() if l.startswith("names from the Docker API")]
@@ -368,6 +371,230 @@ class DockerEndpoint(unittest.TestCase):
                                   dict(self.env, DOCKER_HOST="foo://x"), strace_binds=False)
         self.assertEqual(rc, 0, err)
         self.assertNotIn("Docker API", out)
+
+
+def host_has_ipv6():
+    """As berth decides it: /proc/net/if_inet6 lists an address."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            return bool(f.read(1))
+    except OSError:
+        return False
+
+
+def resolv_conf_upstreams(path="/etc/resolv.conf"):
+    """The nameservers of resolv.conf as berth prints them (IP:53)."""
+    got = []
+    try:
+        with open(path) as f:
+            for line in f:
+                w = line.split()
+                if len(w) >= 2 and w[0] == "nameserver":
+                    ip = w[1].split("%")[0]
+                    try:
+                        socket.inet_pton(socket.AF_INET, ip)
+                        got.append(f"{ip}:53")
+                    except OSError:
+                        try:
+                            socket.inet_pton(socket.AF_INET6, ip)
+                            got.append(f"[{ip}]:53")
+                        except OSError:
+                            pass
+    except OSError:
+        return None
+    return got[:8]
+
+
+class CheckPlan(unittest.TestCase):
+    """--check shows the whole plan: both listeners of a spec without
+    HOST_IP, DNS listeners, zone, TTL, upstreams (given, or resolv.conf's),
+    labels on/off, the Docker endpoint really used and, against the fake
+    Engine API, what runs behind each name target now; exit 0 for a valid
+    plan even when a name has nothing running or the engine is down. The
+    fake engine answers on a unix socket: no traffic but loopback."""
+
+    def setUp(self):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+
+    def test_whole_plan_without_docker(self):
+        P, U, D = u.free_port(), u.free_port(), u.free_port()
+        args = ["--check", "--no-docker", "-p", f"{P}:127.0.0.1:80",
+                "-p", f"127.0.0.1:{U}:127.0.0.1:81/udp",
+                "--dns", f"127.0.0.1:{D}", "--dns", f"[::1]:{D}",
+                "--domain", "lab.test", "--ttl", "7",
+                "--upstream", "127.0.0.1:5300", "--upstream", "[::1]"]
+        rc, out, err, binds = u.run_berth(args, strace_binds=True, no_docker=False)
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertIn(f"  tcp 0.0.0.0:{P} -> 127.0.0.1:80", lines, out)
+        if host_has_ipv6():
+            self.assertIn(f"  tcp [::]:{P} -> 127.0.0.1:80", lines, out)
+        else:
+            self.assertNotIn(f"  tcp [::]:{P} -> 127.0.0.1:80", lines, out)
+        self.assertIn(f"dns: zone lab.test, ttl 7s, on 127.0.0.1:{D} [::1]:{D} (udp+tcp)",
+                      lines, out)
+        self.assertIn("dns upstreams: 127.0.0.1:5300 [::1]:53 (from --upstream)", lines, out)
+        self.assertIn("labels: off", lines, out)
+        self.assertIn("docker: off (--no-docker)", lines, out)
+        if binds is not None:
+            self.assertEqual(binds, [], "--check binds nothing")
+
+    def test_upstreams_from_resolv_conf(self):
+        """No --upstream: resolv.conf's nameservers, named as such. Only
+        printed: strace shows berth sends nothing anywhere."""
+        want = resolv_conf_upstreams()
+        if want is None:
+            self.skipTest("no readable /etc/resolv.conf")
+        D = u.free_port()
+        rc, out, err, _ = u.run_berth(["--check", "--dns", f"127.0.0.1:{D}"])
+        self.assertEqual(rc, 0, err)
+        if want:
+            line = f"dns upstreams: {' '.join(want)} (from /etc/resolv.conf)"
+        else:
+            line = ("dns upstreams: none (none in /etc/resolv.conf); names outside "
+                    "the zone get SERVFAIL")
+        self.assertIn(line, out.splitlines(), out)
+        if u.have_strace():
+            with tempfile.TemporaryDirectory(prefix="berth-strace-") as d:
+                trace = os.path.join(d, "trace")
+                env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+                subprocess.run(["strace", "-f", "-qq", "-e",
+                                "trace=connect,sendto,sendmsg,sendmmsg,bind", "-o", trace,
+                                u.BERTH, "--no-docker", "--check", "--dns",
+                                f"127.0.0.1:{D}"], env=env, capture_output=True,
+                               timeout=30, start_new_session=True)
+                with open(trace) as f:
+                    inet = [l.strip() for l in f if "AF_INET" in l]
+            self.assertEqual(inet, [], "--check talks to nobody")
+
+    def fake(self):
+        from fakedocker import FakeDocker
+        fake = FakeDocker()
+        self.addCleanup(fake.close)
+        fake.add("web", "127.0.0.2")
+        for n, ip in ((1, "127.0.0.3"), (2, "127.0.0.4")):
+            fake.add(f"lab-api-{n}", ip, labels={
+                "com.docker.compose.project": "lab", "com.docker.compose.service": "api",
+                "com.docker.compose.container-number": str(n)})
+        fake.add("labelled", "127.0.0.5", labels={"berth.publish": "18080:80"})
+        return fake
+
+    def test_names_behind_targets(self):
+        fake = self.fake()
+        P, Q = u.free_port(), u.free_ports(2)
+        args = ["--check", "--docker", fake.url, "--labels",
+                "-p", f"127.0.0.1:{P}:web:80", "-p", f"127.0.0.1:{P}:api.lab:80/udp",
+                "-p", f"127.0.0.1:{Q}-{Q + 1}:ghost:80-81"]
+        rc, out, err, binds = run_env(args, self.env)
+        self.assertEqual(rc, 0, f"a name with nothing behind it is a warning: {err}\n{out}")
+        lines = out.splitlines()
+        self.assertIn(f"names from the Docker API at {fake.url} (from --docker; unix socket)",
+                      lines, out)
+        self.assertIn("labels: on (berth.publish of running containers)", lines, out)
+        self.assertIn("  web -> web 127.0.0.2", lines, out)
+        self.assertIn("  api.lab -> lab-api-1 127.0.0.3, lab-api-2 127.0.0.4", lines, out)
+        self.assertEqual([l for l in lines if "ghost" in l and "->" not in l],
+                         ["warning: name target 'ghost': nothing running by that name now"],
+                         out)
+        self.assertIn("  label of 'labelled': berth.publish=18080:80", lines, out)
+        self.assertTrue(any(l.startswith("running now (4 containers)") for l in lines), out)
+        if binds is not None:
+            self.assertEqual(binds, [], "--check binds nothing")
+        self.assertFalse(u.port_in_use("tcp", P) or u.port_in_use("udp", P))
+
+    def test_docker_host_is_the_one_used(self):
+        fake = self.fake()
+        P = u.free_port()
+        rc, out, err, _ = run_env(["--check", "-p", f"127.0.0.1:{P}:web:80"],
+                                  dict(self.env, DOCKER_HOST=fake.url), strace_binds=False)
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertIn(f"names from the Docker API at {fake.url} (from DOCKER_HOST; "
+                      "unix socket)", lines, out)
+        self.assertNotIn("$DOCKER_HOST", out)
+        # Asked there: the name resolves from the fake's containers.
+        self.assertIn("  web -> web 127.0.0.2", lines, out)
+        self.assertTrue(fake.paths(), "the fake engine was never asked")
+
+    def test_engine_down_is_a_warning(self):
+        with tempfile.TemporaryDirectory(prefix="berth-nodocker-") as d:
+            sock = os.path.join(d, "missing.sock")
+            P = u.free_port()
+            rc, out, err, _ = run_env(["--check", "--docker", f"unix://{sock}",
+                                       "-p", f"127.0.0.1:{P}:web:80"], self.env,
+                                      strace_binds=False)
+        self.assertEqual(rc, 0, f"Docker down is a warning, not an error: {err}")
+        warn = [l for l in out.splitlines() if l.startswith("warning: names not checked:")]
+        self.assertEqual(len(warn), 1, out)
+        self.assertIn(sock, warn[0])
+        self.assertIn("no such socket", warn[0])
+        self.assertEqual(err, "", "the reason is said once, on stdout")
+        rc, out, err, _ = run_env(["--check", "--check-wait", "0", "--docker",
+                                   f"unix://{sock}", "-p", f"127.0.0.1:{P}:web:80"],
+                                  self.env, strace_binds=False)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("names not checked (--check-wait 0)", out.splitlines())
+
+
+class DualStack(unittest.TestCase):
+    """docker run -p's defaults: without HOST_IP, 0.0.0.0 and [::] (when
+    the host has IPv6); an explicit 0.0.0.0 or [::] is that family only;
+    collisions count both."""
+
+    def setUp(self):
+        if not host_has_ipv6():
+            self.skipTest("the host has no IPv6: specs without HOST_IP are IPv4 only")
+
+    def test_both_wildcards_listen(self):
+        P, U = u.free_port(hosts=("0.0.0.0", "::")), u.free_port(hosts=("0.0.0.0", "::"))
+        with u.EchoServer() as e, u.UdpEcho() as ue, \
+                u.Berth(["-p", f"{P}:127.0.0.1:{e.port}",
+                         "-p", f"{U}:127.0.0.1:{ue.port}/udp"]) as b:
+            b.wait_bound([("tcp", P), ("udp", U)])
+            for host in ("127.0.0.1", "::1"):
+                self.assertEqual(u.tcp_roundtrip((host, P), b"dual"), b"dual", host)
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with u.udp_socket(fam) as s:
+                    r, _ = u.udp_roundtrip(s, b"dual-udp", (host, U))
+                self.assertEqual(r, b"dual-udp", host)
+            held = u.socket_inodes(b.pid)
+            self.assertEqual(len(u.listening_inodes("tcp", P) & held), 2,
+                             "one IPv4 and one IPv6 TCP listener")
+            log = b.stderr()
+            self.assertIn(f"listening: 0.0.0.0:{P}->127.0.0.1:{e.port}/tcp, "
+                          f"[::]:{P}->127.0.0.1:{e.port}/tcp", log)
+            self.assertEqual(b.stop(), 0, b.stderr())
+
+    def test_explicit_wildcards_are_one_family(self):
+        P = u.free_port(hosts=("0.0.0.0", "::"))
+        with u.EchoServer(greet=b"4") as e4, u.EchoServer(greet=b"6") as e6, \
+                u.Berth(["-p", f"0.0.0.0:{P}:127.0.0.1:{e4.port}",
+                         "-p", f"[::]:{P}:127.0.0.1:{e6.port}"]) as b:
+            b.wait_bound([("tcp", P)])
+            u.poll_until(lambda: len(u.listening_inodes("tcp", P)) == 2, 10)
+            self.assertEqual(u.tcp_roundtrip(("127.0.0.1", P), b"x", extra=1), b"4x")
+            self.assertEqual(u.tcp_roundtrip(("::1", P), b"x", extra=1), b"6x")
+
+    def test_collision_names_both(self):
+        P = u.free_port()
+        a, bspec = f"{P}:a:80", f"[::]:{P}:b:80"
+        rc, out, err, binds = u.run_berth(["-p", a, "-p", bspec], strace_binds=True,
+                                          no_docker=False)
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(err.splitlines(), [
+            f"berth: --publish '{bspec}': [::]:{P}/tcp is already published by "
+            f"'{a}' ([::]:{P}->a:80/tcp)"])
+        if binds is not None:
+            self.assertEqual(binds, [])
+
+    def test_check_shows_both(self):
+        P = u.free_port()
+        rc, out, err, _ = u.run_berth(["--check", "-p", f"{P}-{P + 1}:127.0.0.1:80-81/udp"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("berth plan: 4 mappings", out)
+        for k in (0, 1):
+            self.assertIn(f"  udp 0.0.0.0:{P + k} -> 127.0.0.1:{80 + k}", out)
+            self.assertIn(f"  udp [::]:{P + k} -> 127.0.0.1:{80 + k}", out)
 
 
 class TcpSettings(unittest.TestCase):

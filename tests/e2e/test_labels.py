@@ -153,6 +153,15 @@ def who_at(host, port, timeout=3.0):
     return data.decode("utf-8", "replace").strip() if data else "closed"
 
 
+def host_has_ipv6():
+    """As berth decides it: /proc/net/if_inet6 lists an address."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            return bool(f.read(1))
+    except OSError:
+        return False
+
+
 def port_re(port):
     """A host port inside a log line: ':PORT' not followed by a digit."""
     return rf":{port}(?!\d)"
@@ -338,14 +347,21 @@ class Publish(LabelCase):
         self.fake.add("any", "127.0.0.3",
                       labels={"berth.publish": f"{p}:{cp},{q}:{cp}/udp"})
         self.start_berth()
-        # IPv4 only: berth does not yet add the [::] listener the contract
-        # promises for an omitted HOST_IP (not for --publish either).
-        hosts = ["127.0.0.1", "127.0.0.5"]
+        # Every address of both families, as docker run -p: 0.0.0.0 and,
+        # when the host has IPv6, [::] (one socket each).
+        v6 = host_has_ipv6()
+        hosts = ["127.0.0.1", "127.0.0.5"] + (["::1"] if v6 else [])
         for h in hosts:
             self.expect_tcp(p, box.greet(cp), "label without HOST_IP", host=h)
             self.expect_udp(q, box.tag(cp), "label without HOST_IP", host=h)
         self.flows(p, box.greet(cp), "label without HOST_IP", host=hosts[-1])
         self.udp_flows(q, box.tag(cp), "label without HOST_IP", host=hosts[-1])
+        want = 2 if v6 else 1
+        self.check(self.berth_holds("tcp", p) == want and self.berth_holds("udp", q) == want,
+                   f"berth should hold {want} tcp socket(s) on {p} and udp on {q}")
+        if v6:
+            self.check(self.lines(rf"published \[::\]{port_re(p)}->", levels="info"),
+                       f"no info line saying [::]:{p} was published")
 
     def test_ranges(self):
         cp, bx = self.boxes([("rng", "127.0.0.4")], count=3)
@@ -493,6 +509,32 @@ class BadLabel(LabelCase):
                    "registry changes")
         self.flows(p, box.greet(cp), "good tcp entry after the churn")
         self.udp_flows(q, box.tag(cp), "good udp entry after the churn")
+
+
+    def test_repeated_entry_warned_once(self):
+        """The same bad entry twice in one label, and an entry without
+        HOST_IP whose IPv4 and IPv6 ports are both refused (they collide
+        with the plan's): one warning each, not one per copy or family."""
+        cp, bx = self.boxes([("twice", "127.0.0.15"), ("holder", "127.0.0.16")])
+        box = bx["twice"]
+        p, s = u.free_port(hosts=("0.0.0.0", "::")), u.free_port(hosts=("0.0.0.0", "::"))
+        self.fake.add("twice", "127.0.0.15", labels={
+            "berth.publish": f"127.0.0.1:{p}:{cp},junk-entry,{s}:{cp},junk-entry"})
+        # The plan holds s on every address of both families.
+        self.start_berth("-p", f"{s}:127.0.0.16:{cp}", wait=[("tcp", s)])
+        self.expect_tcp(p, box.greet(cp), "the good entry")
+        self.expect_warning("bad entry", "'twice'", "junk-entry")
+        self.expect_warning("entry on a static port", "'twice'", port_re(s))
+        self.churn(2)
+        junk = self.lines("'twice'", "junk-entry")
+        static = self.lines("'twice'", port_re(s))
+        self.check(len(junk) == 1, f"a bad entry given twice was warned {len(junk)} times")
+        self.check(len(static) == 1,
+                   f"an entry refused on both families was warned {len(static)} times: "
+                   f"{static}")
+        if host_has_ipv6():
+            self.check("and 1 more of berth.publish" in static[0], static[0])
+        self.check(who(s) == bx["holder"].greet(cp), "the static port changed hands")
 
 
 class StaticCollision(LabelCase):

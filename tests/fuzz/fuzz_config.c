@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct config *c = config_new();
     if (c && config_load_json(c, (const char *)data, size, "config", err,
                               sizeof err) == 0) {
+        c->host_ipv6 = size % 2; /* specs without HOST_IP: one family or two */
         struct plan *p = plan_new(c, err, sizeof err);
         plan_free(p);
     }
