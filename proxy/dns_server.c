@@ -166,6 +166,28 @@ static size_t not_ours(struct dns_server *s, const struct dns_query *q, bool tcp
 
 /* ---- UDP ---- */
 
+/* The address a datagram arrived on: the socket's, or from its pktinfo
+ * when the socket is a wildcard's. */
+static void udp_local(const struct dns_server *s, const struct dns_udp *u,
+                      const struct reply_src *src, struct addr *out)
+{
+    *out = s->bound[u - s->udp];
+    if (!src->set)
+        return;
+    memset(out, 0, sizeof *out);
+    if (src->v4.ipi_spec_dst.s_addr != 0) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&out->ss;
+        a->sin_family = AF_INET;
+        a->sin_addr = src->v4.ipi_spec_dst;
+        out->len = sizeof *a;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out->ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = src->v6.ipi6_addr;
+        out->len = sizeof *a;
+    }
+}
+
 static void on_udp(evutil_socket_t fd, short what, void *arg)
 {
     struct dns_udp *u = arg;
@@ -184,10 +206,12 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         if (u->pktinfo)
             reply_src_read(h, &src);
         struct dns_query q;
+        struct addr local;
         size_t len = 0;
+        udp_local(s, u, &src, &local);
         enum dns_action act = dns_respond(s->resp, b->query[i], b->in[i].msg_len,
-                                          false, &q, b->reply[nout], DNS_UDP_MAX,
-                                          &len);
+                                          false, &local, &q, b->reply[nout],
+                                          DNS_UDP_MAX, &len);
         if (act == DNS_FORWARD)
             len = not_ours(s, &q, false, u, &b->peer[i], &src, NULL, b->reply[nout],
                            DNS_UDP_MAX);
@@ -214,9 +238,11 @@ static void on_tcp_query(void *arg, struct dns_tcp_conn *c, const struct addr *p
 {
     struct dns_server *s = arg;
     struct dns_query q;
+    struct addr local;
     size_t out = 0;
-    enum dns_action act = dns_respond(s->resp, msg, len, true, &q, s->msg, DNS_MSG_MAX,
-                                      &out);
+    bool known = dns_tcp_conn_local(c, &local) == 0;
+    enum dns_action act = dns_respond(s->resp, msg, len, true, known ? &local : NULL,
+                                      &q, s->msg, DNS_MSG_MAX, &out);
     if (act == DNS_FORWARD)
         out = not_ours(s, &q, true, NULL, peer, NULL, c, s->msg, DNS_MSG_MAX);
     else if (act == DNS_DROP)

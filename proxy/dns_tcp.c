@@ -268,3 +268,14 @@ int dns_tcp_local_addr(const struct dns_tcp *t, struct addr *out)
     *out = t->bound;
     return 0;
 }
+
+int dns_tcp_conn_local(const struct dns_tcp_conn *c, struct addr *out)
+{
+    if (!addr_is_any(&c->t->bound)) {
+        *out = c->t->bound;
+        return 0;
+    }
+    out->len = sizeof out->ss;
+    return getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&out->ss,
+                       &out->len);
+}

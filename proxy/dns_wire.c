@@ -83,6 +83,8 @@ static size_t skip_name(const uint8_t *p, size_t len, size_t off)
     }
 }
 
+static int parse_body(const uint8_t *p, size_t len, struct dns_query *q);
+
 int dns_parse_query(const uint8_t *p, size_t len, struct dns_query *q)
 {
     q->qname = NULL;
@@ -99,18 +101,37 @@ int dns_parse_query(const uint8_t *p, size_t len, struct dns_query *q)
     q->flags = get16(p + 2);
     if (q->flags & DNS_QR)
         return -1;
-    if (q->flags & DNS_OPCODE_MASK)
-        return DNS_NOTIMP;
-    if (get16(p + 4) != 1)
-        return DNS_FORMERR;
+    /* Other opcodes are read like a query too, for their OPT: an error to
+     * an EDNS message carries OPT (RFC 6891 section 7). */
+    int rc = parse_body(p, len, q);
+    return q->flags & DNS_OPCODE_MASK ? DNS_NOTIMP : rc;
+}
+
+/* The question and the records after the header: 0 or DNS_FORMERR, with
+ * q->edns and its fields set once an OPT was read, whatever comes later. */
+static int parse_body(const uint8_t *p, size_t len, struct dns_query *q)
+{
+    unsigned qd = get16(p + 4);
     unsigned others = (unsigned)get16(p + 6) + get16(p + 8);
     unsigned nadd = get16(p + 10);
-    size_t off = parse_qname(p, len, DNS_HDR, q);
-    if (!off || off + 4 > len)
-        return DNS_FORMERR;
-    q->qtype = get16(p + off);
-    q->qclass = get16(p + off + 2);
-    off += 4;
+    /* A question berth cannot answer (none, several, compressed) is still
+     * walked past, to find an OPT. */
+    int rc = qd == 1 ? 0 : DNS_FORMERR;
+    size_t off = DNS_HDR;
+    for (unsigned i = 0; i < qd; i++) {
+        size_t next = i == 0 ? parse_qname(p, len, off, q) : 0;
+        if (!next) {
+            rc = DNS_FORMERR;
+            next = skip_name(p, len, off);
+        }
+        if (!next || next + 4 > len)
+            return DNS_FORMERR;
+        if (i == 0) {
+            q->qtype = get16(p + next);
+            q->qclass = get16(p + next + 2);
+        }
+        off = next + 4;
+    }
     q->end = off;
     /* Each record takes at least 11 bytes, so the loops end with the packet
      * whatever the counts claim. */
@@ -132,7 +153,7 @@ int dns_parse_query(const uint8_t *p, size_t len, struct dns_query *q)
         if (off > len)
             return DNS_FORMERR;
     }
-    return off == len ? 0 : DNS_FORMERR;
+    return off == len ? rc : DNS_FORMERR;
 }
 
 size_t dns_reply_limit(const struct dns_query *q, bool tcp)
@@ -196,6 +217,9 @@ int dns_msg_start(struct dns_msg *m, uint8_t *buf, size_t cap,
     m->len = 0;
     m->reserve = q->edns ? DNS_OPT_LEN : 0;
     m->rcode = rcode;
+    m->zone = NULL;
+    m->zone_len = 0;
+    m->zone_off = 0;
     memset(m->count, 0, sizeof m->count);
     if (!room(m, DNS_HDR + q->qname_len + 4))
         return -1;
@@ -263,37 +287,85 @@ int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl, const char 
     rr_head(m, owner, DNS_T_PTR, ttl, rdlen);
     memcpy(m->buf + m->len, wire, (size_t)n - 1);
     memcpy(m->buf + m->len + (size_t)n - 1, zone, zone_len);
+    if (m->zone == zone && !m->zone_off && m->len + (size_t)n - 1 < 0x4000)
+        m->zone_off = (uint16_t)(m->len + (size_t)n - 1);
     m->len += rdlen;
     m->count[DNS_ANSWER]++;
     return 0;
 }
 
-int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone, uint32_t ttl,
-                    uint32_t serial, uint32_t minimum)
+void dns_msg_set_zone(struct dns_msg *m, const uint8_t *zone, size_t zone_len,
+                      uint16_t off)
 {
-    static const uint8_t mname[] = "\2ns", rname[] = "\12hostmaster";
-    size_t rdlen = (sizeof mname - 1) + 2 + (sizeof rname - 1) + 2 + 20;
+    m->zone = zone;
+    m->zone_len = zone_len;
+    m->zone_off = off;
+}
+
+/* Bytes "<label>.<zone>" takes where the zone is next written: a pointer
+ * once the zone is in the message (and reachable by one), else in full. */
+static size_t under_zone_len(const struct dns_msg *m, size_t label_len)
+{
+    return label_len + (m->zone_off ? 2 : m->zone_len);
+}
+
+/* Writes "<label>.<zone>" at the end of the message (room checked). */
+static void put_under_zone(struct dns_msg *m, const uint8_t *label, size_t label_len)
+{
+    memcpy(m->buf + m->len, label, label_len);
+    m->len += label_len;
+    if (m->zone_off) {
+        dns_put16(m->buf + m->len, 0xc000u | m->zone_off);
+        m->len += 2;
+        return;
+    }
+    memcpy(m->buf + m->len, m->zone, m->zone_len);
+    if (m->len < 0x4000)
+        m->zone_off = (uint16_t)m->len;
+    m->len += m->zone_len;
+}
+
+static const uint8_t ns_label[] = "\2ns", hostmaster_label[] = "\12hostmaster";
+
+int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t owner,
+                    uint32_t ttl, uint32_t serial, uint32_t minimum)
+{
+    if (!m->zone) /* the owner is the zone */
+        m->zone_off = owner;
+    size_t rdlen = under_zone_len(m, sizeof ns_label - 1) +
+                   under_zone_len(m, sizeof hostmaster_label - 1) + 20;
+    /* The second name may point at the first: never longer than counted. */
     if (!room(m, 12 + rdlen))
         return -1;
-    rr_head(m, zone, DNS_T_SOA, ttl, rdlen);
+    size_t start = m->len;
+    rr_head(m, owner, DNS_T_SOA, ttl, 0);
+    put_under_zone(m, ns_label, sizeof ns_label - 1);
+    put_under_zone(m, hostmaster_label, sizeof hostmaster_label - 1);
     uint8_t *p = m->buf + m->len;
-    memcpy(p, mname, sizeof mname - 1);
-    p += sizeof mname - 1;
-    dns_put16(p, 0xc000u | zone);
-    p += 2;
-    memcpy(p, rname, sizeof rname - 1);
-    p += sizeof rname - 1;
-    dns_put16(p, 0xc000u | zone);
-    p += 2;
     /* serial, refresh, retry, expire, minimum (the negative-answer TTL) */
     put32(p, serial);
     put32(p + 4, 3600);
     put32(p + 8, 600);
     put32(p + 12, 86400);
     put32(p + 16, minimum);
-    m->len += rdlen;
+    m->len += 20;
+    dns_put16(m->buf + start + 10, (unsigned)(m->len - start - 12));
     m->count[s]++;
     return 0;
+}
+
+int dns_msg_add_ns(struct dns_msg *m, enum dns_section s, uint16_t owner, uint32_t ttl)
+{
+    if (!m->zone)
+        m->zone_off = owner;
+    size_t rdlen = under_zone_len(m, sizeof ns_label - 1);
+    if (!room(m, 12 + rdlen))
+        return -1;
+    rr_head(m, owner, DNS_T_NS, ttl, rdlen);
+    size_t target = m->len;
+    put_under_zone(m, ns_label, sizeof ns_label - 1);
+    m->count[s]++;
+    return target < 0x4000 ? (int)target : 0;
 }
 
 void dns_msg_set_rcode(struct dns_msg *m, unsigned rcode)
@@ -301,6 +373,8 @@ void dns_msg_set_rcode(struct dns_msg *m, unsigned rcode)
     m->rcode = rcode;
     m->buf[3] = (uint8_t)((m->buf[3] & ~DNS_RCODE_MASK) | (rcode & DNS_RCODE_MASK));
 }
+
+void dns_msg_set_tc(struct dns_msg *m) { m->buf[2] |= DNS_TC >> 8; }
 
 void dns_msg_truncate(struct dns_msg *m)
 {
@@ -332,13 +406,24 @@ size_t dns_msg_finish(struct dns_msg *m, const struct dns_query *q)
 size_t dns_build_error(uint8_t *out, size_t cap, const struct dns_query *q,
                        unsigned rcode)
 {
-    if (cap < DNS_HDR)
+    size_t len = DNS_HDR + (q->edns ? DNS_OPT_LEN : 0);
+    if (cap < len)
         return 0;
     memset(out, 0, DNS_HDR);
     dns_put16(out, q->id);
     dns_put16(out + 2, DNS_QR | (q->flags & (DNS_OPCODE_MASK | DNS_RD)) |
                            (rcode & DNS_RCODE_MASK));
-    return DNS_HDR;
+    if (q->edns) {
+        /* RFC 6891 section 7: an error to an EDNS message carries OPT. */
+        uint8_t *p = out + DNS_HDR;
+        p[0] = 0;
+        dns_put16(p + 1, DNS_T_OPT);
+        dns_put16(p + 3, DNS_EDNS_SIZE);
+        put32(p + 5, q->dnssec_ok ? 0x8000u : 0);
+        dns_put16(p + 9, 0);
+        dns_put16(out + 10, 1);
+    }
+    return len;
 }
 
 /* ---- forwarding ---- */

@@ -149,6 +149,9 @@ static struct entry *find(struct name_index *x, const char *key, size_t klen)
     return NULL;
 }
 
+static int below_add(struct name_index *x, const char *key, size_t klen);
+static void below_drop(struct name_index *x, const char *key, size_t klen);
+
 static struct entry *find_or_make(struct name_index *x, const char *key, size_t klen)
 {
     struct entry *e = find(x, key, klen);
@@ -156,8 +159,13 @@ static struct entry *find_or_make(struct name_index *x, const char *key, size_t 
         return e;
     if (x->n >= x->nbuckets)
         grow(x);
-    if (!(e = calloc(1, sizeof *e + klen)))
+    if (key[0] == KEY_NAME && below_add(x, key, klen) < 0)
         return NULL;
+    if (!(e = calloc(1, sizeof *e + klen))) {
+        if (key[0] == KEY_NAME)
+            below_drop(x, key, klen);
+        return NULL;
+    }
     memcpy(e->key, key, klen);
     e->klen = (uint32_t)klen;
     e->claims = &e->one;
@@ -175,6 +183,8 @@ static void unlink_entry(struct name_index *x, struct entry *e)
         if (*p == e) {
             *p = e->next;
             x->n--;
+            if (e->key[0] == KEY_NAME)
+                below_drop(x, e->key, e->klen);
             entry_free(e);
             return;
         }
@@ -508,4 +518,69 @@ int name_index_ptr(struct name_index *x, const struct addr *ip, char *name, size
     }
     snprintf(name, len, "%s", best->name);
     return 0;
+}
+
+/* ---- names below a name ---- */
+
+/* Every proper suffix of a name ("internal.mynet" and "mynet" for
+ * "db.internal.mynet") is counted under a KEY_BELOW key, as the names
+ * that hold it: DNS answers such a name NOERROR (an empty non-terminal,
+ * RFC 8020), and finding that out is one hash lookup, however many
+ * containers there are. Counted when a name's entry is made and when it
+ * goes, so a name with several claims counts once. */
+#define KEY_BELOW 'b'
+
+/* One suffix key of key: the part after its dot at i. */
+static size_t below_key(char *b, const char *key, size_t klen, size_t i)
+{
+    b[0] = KEY_BELOW;
+    memcpy(b + 1, key + i + 1, klen - i - 1);
+    return klen - i;
+}
+
+/* Uncounts key's suffixes after its dots before upto. */
+static void below_uncount(struct name_index *x, const char *key, size_t klen,
+                          size_t upto)
+{
+    char b[KEY_MAX];
+    for (size_t i = 1; i < upto; i++) {
+        if (key[i] != '.')
+            continue;
+        struct entry *e = find(x, b, below_key(b, key, klen, i));
+        INVARIANT(e && e->parents > 0); /* counted when the name was made */
+        if (--e->parents == 0)
+            unlink_entry(x, e);
+    }
+}
+
+static int below_add(struct name_index *x, const char *key, size_t klen)
+{
+    char b[KEY_MAX];
+    for (size_t i = 1; i < klen; i++) {
+        if (key[i] != '.')
+            continue;
+        struct entry *e = find_or_make(x, b, below_key(b, key, klen, i));
+        if (!e) {
+            below_uncount(x, key, klen, i);
+            return -1;
+        }
+        e->parents++;
+    }
+    return 0;
+}
+
+static void below_drop(struct name_index *x, const char *key, size_t klen)
+{
+    below_uncount(x, key, klen, klen);
+}
+
+bool name_index_has_below(struct name_index *x, const char *name, size_t len)
+{
+    char key[KEY_MAX];
+    if (len == 0 || len >= KEY_MAX)
+        return false;
+    key[0] = KEY_BELOW;
+    for (size_t i = 0; i < len; i++)
+        key[1 + i] = (char)tolower((unsigned char)name[i]);
+    return find(x, key, len + 1) != NULL;
 }

@@ -581,3 +581,8 @@ void registry_set_engine(struct registry *r, bool known, const char *why)
 bool registry_known(const struct registry *r) { return r->known; }
 
 const char *registry_engine_why(const struct registry *r) { return r->engine_why; }
+
+bool registry_has_below(struct registry *r, const char *name, size_t len)
+{
+    return name_index_has_below(r->index, name, len);
+}

@@ -440,6 +440,59 @@ START_TEST(test_ptr_names)
 }
 END_TEST
 
+/* Records under a zone that is not in the message (a reverse name's SOA):
+ * the first writes ns.<zone> in full, the next point at it; a partial
+ * answer keeps its records with TC; errors to EDNS queries carry OPT. */
+START_TEST(test_zone_names_partial_and_error_opt)
+{
+    static const uint8_t zone[] = "\6docker";
+    uint8_t b[512], out[512];
+    size_t n = t_query(b, 9, "2.0.17.172.in-addr.arpa", DNS_T_ANY, -1, false, 0);
+    ck_assert_int_eq(parse(b, n), 0);
+    struct dns_msg m;
+    ck_assert_int_eq(dns_msg_start(&m, out, sizeof out, &q, DNS_AA, 0), 0);
+    dns_msg_set_zone(&m, zone, sizeof zone, 0);
+    ck_assert_int_eq(dns_msg_add_soa(&m, DNS_ANSWER, DNS_QNAME_OFF, 5, 7, 5), 0);
+    int target = dns_msg_add_ns(&m, DNS_ANSWER, DNS_QNAME_OFF, 5);
+    ck_assert_int_gt(target, 0);
+    struct addr a;
+    addr_from_ip(&a, "127.0.0.1", 0);
+    ck_assert_int_eq(dns_msg_add_addr(&m, DNS_ADDITIONAL, (uint16_t)target, 5, &a), 0);
+    dns_msg_set_tc(&m);
+    size_t len = dns_msg_finish(&m, &q);
+    ck_assert_int_eq(dns_msg_check(out, len), (long)len);
+    struct t_reply *r = t_decode(out, len);
+    ck_assert(r->flags & DNS_TC);
+    ck_assert_uint_eq(r->an, 2);
+    char name[300];
+    size_t off = t_find(r, 0, DNS_T_SOA, 0)->rdoff;
+    ck_assert_int_eq(t_name(out, len, &off, name, sizeof name), 0);
+    ck_assert_str_eq(name, "ns.docker");
+    ck_assert_int_eq(t_name(out, len, &off, name, sizeof name), 0);
+    ck_assert_str_eq(name, "hostmaster.docker");
+    off = t_find(r, 0, DNS_T_NS, 0)->rdoff;
+    ck_assert_uint_eq(t_find(r, 0, DNS_T_NS, 0)->rdlen, 5); /* "ns" + pointer */
+    ck_assert_int_eq(t_name(out, len, &off, name, sizeof name), 0);
+    ck_assert_str_eq(name, "ns.docker");
+    ck_assert_str_eq(t_find(r, 2, DNS_T_A, 0)->name, "ns.docker");
+    free(r);
+    /* FORMERR (a trailing byte) to an EDNS query: header and OPT. */
+    n = t_query(b, 10, "a.docker", DNS_T_A, 1232, true, 0);
+    b[n++] = 0;
+    ck_assert_int_eq(parse(b, n), DNS_FORMERR);
+    ck_assert(q.edns);
+    ck_assert_uint_eq(dns_build_error(out, DNS_HDR + DNS_OPT_LEN - 1, &q, DNS_FORMERR),
+                      0);
+    len = dns_build_error(out, sizeof out, &q, DNS_FORMERR);
+    ck_assert_uint_eq(len, DNS_HDR + DNS_OPT_LEN);
+    r = t_decode(out, len);
+    ck_assert(r->has_opt);
+    ck_assert_uint_eq(r->opt_ttl, 0x8000);
+    ck_assert_uint_eq(r->rcode, DNS_FORMERR);
+    free(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dns_wire");
@@ -454,6 +507,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_msg_check_pointers);
     tcase_add_test(t, test_names);
     tcase_add_test(t, test_ptr_names);
+    tcase_add_test(t, test_zone_names_partial_and_error_opt);
     suite_add_tcase(s, t);
     return s;
 }

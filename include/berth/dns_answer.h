@@ -1,6 +1,8 @@
 /* The DNS answers berth makes itself: the zone <domain> from the registry
- * (names, NXDOMAIN and empty NOERROR with the zone's SOA), PTR for container
- * addresses, errors; and the decision that a query goes upstream instead.
+ * (names, NXDOMAIN and empty NOERROR with the zone's SOA, empty
+ * non-terminals, the apex's SOA and NS ns.<zone>, which is berth), every
+ * type of a container address's reverse name, errors, refusals of classes
+ * other than IN; and the decision that a query goes upstream instead.
  *
  * Pure: no I/O, and no allocation per query (the address scratch space is
  * made once), so the whole path runs under the fuzzer.
@@ -29,13 +31,15 @@ enum dns_action {
     DNS_DROP,    /* not a query (too short, or a response): no reply */
 };
 
-/* Handles one message from a client. cap is out's size; the reply also
- * stays within what the client takes (dns_reply_limit), setting TC when the
- * records do not fit. Multi-address answers rotate from one reply to the
- * next. */
+/* Handles one message from a client. local: the address it arrived on
+ * (what ns.<zone> answers; NULL or a wildcard when not known). cap is
+ * out's size; the reply also stays within what the client takes
+ * (dns_reply_limit): addresses that do not all fit are cut to the whole
+ * records that do, with TC. Multi-address answers rotate from one reply to
+ * the next, a cut one past what it held. */
 enum dns_action dns_respond(struct dns_responder *r, const uint8_t *pkt, size_t len,
-                            bool tcp, struct dns_query *q, uint8_t *out, size_t cap,
-                            size_t *outlen);
+                            bool tcp, const struct addr *local, struct dns_query *q,
+                            uint8_t *out, size_t cap, size_t *outlen);
 
 /* A reply to a parsed query with no records: SERVFAIL, REFUSED, or TC set
  * in flags for an upstream answer too large for the client. Returns its

@@ -48,6 +48,9 @@ void dns_tcp_reply(struct dns_tcp_conn *c, const uint8_t *msg, size_t len);
 
 size_t dns_tcp_conns(const struct dns_tcp *t);
 int dns_tcp_local_addr(const struct dns_tcp *t, struct addr *out);
+/* The address c's client connected to (the listener's, or when that is a
+ * wildcard the kernel's answer). Returns 0 or -1. */
+int dns_tcp_conn_local(const struct dns_tcp_conn *c, struct addr *out);
 
 /* The framing, for both ends of DNS over TCP (these connections and the
  * forwarder's retries upstream). Whether in starts with a whole message;

@@ -42,6 +42,7 @@ enum dns_type {
     DNS_T_NS = 2,
     DNS_T_SOA = 6,
     DNS_T_PTR = 12,
+    DNS_T_TXT = 16,
     DNS_T_AAAA = 28,
     DNS_T_OPT = 41,
     DNS_T_IXFR = 251,
@@ -49,7 +50,7 @@ enum dns_type {
     DNS_T_ANY = 255,
 };
 
-enum { DNS_C_IN = 1, DNS_C_ANY = 255 };
+enum { DNS_C_IN = 1, DNS_C_CH = 3, DNS_C_ANY = 255 };
 
 enum dns_rcode {
     DNS_NOERROR = 0,
@@ -79,8 +80,8 @@ struct dns_query {
 
 /* Parses a query. Returns 0 for a query to answer; -1 to drop it silently
  * (shorter than a header, or a response); DNS_FORMERR or DNS_NOTIMP when
- * only an error reply is possible (then id and flags are valid, nothing
- * else is). Rejected: QDCOUNT != 1, compressed or over-long question
+ * only an error reply is possible (then id, flags and the EDNS fields are
+ * valid, nothing else is). Rejected: QDCOUNT != 1, compressed or over-long question
  * names, records running past the end, a second OPT or one not owned by the
  * root, trailing bytes. */
 int dns_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q);
@@ -107,8 +108,11 @@ struct dns_msg {
     size_t len;
     size_t reserve; /* kept free for the OPT record */
     size_t question_end;
-    unsigned rcode;    /* may be extended (> 15) */
-    uint16_t count[3]; /* answer, authority, additional */
+    unsigned rcode;      /* may be extended (> 15) */
+    uint16_t count[3];   /* answer, authority, additional */
+    const uint8_t *zone; /* wire form: under it SOA and NS name berth */
+    size_t zone_len;
+    uint16_t zone_off; /* where the zone's name is in buf; 0: not yet */
 };
 
 enum dns_section { DNS_ANSWER = 0, DNS_AUTHORITY = 1, DNS_ADDITIONAL = 2 };
@@ -128,18 +132,33 @@ int dns_msg_add_addr(struct dns_msg *m, enum dns_section s, uint16_t owner,
 /* PTR owned by owner, pointing at "<name>.<zone>" (name is dotted text). */
 int dns_msg_add_ptr(struct dns_msg *m, uint16_t owner, uint32_t ttl, const char *name,
                     const uint8_t *zone, size_t zone_len);
-/* The zone's SOA; zone is the offset of the zone's name in the message. */
-int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t zone, uint32_t ttl,
-                    uint32_t serial, uint32_t minimum);
+/* The zone (wire form, kept by the caller) whose server names, ns.<zone>
+ * and hostmaster.<zone>, SOA and NS records carry; off: where its name
+ * already is in the message, 0 if nowhere yet (then the first record that
+ * needs it writes it in full, the later ones point at it). */
+void dns_msg_set_zone(struct dns_msg *m, const uint8_t *zone, size_t zone_len,
+                      uint16_t off);
+/* An SOA owned by the name at offset owner: MNAME ns.<zone>, RNAME
+ * hostmaster.<zone> (without dns_msg_set_zone: the owner's zone). */
+int dns_msg_add_soa(struct dns_msg *m, enum dns_section s, uint16_t owner,
+                    uint32_t ttl, uint32_t serial, uint32_t minimum);
+/* NS ns.<zone> owned by owner. Returns the target's offset (the owner of
+ * its addresses in the additional section), 0 when no pointer can reach
+ * it, -1 when it does not fit. */
+int dns_msg_add_ns(struct dns_msg *m, enum dns_section s, uint16_t owner,
+                   uint32_t ttl);
 void dns_msg_set_rcode(struct dns_msg *m, unsigned rcode);
 /* The reply did not fit: every record goes, TC is set. */
 void dns_msg_truncate(struct dns_msg *m);
+/* Only part of the reply fit: the records that did stay, TC is set. */
+void dns_msg_set_tc(struct dns_msg *m);
 /* Appends OPT when q had it (q->dnssec_ok echoed), fills in the counts.
  * Returns the message length. */
 size_t dns_msg_finish(struct dns_msg *m, const struct dns_query *q);
 
-/* A header-only reply (FORMERR, NOTIMP) to what dns_parse_query read.
- * Returns DNS_HDR, or 0 when cap is smaller. */
+/* A reply without question (FORMERR, NOTIMP) to what dns_parse_query
+ * read: the header, and OPT when the query had one. Returns its length, or
+ * 0 when cap is smaller. */
 size_t dns_build_error(uint8_t *out, size_t cap, const struct dns_query *q,
                        unsigned rcode);
 

@@ -14,6 +14,7 @@
 #ifndef BERTH_NAME_INDEX_H
 #define BERTH_NAME_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "berth/registry.h"
@@ -39,5 +40,8 @@ int name_index_resolve(struct name_index *x, const char *name, size_t len, int f
                        size_t first, struct addr *out, size_t max);
 int name_index_ptr(struct name_index *x, const struct addr *ip, char *name,
                    size_t len);
+
+/* As registry_has_below. */
+bool name_index_has_below(struct name_index *x, const char *name, size_t len);
 
 #endif

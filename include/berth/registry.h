@@ -145,4 +145,9 @@ size_t registry_count(const struct registry *r);
 typedef void registry_visit_fn(const struct reg_container *c, void *arg);
 void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg);
 
+/* True when some name exists below name (len bytes, not NUL-terminated):
+ * "internal.mynet" for the alias "db.internal" on network "mynet". A hash
+ * lookup, for DNS's empty non-terminals. */
+bool registry_has_below(struct registry *r, const char *name, size_t len);
+
 #endif

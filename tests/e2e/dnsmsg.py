@@ -14,7 +14,8 @@ import struct
 
 # record types
 T_A, T_NS, T_SOA, T_PTR, T_AAAA, T_OPT = 1, 2, 6, 12, 28, 41
-CLASS_IN = 1
+T_MX, T_TXT, T_ANY = 15, 16, 255
+CLASS_IN, CLASS_CH, CLASS_ANY = 1, 3, 255
 
 # response codes
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
@@ -42,11 +43,12 @@ def opt_record(size, version=0, do=False):
     return b"\0" + struct.pack(">HHBBHH", T_OPT, size, 0, version, EDNS_DO if do else 0, 0)
 
 
-def query(name, qtype=T_A, qid=0x1234, flags=RD, edns=None, do=False, version=0):
-    """One question of class IN; with edns (the advertised UDP size) an OPT
-    record in the additional section."""
+def query(name, qtype=T_A, qid=0x1234, flags=RD, edns=None, do=False, version=0,
+          qclass=CLASS_IN):
+    """One question (class IN unless qclass says otherwise); with edns (the
+    advertised UDP size) an OPT record in the additional section."""
     msg = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 1 if edns is not None else 0)
-    msg += qname_wire(name) + struct.pack(">HH", qtype, CLASS_IN)
+    msg += qname_wire(name) + struct.pack(">HH", qtype, qclass)
     if edns is not None:
         msg += opt_record(edns, version, do)
     return msg

@@ -316,7 +316,7 @@ class PrivateDockerd:
         os.makedirs(os.path.join(img, "tmp"))
         shutil.copy(BUSYBOX, os.path.join(img, "bin", "busybox"))
         for a in ("sh", "httpd", "nc", "sleep", "cat", "echo", "hostname", "mkdir",
-                  "kill", "ls", "ip", "wget", "true"):
+                  "kill", "ls", "ip", "wget", "true", "nslookup"):
             os.symlink("busybox", os.path.join(img, "bin", a))
         for name, text in (("hostweb", HOSTWEB), ("echo7", ECHO7)):
             p = os.path.join(img, "bin", name)

@@ -20,7 +20,11 @@ db.backend, PTR back to <name>.docker., AAAA on an IPv4-only name (NOERROR,
 empty, SOA), unknown names (NXDOMAIN, SOA), the project lab.docker (NOERROR,
 empty), a forwarded name, +tcp, TTL = --ttl; a container started, stopped
 and renamed is reflected within BERTH_E2E_FOLLOW_MAX_S (default 1.0) s, the
-times printed. Then, printed only (no assertion on speed): Docker's own
+times printed. A 100-replica service (project big, lab.yml) with a second
+berth on the private bridge's gateway:53: dig +noedns +ignore gets TC and
+the 30 records that fit 512 bytes, and busybox nslookup in a container
+started with --dns <gateway> prints 30 addresses a run, all 100 within 6
+runs. Then, printed only (no assertion on speed): Docker's own
 embedded DNS answer for `api` from a replica's namespace (nsenter), and
 dnsperf queries/s of berth's local answers, Docker's embedded DNS (dnsperf
 run inside the replica's namespace) and the dnsmasq upstream.
@@ -430,6 +434,46 @@ class DnsDocker(unittest.TestCase):
 
     def replica_pid(self):
         return D.inspect("lab_api_1")["State"]["Pid"]
+
+    def test_25_hundred_replicas_busybox_nslookup(self):
+        """api.big: 100 replicas. berth on the private bridge's gateway, a
+        busybox container started with --dns that address: nslookup (no
+        EDNS, no TCP) prints the 30 addresses that fit 512 bytes, a few runs
+        reach all 100. dig +noedns +ignore shows TC with 30 records."""
+        D.compose("big", "lab.yml", "up", "-d", "--scale", "api=100", timeout=900)
+        gw = None
+        try:
+            ips = {D.ip(f"big_api_{n}", "big_default") for n in range(1, 101)}
+            self.check(len(ips) == 100, f"{len(ips)} replicas of big_api")
+            gw = u.Berth(["--docker", D.url, "--dns", f"{D.gateway}:53",
+                          "--upstream", f"127.0.0.1:{DM.port}"], docker=True)
+            gw.wait_bound([("udp", 53)])
+
+            def all_there():
+                s = socket.create_connection((D.gateway, 53), timeout=2)
+                with s:
+                    s.sendall(tcp_frame(query("api.big.docker")))
+                    return len(parse(tcp_read(s))["answer"]) == 100
+            self.check(wait_for(all_there, SETTLE_S, 0.1)[0], "berth never had 100")
+            out = td.dig(53, "+noedns", "+ignore", "api.big.docker", server=D.gateway)
+            self.check("tc" in td.flags(out) and len(td.section(out, "ANSWER")) == 30,
+                       f"dig +noedns:\n{out}")
+            seen, runs = set(), 0
+            while len(seen) < 100 and runs < 6:
+                out = D.docker("run", "--rm", "--dns", D.gateway, dk.IMAGE,
+                               "nslookup", "api.big.docker", check=False, timeout=60)
+                got = set(re.findall(r"Address:\s*(\d+\.\d+\.\d+\.\d+)", out))
+                got.discard(D.gateway)
+                self.check(len(got) == 30 and got <= ips,
+                           f"nslookup printed {len(got)} replicas:\n{out}")
+                seen |= got
+                runs += 1
+            note(f"busybox nslookup: 30 of 100 per run, all 100 seen in {runs} runs")
+            self.check(len(seen) == 100, f"{len(seen)} of 100 after {runs} runs")
+        finally:
+            if gw is not None:
+                gw.close()
+            D.compose("big", "lab.yml", "down", "-t", "1", check=False, timeout=900)
 
     def test_30_docker_embedded_dns_printed(self):
         if not NSENTER:

@@ -1,5 +1,6 @@
 /* libFuzzer target: any bytes as a DNS query through the whole local
- * answer path (parser, zone names, PTR, errors, EDNS, truncation, over UDP
+ * answer path (parser, zone names, empty non-terminals, ns.docker, reverse
+ * names, classes, errors, EDNS, truncation, over UDP
  * and TCP limits), and as an upstream answer through the forwarder's
  * checks. Besides not crashing, every reply berth builds must be a
  * well-formed message within the client's limit, answering the question
@@ -29,9 +30,9 @@ static void put(struct registry *r, const char *id, const char *name,
                 const char *v4, const char *v6)
 {
     struct reg_endpoint ep = {.network = net};
-    const char *aliases[] = {"alias"};
+    const char *aliases[] = {"alias", "db.internal"};
     ep.aliases = aliases;
-    ep.naliases = 1;
+    ep.naliases = 2;
     if (v4 && inet_pton(AF_INET, v4, &ep.v4) == 1)
         ep.has_v4 = true;
     if (v6 && inet_pton(AF_INET6, v6, &ep.v6) == 1)
@@ -97,10 +98,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dns_responder *r = responder();
     if (size > DNS_MSG_MAX)
         return 0;
+    /* ns.docker answers with the address a query came to: one of each
+     * family. */
+    struct addr local[2];
+    addr_from_ip(&local[0], "127.0.0.1", 53);
+    addr_from_ip(&local[1], "::1", 53);
     for (int tcp = 0; tcp < 2; tcp++) {
         struct dns_query q;
         size_t len = 0, cap = tcp ? DNS_MSG_MAX : DNS_UDP_MAX;
-        enum dns_action act = dns_respond(r, data, size, tcp, &q, out, cap, &len);
+        enum dns_action act = dns_respond(r, data, size, tcp, &local[tcp], &q, out,
+                                          cap, &len);
         if (act == DNS_REPLY) {
             size_t limit = q.qname ? dns_reply_limit(&q, tcp) : cap;
             check_reply(&q, data, out, len, limit);
