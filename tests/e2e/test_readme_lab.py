@@ -367,7 +367,11 @@ class ReadmeLab(unittest.TestCase):
             "db.backend.docker": [db_backend],
             "db.lab_backend.docker": [db_backend],
             "lab_db_1.backend.docker": [db_backend],
+            "ns.docker": ["127.0.0.1"],   # the address the query came to
         }
+        # Names the table says exist with no records: NOERROR, not NXDOMAIN.
+        for name in ("lab.docker", "backend.docker", "lab_backend.docker"):
+            want[name] = []
 
         def dig(*args):
             r = run([td.DIG, "@127.0.0.1", "-p", str(port), "+time=2", "+tries=2"]
@@ -409,6 +413,9 @@ class ReadmeLab(unittest.TestCase):
                 self.assertIn(name, want, f"README table name not covered: {name}")
                 got = wait_for(lambda: sorted(dig("+short", name)) == want[name], 5)
                 self.assertTrue(got, f"{name} ({text}): {dig('+short', name)}")
+                if not want[name]:
+                    status = dig("+noall", "+comments", name)
+                    self.assertIn("NOERROR,", status, f"{name} ({text}): {status}")
         return dig
 
     def ambiguity(self, b, dig):
