@@ -188,15 +188,60 @@ static bool say_ambiguous(struct registry *r, const char *name, uint32_t nets)
 /* <prefix>.<net> into full (just <net> when at is 0: the key alone), for
  * name lc read with a key starting at at. Its length if the index has it,
  * else -1. */
-static int under(struct registry *r, const char *lc, size_t at, const char *net,
-                 char *full, size_t size)
+static int join(const char *lc, size_t at, const char *net, char *full, size_t size)
 {
     int n = snprintf(full, size, "%.*s%s%s", (int)(at ? at - 1 : 0), lc, at ? "." : "",
                      net);
-    if (n < 0 || (size_t)n >= size ||
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+static int under(struct registry *r, const char *lc, size_t at, const char *net,
+                 char *full, size_t size)
+{
+    int n = join(lc, at, net, full, size);
+    if (n < 0 ||
         name_index_resolve(r->index, full, (size_t)n, AF_INET, 0, NULL, 0) < 0)
         return -1;
     return n;
+}
+
+/* name lowered into lc (REG_NAME_MAX bytes); false when no Compose key can
+ * match it. */
+static bool lower_keyed(const struct registry *r, const char *name, size_t len,
+                        char *lc)
+{
+    if (!r->nkeyed || len == 0 || len >= REG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        lc[i] = (char)tolower((unsigned char)name[i]);
+    lc[len] = '\0';
+    return true;
+}
+
+/* The first key at or after *at that the rest of lc is, trying the whole
+ * name and then what follows each dot; *at is left at it. NULL when none. */
+static const struct keyed *next_key(struct registry *r, const char *lc, size_t len,
+                                    size_t *at)
+{
+    for (;;) {
+        const struct keyed *k = idmap_get(r->bykey, lc + *at);
+        if (k)
+            return k;
+        const char *dot = memchr(lc + *at, '.', len - *at);
+        if (!dot)
+            return NULL;
+        *at = (size_t)(dot - lc) + 1;
+    }
+}
+
+/* The position after the key found at at, for next_key's next round. */
+static bool skip_key(const char *lc, size_t len, size_t *at)
+{
+    const char *dot = memchr(lc + *at, '.', len - *at);
+    if (!dot)
+        return false;
+    *at = (size_t)(dot - lc) + 1;
+    return true;
 }
 
 /* name (lc, len bytes) read as <prefix>.<key>, key starting at at (0: the
@@ -247,21 +292,17 @@ static int resolve_keyed(struct registry *r, const char *name, size_t len, int f
                          size_t first, struct addr *out, size_t max)
 {
     char lc[REG_NAME_MAX];
-    if (!r->nkeyed || len == 0 || len >= sizeof lc)
+    if (!lower_keyed(r, name, len, lc))
         return -1;
-    for (size_t i = 0; i < len; i++)
-        lc[i] = (char)tolower((unsigned char)name[i]);
-    lc[len] = '\0';
-    for (size_t at = 0;;) {
-        const struct keyed *k = idmap_get(r->bykey, lc + at);
-        int n = k ? resolve_key(r, lc, len, at, k, family, first, out, max) : -2;
+    const struct keyed *k;
+    for (size_t at = 0; (k = next_key(r, lc, len, &at));) {
+        int n = resolve_key(r, lc, len, at, k, family, first, out, max);
         if (n != -2)
             return n;
-        const char *dot = memchr(lc + at, '.', len - at);
-        if (!dot)
-            return -1;
-        at = (size_t)(dot - lc) + 1;
+        if (!skip_key(lc, len, &at))
+            break;
     }
+    return -1;
 }
 
 /* ---- networks ---- */
@@ -584,5 +625,22 @@ const char *registry_engine_why(const struct registry *r) { return r->engine_why
 
 bool registry_has_below(struct registry *r, const char *name, size_t len)
 {
-    return name_index_has_below(r->index, name, len);
+    if (name_index_has_below(r->index, name, len))
+        return true;
+    /* Through a Compose key, as registry_resolve reads one: names below
+     * "internal.lab_backend" are below "internal.backend" too. */
+    char lc[REG_NAME_MAX], full[2 * REG_NAME_MAX + 2];
+    if (!lower_keyed(r, name, len, lc))
+        return false;
+    const struct keyed *k;
+    for (size_t at = 0; (k = next_key(r, lc, len, &at));) {
+        for (size_t i = 0; i < k->n; i++) {
+            int n = join(lc, at, k->nets[i].name, full, sizeof full);
+            if (n > 0 && name_index_has_below(r->index, full, (size_t)n))
+                return true;
+        }
+        if (!skip_key(lc, len, &at))
+            break;
+    }
+    return false;
 }

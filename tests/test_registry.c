@@ -322,6 +322,20 @@ START_TEST(test_compose_network_keys)
     ck_assert_str_eq(resolve(r, "web.backend", AF_INET), "NX");
     ck_assert_str_eq(resolve(r, "x.db.backend", AF_INET), "NX");
 
+    /* Names below a name read through a key exist there too (DNS's empty
+     * non-terminals): the alias pg.internal on lab_backend. */
+    const char *pg_alias[] = {"pg.internal"};
+    struct reg_endpoint pg[] = {ep("lab_backend", "10.6.0.3", NULL, pg_alias, 1)};
+    put(r, ID("bbbbbbbbbbbbb"), "lab_pg_1", "lab", "pg", 1, pg, 1);
+    ck_assert(registry_has_below(r, "internal.lab_backend", 20));
+    ck_assert(registry_has_below(r, "internal.backend", 16));
+    ck_assert(registry_has_below(r, "Internal.BACKEND", 16));
+    ck_assert(!registry_has_below(r, "other.backend", 13));
+    ck_assert(!registry_has_below(r, "internal.default", 16));
+    ck_assert_str_eq(resolve(r, "pg.internal.backend", AF_INET), "10.6.0.3");
+    registry_drop(r, ID("bbbbbbbbbbbbb"));
+    ck_assert(!registry_has_below(r, "internal.backend", 16));
+
     /* A second project with a "backend" key but no db there: still lab's. */
     const char *cache_alias[] = {"cache"};
     struct reg_endpoint cache[] = {
