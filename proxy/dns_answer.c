@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "berth/dns_msg.h"
+
 /* Most addresses one name answers with: a full 64 KiB TCP reply holds about
  * 4,000 A records, a 4 KiB UDP one about 250; no Compose service comes
  * close to this many replicas. */

@@ -3,6 +3,7 @@
 #include "check_run.h"
 #include <arpa/inet.h>
 
+#include "berth/dns_msg.h"
 #include "berth/dns_wire.h"
 #include "dnstest.h"
 
