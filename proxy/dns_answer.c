@@ -114,20 +114,24 @@ static void answer_name(struct dns_responder *r, struct dns_msg *m,
         }
         if (got4 + got6 > 1)
             r->rotation++;
-        size_t put = add_rotated(m, r->ttl, r->addrs, got4,
-                                 got4 ? r->rotation % got4 : 0);
-        if (put == got4)
-            put += add_rotated(m, r->ttl, r->addrs + got4, got6,
+        size_t put4 = add_rotated(m, r->ttl, r->addrs, got4,
+                                  got4 ? r->rotation % got4 : 0);
+        size_t put6 = 0;
+        if (put4 == got4)
+            put6 = add_rotated(m, r->ttl, r->addrs + got4, got6,
                                got6 ? r->rotation % got6 : 0);
-        if (put < got4 + got6) {
+        if (put4 + put6 < got4 + got6) {
             /* As many whole records as the client takes, and TC (RFC 2181
              * section 9): a client that cannot retry over TCP (busybox,
              * musl before 1.2.4) still gets addresses. The next reply
              * starts after the last one sent, so successive ones reach
-             * every replica. */
+             * every replica. Each family starts at rotation % its count:
+             * the advance is the records put of the family that was cut
+             * (the other was sent whole, or not at all). */
             dns_msg_set_tc(m);
-            if (put > 1)
-                r->rotation += (uint32_t)put - 1;
+            size_t cut = put4 < got4 ? put4 : put6;
+            if (cut > 1)
+                r->rotation += (uint32_t)cut - 1;
             return;
         }
         below = n4 < 0 && n6 < 0 && registry_has_below(r->reg, name, (size_t)len);

@@ -319,6 +319,53 @@ START_TEST(test_truncated_answers_rotate)
 }
 END_TEST
 
+/* ANY for a name with 10 A and 40 AAAA records, no EDNS: the 10 A records
+ * and 11 AAAA fit 512 bytes. The next reply's AAAA records start after the
+ * last AAAA sent, so ceil(40 / 11) = 4 replies cover all 40 (the A records
+ * sent before them do not move the AAAA start). */
+START_TEST(test_truncated_any_rotates_each_family)
+{
+    struct dns_fx f;
+    start(&f);
+    for (int i = 1; i <= 40; i++) {
+        char id[65], name[32], v4[32], v6[64];
+        snprintf(id, sizeof id, "f%063d", i);
+        snprintf(name, sizeof name, "mix_svc_%d", i);
+        snprintf(v4, sizeof v4, "10.2.0.%d", i);
+        snprintf(v6, sizeof v6, "fd00::2:%x", i);
+        t_put(f.reg, id, name, "mix", "svc", i, "mix_default", i <= 10 ? v4 : NULL, v6,
+              NULL);
+    }
+    bool seen[41] = {false};
+    int nseen = 0;
+    for (int k = 0; k < 4; k++) {
+        struct t_reply *r = t_ask(&f, "svc.mix.docker", DNS_T_ANY, -1, buf,
+                                  sizeof buf);
+        ck_assert(r->flags & DNS_TC);
+        ck_assert_uint_le(r->len, 512);
+        unsigned n4 = 0, n6 = 0;
+        for (size_t i = 0; i < r->an; i++) {
+            const uint8_t *d = r->msg + r->rr[i].rdoff;
+            if (r->rr[i].type == DNS_T_A) {
+                n4++;
+                continue;
+            }
+            ck_assert_uint_eq(r->rr[i].type, DNS_T_AAAA);
+            int v = d[14] * 256 + d[15];
+            ck_assert(v >= 1 && v <= 40);
+            n6++;
+            nseen += !seen[v];
+            seen[v] = true;
+        }
+        ck_assert_uint_eq(n4, 10);
+        ck_assert_uint_eq(n6, 11);
+        free(r);
+    }
+    ck_assert_int_eq(nseen, 40);
+    dns_fx_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -332,6 +379,7 @@ int main(void)
     tcase_add_test(tc, test_classes);
     tcase_add_test(tc, test_errors_carry_opt);
     tcase_add_test(tc, test_truncated_answers_rotate);
+    tcase_add_test(tc, test_truncated_any_rotates_each_family);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
