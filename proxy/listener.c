@@ -8,7 +8,6 @@
 
 #include "berth/acceptor.h"
 #include "berth/log.h"
-#include "berth/registry.h"
 #include "berth/tcp_relay.h"
 
 struct tcp_listener {
@@ -46,11 +45,7 @@ static void on_client(void *arg, int c, const struct addr *peer)
              * hold the client; the port comes alive with the container.
              * Said with why (the engine may be what is missing), once per
              * reason and 10 s: a client may retry hundreds of times. */
-            char why[REG_WHY_MAX + 200];
-            uint64_t k = relay_unresolved(l->ctx, l->m, why, sizeof why);
-            relay_log_limited(l->ctx, LOG_INFO, l->m, peer,
-                              relay_key(RELAY_SAID_UNRESOLVED, 0, NULL) ^ k, "%s",
-                              why);
+            relay_log_unresolved(l->ctx, l->m, peer, "");
             sock_set_reset_on_close(c);
             close(c);
             return;

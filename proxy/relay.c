@@ -215,20 +215,44 @@ void relay_log(enum log_level level, const struct mapping *m,
             addr_format(client, peer, sizeof peer), msg);
 }
 
-uint64_t relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m,
-                          char *out, size_t outlen)
+/* Why relay_resolve finds nothing, as relay_unresolved says it. */
+enum unresolved {
+    UNRESOLVED_NONE = 1, /* synced: nothing runs by that name */
+    UNRESOLVED_STALE,
+    UNRESOLVED_UNKNOWN, /* never synced */
+    UNRESOLVED_LOST,    /* synced once, the engine cannot be followed now */
+};
+
+static enum unresolved unresolved_state(const struct relay_ctx *ctx, const char **why)
 {
-    const char *name = m->target_name;
-    const char *why = ctx->reg ? registry_engine_why(ctx->reg) : "";
-    uint64_t h = hash_bytes(HASH_INIT, why, strlen(why));
-    if (ctx->reg && registry_stale(ctx->reg)) {
+    *why = ctx->reg ? registry_engine_why(ctx->reg) : "";
+    if (ctx->reg && registry_stale(ctx->reg))
+        return UNRESOLVED_STALE;
+    if (ctx->reg && !registry_known(ctx->reg))
+        return UNRESOLVED_UNKNOWN;
+    return (*why)[0] ? UNRESOLVED_LOST : UNRESOLVED_NONE;
+}
+
+uint64_t relay_unresolved_key(const struct relay_ctx *ctx)
+{
+    const char *why;
+    enum unresolved st = unresolved_state(ctx, &why);
+    /* The engine's why is a few dozen bytes: hashed, not formatted. */
+    return (uint64_t)st << 32 | hash_bytes(HASH_INIT, why, strlen(why));
+}
+
+void relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m, char *out,
+                      size_t outlen)
+{
+    const char *name = m->target_name, *why;
+    switch (unresolved_state(ctx, &why)) {
+    case UNRESOLVED_STALE:
         snprintf(out, outlen,
                  "'%s': not resolved while berth's container list is stale (no sync "
                  "with the Docker engine for longer than --stale-after%s%s)",
                  name, why[0] ? ": " : "", why);
-        return (uint64_t)1 << 32 | h;
-    }
-    if (ctx->reg && !registry_known(ctx->reg)) {
+        return;
+    case UNRESOLVED_UNKNOWN:
         if (why[0])
             snprintf(
                 out, outlen,
@@ -239,17 +263,17 @@ uint64_t relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m,
                      "'%s': nothing known yet: the first sync with the Docker engine "
                      "has not ended",
                      name);
-        return (uint64_t)2 << 32 | h;
-    }
-    if (why[0]) {
+        return;
+    case UNRESOLVED_LOST:
         snprintf(out, outlen,
                  "no running container '%s' (as of the last sync; berth cannot follow "
                  "the Docker engine now: %s)",
                  name, why);
-        return (uint64_t)3 << 32 | h;
+        return;
+    case UNRESOLVED_NONE:
+        break;
     }
     snprintf(out, outlen, "no running container '%s'", name);
-    return 0;
 }
 
 uint64_t relay_key(enum relay_said kind, int err, const struct addr *a)
@@ -258,27 +282,58 @@ uint64_t relay_key(enum relay_said kind, int err, const struct addr *a)
     return a ? h | addr_hash(a) : h;
 }
 
-void relay_log_limited(struct relay_ctx *ctx, enum log_level level,
-                       const struct mapping *m, const struct addr *client,
-                       uint64_t key, const char *fmt, ...)
+/* The slot for the summary's words when the line is to be said now;
+ * NULL: only counted (or filtered out). */
+static char *limited_accept(struct relay_ctx *ctx, enum log_level level,
+                            const struct mapping *m, uint64_t key)
 {
     if (level > log_get_level())
-        return;
+        return NULL;
     uint64_t now = clock_ms();
     char *text = log_limit_event(ctx->said, m, key, level, now);
     arm_said(ctx, now);
-    if (!text)
-        return;
-    char peer[ADDR_STRLEN], msg[LOG_LIMIT_TEXT];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
+    return text;
+}
+
+static void limited_say(enum log_level level, const struct mapping *m,
+                        const struct addr *client, char *text, const char *msg)
+{
+    char peer[ADDR_STRLEN];
     log_msg(level, "%s client %s: %s", m->label,
             addr_format(client, peer, sizeof peer), msg);
     /* The summary says it without the client: it stands for many. */
     if (snprintf(text, LOG_LIMIT_TEXT, "%s: %s", m->label, msg) >= LOG_LIMIT_TEXT)
         memcpy(text + LOG_LIMIT_TEXT - 4, "...", 4); /* cut: it still says which */
+}
+
+void relay_log_limited(struct relay_ctx *ctx, enum log_level level,
+                       const struct mapping *m, const struct addr *client,
+                       uint64_t key, const char *fmt, ...)
+{
+    char *text = limited_accept(ctx, level, m, key);
+    if (!text)
+        return;
+    char msg[LOG_LIMIT_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    limited_say(level, m, client, text, msg);
+}
+
+void relay_log_unresolved(struct relay_ctx *ctx, const struct mapping *m,
+                          const struct addr *client, const char *suffix)
+{
+    char *text = limited_accept(ctx, LOG_INFO, m,
+                                relay_key(RELAY_SAID_UNRESOLVED, 0, NULL) ^
+                                    relay_unresolved_key(ctx));
+    if (!text)
+        return;
+    char why[REG_WHY_MAX + 200], msg[LOG_LIMIT_TEXT];
+    relay_unresolved(ctx, m, why, sizeof why);
+    if (snprintf(msg, sizeof msg, "%s%s", why, suffix) >= (int)sizeof msg)
+        memcpy(msg + sizeof msg - 4, "...", 4);
+    limited_say(LOG_INFO, m, client, text, msg);
 }
 
 void relay_forget(struct relay_ctx *ctx, const struct mapping *m)

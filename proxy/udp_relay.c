@@ -13,7 +13,6 @@
 #include "berth/dgram.h"
 #include "berth/log.h"
 #include "berth/lru.h"
-#include "berth/registry.h"
 
 #define BUCKETS_MIN 16
 
@@ -188,13 +187,7 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     struct addr target = l->m->target;
     if (l->m->target_name[0] && relay_resolve(l->ctx, l->m, &l->rr, &target, 1) == 0) {
         /* Why, once per reason and 10 s: every datagram comes here. */
-        if (log_get_level() >= LOG_INFO) {
-            char why[REG_WHY_MAX + 200];
-            uint64_t k = relay_unresolved(l->ctx, l->m, why, sizeof why);
-            relay_log_limited(l->ctx, LOG_INFO, l->m, client,
-                              relay_key(RELAY_SAID_UNRESOLVED, 0, NULL) ^ k,
-                              "%s; datagram dropped", why);
-        }
+        relay_log_unresolved(l->ctx, l->m, client, "; datagram dropped");
         return NULL;
     }
     if (l->nflows >= l->ctx->udp_max_flows && oldest(l)) {

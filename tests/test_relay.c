@@ -237,40 +237,97 @@ START_TEST(test_unresolved_says_why)
     fx_start(&f, 0);
     char out[600];
     uint64_t k[5];
-    k[0] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    k[0] = relay_unresolved_key(f.ctx);
+    relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
     ck_assert_str_eq(out,
                      "'api.lab': nothing known yet: the first sync with the Docker "
                      "engine has not ended");
     const char *why = "cannot connect to /x.sock: no such socket (is dockerd running? "
                       "is the path right?)";
     registry_set_engine(f.reg, false, why);
-    k[1] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    k[1] = relay_unresolved_key(f.ctx);
+    relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
     ck_assert_str_eq(out,
                      "'api.lab': nothing known yet: berth cannot follow the Docker "
                      "engine: cannot connect to /x.sock: no such socket (is "
                      "dockerd running? is the path right?)");
     registry_set_stale(f.reg, true);
-    k[2] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    k[2] = relay_unresolved_key(f.ctx);
+    relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
     ck_assert_str_eq(out, "'api.lab': not resolved while berth's container list is "
                           "stale (no sync with the Docker engine for longer than "
                           "--stale-after: cannot connect to /x.sock: no such socket "
                           "(is dockerd running? is the path right?))");
     registry_set_stale(f.reg, false);
     registry_set_engine(f.reg, true, why); /* synced once, then lost */
-    k[3] = relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
+    k[3] = relay_unresolved_key(f.ctx);
+    relay_unresolved(f.ctx, &f.tcp, out, sizeof out);
     ck_assert_str_eq(out, "no running container 'api.lab' (as of the last sync; berth "
                           "cannot follow the Docker engine now: cannot connect to "
                           "/x.sock: no such socket (is dockerd running? is the path "
                           "right?))");
     registry_set_engine(f.reg, true, NULL);
-    k[4] = relay_unresolved(f.ctx, &f.udp, out, sizeof out);
+    k[4] = relay_unresolved_key(f.ctx);
+    relay_unresolved(f.ctx, &f.udp, out, sizeof out);
     ck_assert_str_eq(out, "no running container 'api.lab'");
     for (int i = 0; i < 5; i++)
         for (int j = i + 1; j < 5; j++)
             ck_assert_uint_ne(k[i], k[j]);
     /* Another reason of the same class is another key. */
     registry_set_engine(f.reg, false, "GET /_ping: HTTP 500 from /x.sock: broke");
-    ck_assert_uint_ne(relay_unresolved(f.ctx, &f.tcp, out, sizeof out), k[1]);
+    ck_assert_uint_ne(relay_unresolved_key(f.ctx), k[1]);
+    fx_stop(&f);
+}
+END_TEST
+
+/* A client finding nothing: said once per reason with the suffix, then
+ * counted; another reason is said again at once. */
+START_TEST(test_log_unresolved)
+{
+    struct fx f;
+    fx_start(&f, 0);
+    log_set_level(LOG_INFO);
+    strcpy(f.udp.label, "127.0.0.1:82->api.lab:8080/udp");
+    registry_set_engine(f.reg, true, NULL);
+    FILE *log = tmpfile();
+    ck_assert_ptr_nonnull(log);
+    int saved = dup(2);
+    fflush(stderr);
+    dup2(fileno(log), 2);
+    struct addr client = t_addr("127.0.0.9", 40000);
+    for (int i = 0; i < 100; i++)
+        relay_log_unresolved(f.ctx, &f.udp, &client, "; datagram dropped");
+    registry_set_engine(f.reg, true, "GET /events: connection reset");
+    for (int i = 0; i < 50; i++)
+        relay_log_unresolved(f.ctx, &f.udp, &client, "; datagram dropped");
+    relay_forget(f.ctx, &f.udp);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(log);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = '\0';
+    fclose(log);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        lines++;
+    ck_assert_msg(lines == 4, "want 4 lines, got:\n%s", text);
+    ck_assert_msg(strstr(text, "berth info: 127.0.0.1:82->api.lab:8080/udp client "
+                               "127.0.0.9:40000: no running container 'api.lab'; "
+                               "datagram dropped\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text,
+                         "berth info: 127.0.0.1:82->api.lab:8080/udp: no running "
+                         "container 'api.lab'; datagram dropped (100 times"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "127.0.0.9:40000: no running container 'api.lab' (as "
+                               "of the last sync; berth cannot follow the Docker "
+                               "engine now: GET /events: connection reset); datagram "
+                               "dropped\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "connection reset); datagram dropped (50 times"), "%s",
+                  text);
     fx_stop(&f);
 }
 END_TEST
@@ -353,6 +410,7 @@ int main(void)
     tcase_add_test(tc, test_table_is_bounded);
     tcase_add_test(tc, test_stale_registry_resolves_nothing);
     tcase_add_test(tc, test_unresolved_says_why);
+    tcase_add_test(tc, test_log_unresolved);
     tcase_add_test(tc, test_log_limited);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -67,11 +67,14 @@ void relay_pass_over(struct relay_ctx *ctx, const struct addr *a);
 /* Why relay_resolve found nothing for m's name, for its client's line:
  * "no running container 'web'" once the engine was synced; otherwise what
  * is known of the engine, e.g. "'web': nothing known yet: berth cannot
- * follow the Docker engine: cannot connect to /x: no such socket (...)".
- * Returns a number that differs with the reason (a key for
+ * follow the Docker engine: cannot connect to /x: no such socket (...)". */
+void relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m, char *out,
+                      size_t outlen);
+
+/* Which reason relay_unresolved would give now, without formatting it: a
+ * number that differs with the reason and the engine's why (a key for
  * relay_log_limited). */
-uint64_t relay_unresolved(const struct relay_ctx *ctx, const struct mapping *m,
-                          char *out, size_t outlen);
+uint64_t relay_unresolved_key(const struct relay_ctx *ctx);
 
 /* Changes whenever a name may resolve differently (0 without Docker):
  * a relay that remembered an answer re-checks it when this moved. */
@@ -109,6 +112,14 @@ void relay_log_limited(struct relay_ctx *ctx, enum log_level level,
                        const struct mapping *m, const struct addr *client,
                        uint64_t key, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+
+/* A client of m finds nothing by its name: relay_log_limited at
+ * LOG_INFO of relay_unresolved's text followed by suffix (e.g. "" or
+ * "; datagram dropped"), keyed by relay_unresolved_key. The text is
+ * formatted only when the line is said: this runs per refused client or
+ * dropped datagram. */
+void relay_log_unresolved(struct relay_ctx *ctx, const struct mapping *m,
+                          const struct addr *client, const char *suffix);
 
 /* m's port goes away: the summaries of its lines are said now. */
 void relay_forget(struct relay_ctx *ctx, const struct mapping *m);
