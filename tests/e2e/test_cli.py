@@ -535,6 +535,24 @@ class CheckPlan(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("names not checked (--check-wait 0)", out.splitlines())
 
+    def test_check_wait_0_asks_no_engine(self):
+        """--check-wait 0 against an engine that is there: not one request
+        (the printed line alone would pass a --check that asked anyway);
+        the default wait asks it."""
+        fake = self.fake()
+        P = u.free_port()
+        args = ["--docker", fake.url, "-p", f"127.0.0.1:{P}:web:80"]
+        rc, out, err, _ = run_env(["--check", "--check-wait", "0"] + args, self.env,
+                                  strace_binds=False)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("names not checked (--check-wait 0)", out.splitlines(), out)
+        self.assertNotIn("  web -> web 127.0.0.2", out.splitlines(), out)
+        self.assertEqual(fake.paths(), [], "--check-wait 0 asked the engine")
+        rc, out, err, _ = run_env(["--check"] + args, self.env, strace_binds=False)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("  web -> web 127.0.0.2", out.splitlines(), out)
+        self.assertTrue(fake.paths(), "the default --check-wait never asked the engine")
+
 
 class DualStack(unittest.TestCase):
     """docker run -p's defaults: without HOST_IP, 0.0.0.0 and [::] (when
