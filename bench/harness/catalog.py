@@ -2,7 +2,8 @@
 
 # metric name -> (description, kind); kind 'traffic' runs every round,
 # 'memory' runs once (memory use is not noisy the way rates are), 'docker'
-# runs its own rounds against a private dockerd (harness/dnsserve.py).
+# runs its own rounds against a private dockerd (harness/dnsserve.py),
+# 'syscalls' runs once with exact operation counts (harness/syscalls.py).
 METRICS = {
     "conn": ("new TCP connections/s (wrk, Connection: close)", "traffic"),
     "keepalive": ("keep-alive HTTP requests/s (wrk)", "traffic"),
@@ -13,6 +14,8 @@ METRICS = {
     "idle": ("forwarder memory per idle TCP connection", "memory"),
     "dnsserve": ("DNS servers answering Docker names: berth, dnsmasq, "
                  "Docker's embedded DNS (dnsperf)", "docker"),
+    "syscalls": ("forwarder system calls and CPU per operation, exact N "
+                 "(perf)", "syscalls"),
 }
 
 # left out of --quick unless asked for with --metrics (needs a dockerd)

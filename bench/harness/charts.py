@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import syscalls
 from catalog import ROWS
 
 CHART_ROWS = ["conn", "keepalive", "keepalive_p99", "tput1", "tput4", "cpu1",
@@ -58,7 +59,7 @@ def _matplotlib(doc, outdir, stamp):
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
-    return paths
+    return paths + syscalls.charts(doc, outdir, stamp, plt)
 
 
 def _gnuplot(doc, outdir, stamp):

@@ -18,6 +18,7 @@ import memory          # noqa: E402
 import probe           # noqa: E402
 import procs           # noqa: E402
 import report          # noqa: E402
+import syscalls        # noqa: E402
 import traffic         # noqa: E402
 from backends import Backends   # noqa: E402
 from catalog import METRICS, NOT_QUICK     # noqa: E402
@@ -47,11 +48,17 @@ def parse_args(argv):
     ap.add_argument("--port-base", type=int, default=24000)
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
     ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--ops", type=int, help="operations per forwarder and "
+                    "kind for 'syscalls' (default 2000, --quick 200)")
+    ap.add_argument("--syscall-tool", choices=("auto", "perf", "strace"),
+                    default="auto", help="how 'syscalls' counts (default: "
+                    "perf when it works here, else strace)")
     a = ap.parse_args(argv)
     a.rounds = a.rounds or (1 if a.quick else 3)
     a.duration = a.duration or (2 if a.quick else 5)
     a.ports = a.ports or (200 if a.quick else 1000)
     a.idle = a.idle or (2000 if a.quick else 10000)
+    a.ops = a.ops or (200 if a.quick else 2000)
     if a.ports > 4000 or a.port_base + 200 + a.ports > 32768:
         ap.error("--ports/--port-base would reach the ephemeral port range")
     if not a.berth:
@@ -106,6 +113,7 @@ class Run:
         self.fwds, self.skipped, self.errors = [], {}, []
         self.runs = {m: {} for m in args.metric_list}
         self.body = None
+        self.syscall_tool = None      # set by syscalls.run_metric
 
     def error(self, msg):
         log("ERROR " + msg)
@@ -307,6 +315,8 @@ def main(argv):
         r.setup()
         r.traffic_rounds()
         r.memory_metrics()
+        if "syscalls" in a.metric_list:
+            syscalls.run_metric(r)
         if "dnsserve" in a.metric_list:
             dnsserve.run_metric(r)
     except KeyboardInterrupt:
@@ -327,10 +337,13 @@ def main(argv):
                       "idle_connections": a.idle, "wrk_connections": a.conns,
                       "metrics": a.metric_list, "pinning": pinning,
                       "berth": a.berth, "port_base": a.port_base,
+                      "syscall_ops": a.ops,
                       "interrupted": interrupted},
            "facts": info, "forwarders": names, "skipped": r.skipped,
            "errors": r.errors, "runs": r.runs, "summary": summary,
-           "targets": report.check_targets(summary), "logs": logs}
+           "targets": report.check_targets(summary),
+           "syscalls": syscalls.summarise(r.runs, names, r.syscall_tool),
+           "logs": logs}
     jpath, mpath, md = report.write(doc, a.out, stamp)
     pngs, how = charts.draw(doc, a.out, stamp)
     log("charts: %d PNG (%s)" % (len(pngs), how))

@@ -107,6 +107,15 @@ def stop(p, grace=3.0):
         _children.remove(p)
 
 
+def forget(p):
+    """Stop p if it still runs; else only drop it from the clean-up list
+    (signalling a reaped pid could reach an unrelated process)."""
+    if p.poll() is None:
+        stop(p)
+    elif p in _children:
+        _children.remove(p)
+
+
 def stop_many(procs):
     """Stop a list of processes quickly: TERM all, then wait, then KILL.
     Returns how many of them had to be killed (ignored SIGTERM for 5 s)."""

@@ -5,6 +5,7 @@ import shutil
 import statistics
 
 import dnsserve
+import syscalls
 from catalog import DNS_ROWS, METRICS, ROWS, TARGETS
 
 REF = "docker-proxy"
@@ -146,7 +147,8 @@ def markdown(doc):
         out.append("| %s %s | %s | %s |" % (label, arrow, unit, " | ".join(cells)))
     out += ["", "↑ higher is better, ↓ lower is better. `–`: not measured, "
             "not applicable, or every run failed (see errors below)."]
-    out += dnsserve.markdown(doc) + [""]
+    out += dnsserve.markdown(doc)
+    out += syscalls.markdown(doc) + [""]
     out += ["## Targets for berth (informational; never fail the run)", "",
             "| target | measured | need | result |", "|---|---|---|---|"]
     for t in doc["targets"]:
