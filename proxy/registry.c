@@ -1,15 +1,13 @@
 #include "berth/registry.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/hash.h"
+#include "berth/compose_keys.h"
 #include "berth/idmap.h"
-#include "berth/log.h"
 #include "berth/name_index.h"
 
 /* ---- stored containers and networks ---- */
@@ -21,6 +19,7 @@ struct ep {
     struct in6_addr v6;
     char **aliases;
     size_t naliases;
+    struct ck_member *keyed; /* its names under its network's key */
 };
 
 struct ctr {
@@ -36,23 +35,9 @@ struct ctr {
 
 struct net {
     char *name;
-    char *project, *key; /* Compose's labels, or NULL */
     struct reg_subnet *subnets;
     size_t n;
 };
-
-/* The networks one Compose key names (several projects may use it). */
-struct keyed_net {
-    char *name, *project;
-};
-struct keyed {
-    char *key; /* lower case: the idmap's key */
-    size_t n;
-    struct keyed_net *nets;
-};
-
-/* Ambiguous names already warned about, with a hash of their networks. */
-#define SAID_MAX 8
 
 struct registry {
     /* Pointers, so the id index below (keyed by each ctr's own id) and a
@@ -63,13 +48,7 @@ struct registry {
     struct name_index *index;
     struct net *nets;
     size_t nnets;
-    struct idmap *bykey; /* lower-case Compose key -> struct keyed */
-    size_t nkeyed;
-    struct {
-        char name[REG_NAME_MAX];
-        uint32_t nets;
-    } said[SAID_MAX];
-    unsigned nsaid; /* said[] is a ring */
+    struct compose_keys *keys; /* names read through Compose keys */
     uint64_t version;
     uint64_t sweep; /* the sweep under way (or the last one) */
     bool stale;     /* see registry_set_stale */
@@ -101,7 +80,7 @@ struct registry *registry_new(void)
     if (!r)
         return NULL;
     if (!(r->byid = idmap_new()) || !(r->index = name_index_new()) ||
-        !(r->bykey = idmap_new())) {
+        !(r->keys = compose_keys_new())) {
         idmap_free(r->byid);
         name_index_free(r->index);
         free(r);
@@ -110,215 +89,44 @@ struct registry *registry_new(void)
     return r;
 }
 
-/* ---- Compose network keys ---- */
+/* ---- networks ---- */
 
-static void key_forget(struct registry *r, const struct net *net)
+/* The first n endpoints of c leave their networks' keys. */
+static void unkey(struct registry *r, struct ctr *c, size_t n)
 {
-    char lc[REG_NAME_MAX];
-    if (!net->key || snprintf(lc, sizeof lc, "%s", net->key) >= (int)sizeof lc)
-        return;
-    for (char *p = lc; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    struct keyed *k = idmap_get(r->bykey, lc);
-    if (!k)
-        return;
-    for (size_t i = 0; i < k->n; i++) {
-        if (strcmp(k->nets[i].name, net->name) == 0) {
-            free(k->nets[i].name);
-            free(k->nets[i].project);
-            k->nets[i] = k->nets[--k->n];
-            break;
-        }
+    for (size_t i = 0; i < n; i++) {
+        compose_keys_leave(r->keys, c->eps[i].keyed);
+        c->eps[i].keyed = NULL;
     }
-    if (k->n)
-        return;
-    idmap_del(r->bykey, k->key);
-    r->nkeyed--;
-    free(k->key);
-    free(k->nets);
-    free(k);
 }
 
-/* Files net under its key. Keys longer than a name can be are not names:
- * skipped. */
-static int key_learn(struct registry *r, const struct net *net)
+/* c's endpoints join their networks' keys (c->name and aliases borrowed:
+ * they live as long as c). */
+static int key_all(struct registry *r, struct ctr *c)
 {
-    char lc[REG_NAME_MAX];
-    if (!net->key || !net->key[0] ||
-        snprintf(lc, sizeof lc, "%s", net->key) >= (int)sizeof lc)
-        return 0;
-    for (char *p = lc; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    struct keyed *k = idmap_get(r->bykey, lc);
-    if (!k) {
-        if (!(k = calloc(1, sizeof *k)) || !(k->key = strdup(lc)) ||
-            idmap_put(r->bykey, k->key, k) < 0) {
-            if (k)
-                free(k->key);
-            free(k);
+    for (size_t i = 0; i < c->neps; i++) {
+        struct ep *e = &c->eps[i];
+        if (!(e->keyed = compose_keys_join(r->keys, e->network, c->name, e->aliases,
+                                           e->naliases))) {
+            unkey(r, c, i);
             return -1;
         }
-        r->nkeyed++;
     }
-    struct keyed_net *v = realloc(k->nets, (k->n + 1) * sizeof *v);
-    if (v)
-        k->nets = v;
-    if (!v || !(v[k->n].name = strdup(net->name)) ||
-        !(v[k->n].project = strdup(net->project ? net->project : ""))) {
-        if (v)
-            free(v[k->n].name);
-        return -1; /* k may stay empty: lookups skip it, forgetting frees it */
-    }
-    k->n++;
     return 0;
 }
-
-/* Warns once per name and set of networks; says whether it did. */
-static bool say_ambiguous(struct registry *r, const char *name, uint32_t nets)
-{
-    for (unsigned i = 0; i < SAID_MAX; i++)
-        if (r->said[i].nets == nets && strcmp(r->said[i].name, name) == 0)
-            return false;
-    unsigned i = r->nsaid++ % SAID_MAX;
-    snprintf(r->said[i].name, sizeof r->said[i].name, "%s", name);
-    r->said[i].nets = nets;
-    return true;
-}
-
-/* <prefix>.<net> into full (just <net> when at is 0: the key alone), for
- * name lc read with a key starting at at. Its length if the index has it,
- * else -1. */
-static int join(const char *lc, size_t at, const char *net, char *full, size_t size)
-{
-    int n = snprintf(full, size, "%.*s%s%s", (int)(at ? at - 1 : 0), lc, at ? "." : "",
-                     net);
-    return n < 0 || (size_t)n >= size ? -1 : n;
-}
-
-static int under(struct registry *r, const char *lc, size_t at, const char *net,
-                 char *full, size_t size)
-{
-    int n = join(lc, at, net, full, size);
-    if (n < 0 ||
-        name_index_resolve(r->index, full, (size_t)n, AF_INET, 0, NULL, 0) < 0)
-        return -1;
-    return n;
-}
-
-/* name lowered into lc (REG_NAME_MAX bytes); false when no Compose key can
- * match it. */
-static bool lower_keyed(const struct registry *r, const char *name, size_t len,
-                        char *lc)
-{
-    if (!r->nkeyed || len == 0 || len >= REG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        lc[i] = (char)tolower((unsigned char)name[i]);
-    lc[len] = '\0';
-    return true;
-}
-
-/* The first key at or after *at that the rest of lc is, trying the whole
- * name and then what follows each dot; *at is left at it. NULL when none. */
-static const struct keyed *next_key(struct registry *r, const char *lc, size_t len,
-                                    size_t *at)
-{
-    for (;;) {
-        const struct keyed *k = idmap_get(r->bykey, lc + *at);
-        if (k)
-            return k;
-        const char *dot = memchr(lc + *at, '.', len - *at);
-        if (!dot)
-            return NULL;
-        *at = (size_t)(dot - lc) + 1;
-    }
-}
-
-/* The position after the key found at at, for next_key's next round. */
-static bool skip_key(const char *lc, size_t len, size_t *at)
-{
-    const char *dot = memchr(lc + *at, '.', len - *at);
-    if (!dot)
-        return false;
-    *at = (size_t)(dot - lc) + 1;
-    return true;
-}
-
-/* name (lc, len bytes) read as <prefix>.<key>, key starting at at (0: the
- * name is the key itself). Returns as name_index_resolve, or -2 when no
- * network of the key has the name. */
-static int resolve_key(struct registry *r, const char *lc, size_t len, size_t at,
-                       const struct keyed *k, int family, size_t first,
-                       struct addr *out, size_t max)
-{
-    char full[2 * REG_NAME_MAX + 2];
-    size_t hits = 0, hit = 0;
-    uint32_t h = HASH_INIT;
-    for (size_t i = 0; i < k->n; i++) {
-        if (under(r, lc, at, k->nets[i].name, full, sizeof full) < 0)
-            continue;
-        h = hash_bytes(h, k->nets[i].name, strlen(k->nets[i].name) + 1);
-        if (!hits++)
-            hit = i;
-    }
-    if (!hits)
-        return -2;
-    if (hits == 1) {
-        int n = under(r, lc, at, k->nets[hit].name, full, sizeof full);
-        return name_index_resolve(r->index, full, (size_t)n, family, first, out, max);
-    }
-    if (!at) /* the key alone: networks, no address of their own */
-        return 0;
-    if (say_ambiguous(r, lc, h)) {
-        char alts[512] = "";
-        size_t w = 0;
-        for (size_t i = 0; i < k->n && w < sizeof alts; i++) {
-            if (under(r, lc, at, k->nets[i].name, full, sizeof full) < 0)
-                continue;
-            int m = snprintf(alts + w, sizeof alts - w, "%s%s (project %s)",
-                             w ? ", " : "", full, k->nets[i].project);
-            w = m < 0 ? sizeof alts : w + (size_t)m;
-        }
-        log_warn("names: '%.*s' is ambiguous (Compose network '%s', %zu projects): "
-                 "it resolves to nothing; use %s",
-                 (int)len, lc, k->key, hits, alts);
-    }
-    return -1;
-}
-
-/* A name the index does not know, read with a Compose key for a network:
- * the whole name as a key, then what follows each dot. */
-static int resolve_keyed(struct registry *r, const char *name, size_t len, int family,
-                         size_t first, struct addr *out, size_t max)
-{
-    char lc[REG_NAME_MAX];
-    if (!lower_keyed(r, name, len, lc))
-        return -1;
-    const struct keyed *k;
-    for (size_t at = 0; (k = next_key(r, lc, len, &at));) {
-        int n = resolve_key(r, lc, len, at, k, family, first, out, max);
-        if (n != -2)
-            return n;
-        if (!skip_key(lc, len, &at))
-            break;
-    }
-    return -1;
-}
-
-/* ---- networks ---- */
 
 void registry_clear_networks(struct registry *r)
 {
     for (size_t i = 0; i < r->nnets; i++) {
-        key_forget(r, &r->nets[i]);
         free(r->nets[i].name);
-        free(r->nets[i].project);
-        free(r->nets[i].key);
         free(r->nets[i].subnets);
     }
     free(r->nets);
     r->nets = NULL;
     r->nnets = 0;
+    /* Lazily: the networks put again with the same key keep it, so the
+     * full list every network event loads re-keys only what changed. */
+    compose_keys_forget_all(r->keys);
     r->version++;
 }
 
@@ -327,6 +135,7 @@ void registry_clear(struct registry *r)
     idmap_clear(r->byid);
     for (size_t i = 0; i < r->n; i++) {
         name_index_remove(r->index, r->ctrs[i]->names);
+        unkey(r, r->ctrs[i], r->ctrs[i]->neps);
         ctr_clear(r->ctrs[i]);
         free(r->ctrs[i]);
     }
@@ -341,8 +150,8 @@ void registry_free(struct registry *r)
     registry_clear(r);
     free(r->ctrs);
     idmap_free(r->byid);
-    idmap_free(r->bykey);
     name_index_free(r->index);
+    compose_keys_free(r->keys);
     free(r);
 }
 
@@ -388,6 +197,10 @@ int registry_put(struct registry *r, const struct reg_container *c)
     view.name = fresh.name;
     if (!(fresh.names = name_index_add(r->index, &view)))
         goto nomem;
+    if (key_all(r, &fresh) < 0) {
+        name_index_remove(r->index, fresh.names);
+        goto nomem;
+    }
     fresh.kept = r->sweep;
     struct ctr *old = idmap_get(r->byid, c->id);
     if (old) {
@@ -395,6 +208,7 @@ int registry_put(struct registry *r, const struct reg_container *c)
          * freed; a replacement cannot fail. */
         idmap_put(r->byid, fresh.id, old);
         name_index_remove(r->index, old->names);
+        unkey(r, old, old->neps);
         fresh.slot = old->slot;
         ctr_clear(old);
         *old = fresh;
@@ -422,6 +236,7 @@ int registry_put(struct registry *r, const struct reg_container *c)
     return 0;
 unclaim:
     name_index_remove(r->index, fresh.names);
+    unkey(r, &fresh, fresh.neps);
 nomem:
     ctr_clear(&fresh);
     errno = ENOMEM;
@@ -432,6 +247,7 @@ static void drop(struct registry *r, struct ctr *c)
 {
     idmap_del(r->byid, c->id);
     name_index_remove(r->index, c->names);
+    unkey(r, c, c->neps);
     struct ctr *last = r->ctrs[--r->n];
     r->ctrs[c->slot] = last;
     last->slot = c->slot;
@@ -470,17 +286,21 @@ size_t registry_sweep(struct registry *r)
     return gone;
 }
 
+/* Forgets r->nets[i]'s subnets (its key is compose_keys's). */
+static void forget_net(struct registry *r, size_t i)
+{
+    free(r->nets[i].name);
+    free(r->nets[i].subnets);
+    r->nets[i] = r->nets[--r->nnets];
+    r->version++;
+}
+
 void registry_drop_network(struct registry *r, const char *name)
 {
+    compose_keys_set(r->keys, name, NULL, NULL); /* cannot fail */
     for (size_t i = 0; i < r->nnets; i++) {
         if (strcmp(r->nets[i].name, name) == 0) {
-            key_forget(r, &r->nets[i]);
-            free(r->nets[i].name);
-            free(r->nets[i].project);
-            free(r->nets[i].key);
-            free(r->nets[i].subnets);
-            r->nets[i] = r->nets[--r->nnets];
-            r->version++;
+            forget_net(r, i);
             return;
         }
     }
@@ -491,32 +311,28 @@ int registry_put_network(struct registry *r, const char *name, const char *proje
 {
     struct net fresh = {.n = n};
     if (!(fresh.name = strdup(name)) ||
-        (n && !(fresh.subnets = malloc(n * sizeof *subnets))) ||
-        (key && project &&
-         (!(fresh.key = strdup(key)) || !(fresh.project = strdup(project)))))
+        (n && !(fresh.subnets = malloc(n * sizeof *subnets))))
         goto nomem;
     if (n)
         memcpy(fresh.subnets, subnets, n * sizeof *subnets);
-    /* Replacing: the old one goes, keys and all. */
-    registry_drop_network(r, name);
+    /* Replacing: the old subnets go; the key is replaced below (kept as it
+     * is when it is the same). */
+    for (size_t i = 0; i < r->nnets; i++) {
+        if (strcmp(r->nets[i].name, name) == 0) {
+            forget_net(r, i);
+            break;
+        }
+    }
     struct net *v = realloc(r->nets, (r->nnets + 1) * sizeof *v);
     if (!v)
         goto nomem;
     r->nets = v;
     r->nets[r->nnets++] = fresh;
     r->version++;
-    if (key_learn(r, &fresh) < 0) { /* the network stays, without its key */
-        key_forget(r, &fresh);
-        free(r->nets[r->nnets - 1].key);
-        r->nets[r->nnets - 1].key = NULL;
-        errno = ENOMEM;
-        return -1;
-    }
-    return 0;
+    /* A failure leaves the network there, without its key. */
+    return compose_keys_set(r->keys, name, project, key);
 nomem:
     free(fresh.name);
-    free(fresh.project);
-    free(fresh.key);
     free(fresh.subnets);
     errno = ENOMEM;
     return -1;
@@ -528,7 +344,15 @@ int registry_resolve_from(struct registry *r, const char *name, size_t len, int 
                           size_t first, struct addr *out, size_t max)
 {
     int n = name_index_resolve(r->index, name, len, family, first, out, max);
-    return n >= 0 ? n : resolve_keyed(r, name, len, family, first, out, max);
+    if (n >= 0)
+        return n;
+    /* A Compose key read in the name stands for one network's full name:
+     * resolved as that, so rotation and families are the same. */
+    char full[2 * REG_NAME_MAX + 2];
+    int keyed = compose_keys_resolve(r->keys, name, len, full, sizeof full);
+    if (keyed <= 0)
+        return keyed;
+    return name_index_resolve(r->index, full, strlen(full), family, first, out, max);
 }
 
 int registry_resolve(struct registry *r, const char *name, size_t len, int family,
@@ -625,22 +449,8 @@ const char *registry_engine_why(const struct registry *r) { return r->engine_why
 
 bool registry_has_below(struct registry *r, const char *name, size_t len)
 {
-    if (name_index_has_below(r->index, name, len))
-        return true;
-    /* Through a Compose key, as registry_resolve reads one: names below
+    /* Through a Compose key too, as registry_resolve reads one: names below
      * "internal.lab_backend" are below "internal.backend" too. */
-    char lc[REG_NAME_MAX], full[2 * REG_NAME_MAX + 2];
-    if (!lower_keyed(r, name, len, lc))
-        return false;
-    const struct keyed *k;
-    for (size_t at = 0; (k = next_key(r, lc, len, &at));) {
-        for (size_t i = 0; i < k->n; i++) {
-            int n = join(lc, at, k->nets[i].name, full, sizeof full);
-            if (n > 0 && name_index_has_below(r->index, full, (size_t)n))
-                return true;
-        }
-        if (!skip_key(lc, len, &at))
-            break;
-    }
-    return false;
+    return name_index_has_below(r->index, name, len) ||
+           compose_keys_has_below(r->keys, name, len);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/registry.h"
@@ -392,6 +393,167 @@ START_TEST(test_compose_network_keys)
 }
 END_TEST
 
+/* Two projects of 20 services each, all on their "default": every name
+ * below the key is ambiguous, each said once however many there are and
+ * however often clients ask (a ring of a few remembered names let a
+ * client cycling through 9 of them log on every lookup). */
+START_TEST(test_ambiguous_said_once)
+{
+    enum { SERVICES = 20 };
+    struct registry *r = registry_new();
+    const char *projects[] = {"lab", "shop"};
+    for (int p = 0; p < 2; p++) {
+        char net[32];
+        snprintf(net, sizeof net, "%s_default", projects[p]);
+        ck_assert_int_eq(registry_put_network(r, net, projects[p], "default", NULL, 0),
+                         0);
+        for (int i = 0; i < SERVICES; i++) {
+            char id[REG_ID_MAX], name[32], svc[16], ip[32];
+            snprintf(id, sizeof id, "%d%02d%061d", p, i, 0);
+            snprintf(svc, sizeof svc, "s%d", i);
+            snprintf(name, sizeof name, "%s_s%d_1", projects[p], i);
+            snprintf(ip, sizeof ip, "10.%d.0.%d", p, i + 2);
+            const char *alias[] = {svc};
+            struct reg_endpoint e = ep(net, ip, NULL, alias, 1);
+            put(r, id, name, projects[p], svc, 1, &e, 1);
+        }
+    }
+    int said[SERVICES] = {0};
+    char text[2048], name[32], want[64];
+    for (int pass = 0; pass < 3; pass++) {
+        for (int i = 0; i < SERVICES; i++) {
+            snprintf(name, sizeof name, "s%d.default", i);
+            ck_assert_str_eq(resolve_logged(r, name, text, sizeof text), "NX");
+            snprintf(want, sizeof want, "'%s' is ambiguous", name);
+            said[i] += strstr(text, want) != NULL;
+            ck_assert_msg(!text[0] || strstr(text, want), "log: %s", text);
+        }
+    }
+    for (int i = 0; i < SERVICES; i++)
+        ck_assert_msg(said[i] == 1, "s%d.default said %d times", i, said[i]);
+    /* The set of networks holding one changes: said again, once. */
+    registry_drop(r, "100000000000000000000000000000000000000000000000000000000000000"
+                     "0");
+    ck_assert_str_eq(resolve(r, "s0.default", AF_INET), "10.0.0.2");
+    struct reg_endpoint e = ep("shop_default", "10.1.0.99", NULL,
+                               (const char *[]){"s0"}, 1);
+    put(r, ID("9999999999999"), "shop_s0_2", "shop", "s0", 2, &e, 1);
+    ck_assert_str_eq(resolve_logged(r, "s0.default", text, sizeof text), "NX");
+    ck_assert_msg(strstr(text, "'s0.default' is ambiguous"), "log: %s", text);
+    ck_assert_str_eq(resolve_logged(r, "s0.default", text, sizeof text), "NX");
+    ck_assert_str_eq(text, "");
+    registry_free(r);
+}
+END_TEST
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Every project has a "default": a name read through that key costs one
+ * hash lookup, not one per project (2000 projects took 300 us a miss). */
+START_TEST(test_keys_cost_per_lookup)
+{
+    enum { PROJECTS = 2000, LOOKUPS = 100000 };
+    struct registry *r = registry_new();
+    for (int p = 0; p < PROJECTS; p++) {
+        char proj[16], def[32], back[32], id[REG_ID_MAX], name[32], v4[2][32];
+        snprintf(proj, sizeof proj, "p%d", p);
+        snprintf(def, sizeof def, "p%d_default", p);
+        snprintf(back, sizeof back, "p%d_backend", p);
+        ck_assert_int_eq(registry_put_network(r, def, proj, "default", NULL, 0), 0);
+        ck_assert_int_eq(registry_put_network(r, back, proj, "backend", NULL, 0), 0);
+        snprintf(id, sizeof id, "%064d", p);
+        snprintf(name, sizeof name, "p%d_web_1", p);
+        snprintf(v4[0], sizeof v4[0], "10.1.%d.%d", p >> 8, p & 255);
+        snprintf(v4[1], sizeof v4[1], "10.2.%d.%d", p >> 8, p & 255);
+        const char *alias[] = {"web", "pg.internal"};
+        struct reg_endpoint e[] = {ep(def, v4[0], NULL, alias, 1),
+                                   ep(back, v4[1], NULL, alias, 2)};
+        put(r, id, name, proj, "web", 1, e, 2);
+    }
+    ck_assert_str_eq(resolve(r, "p1234_web_1.default", AF_INET), "10.1.4.210");
+    ck_assert(registry_has_below(r, "internal.backend", 16));
+    struct addr a[4];
+    double t0 = seconds();
+    for (int i = 0; i < LOOKUPS; i++)
+        ck_assert_int_eq(registry_resolve(r, "nothere.default", 15, AF_INET, a, 4),
+                         -1);
+    double t1 = seconds();
+    for (int i = 0; i < LOOKUPS; i++)
+        ck_assert(!registry_has_below(r, "nothere.backend", 15));
+    double t2 = seconds();
+    printf("keys: %d projects: %.3f us a miss, %.3f us a has_below\n", PROJECTS,
+           (t1 - t0) / LOOKUPS * 1e6, (t2 - t1) / LOOKUPS * 1e6);
+    ck_assert_msg(t2 - t0 < 2.0, "%d keyed lookups took %.2f s", 2 * LOOKUPS, t2 - t0);
+    registry_free(r);
+}
+END_TEST
+
+/* The key table follows every change, whatever came first: a key after
+ * its containers, a key gone, a network keyed anew, a container dropped,
+ * a network list loaded again without one of them. */
+START_TEST(test_keys_follow_changes)
+{
+    struct registry *r = registry_new();
+    const char *alias[] = {"db", "pg.internal"};
+    struct reg_endpoint e = ep("lab_backend", "10.6.0.2", NULL, alias, 2);
+    put(r, ID("ddddddddddddd"), "lab_db_1", "lab", "db", 1, &e, 1);
+    struct reg_endpoint w = ep("lab_front", "10.8.0.2", NULL, (const char *[]){"web"},
+                               1);
+    put(r, ID("wwwwwwwwwwwww"), "lab_web_1", "lab", "web", 1, &w, 1);
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    ck_assert(!registry_has_below(r, "internal.backend", 16));
+    /* The key comes after the container. */
+    ck_assert_int_eq(registry_put_network(r, "lab_backend", "lab", "backend", NULL, 0),
+                     0);
+    ck_assert_int_eq(registry_put_network(r, "lab_front", "lab", "front", NULL, 0), 0);
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "pg.internal.backend", AF_INET), "10.6.0.2");
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "");
+    ck_assert(registry_has_below(r, "internal.backend", 16));
+    ck_assert(registry_has_below(r, "backend", 7));
+    /* The key goes (the network stays). */
+    ck_assert_int_eq(registry_put_network(r, "lab_backend", NULL, NULL, NULL, 0), 0);
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "backend", AF_INET), "NX");
+    ck_assert(!registry_has_below(r, "internal.backend", 16));
+    ck_assert_str_eq(resolve(r, "db.lab_backend", AF_INET), "10.6.0.2");
+    /* Put again with another key: that one names it, the old one not. */
+    ck_assert_int_eq(registry_put_network(r, "lab_backend", "lab", "data", NULL, 0),
+                     0);
+    ck_assert_str_eq(resolve(r, "db.data", AF_INET), "10.6.0.2");
+    ck_assert(registry_has_below(r, "internal.data", 13));
+    ck_assert_str_eq(resolve(r, "db.backend", AF_INET), "NX");
+    /* A full list again, lab_front missing from it: its key goes, lab_backend's
+     * stays. */
+    registry_clear_networks(r);
+    ck_assert_int_eq(registry_put_network(r, "lab_backend", "lab", "data", NULL, 0),
+                     0);
+    ck_assert_str_eq(resolve(r, "web.front", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "db.data", AF_INET), "10.6.0.2");
+    ck_assert_int_eq(registry_put_network(r, "lab_front", "lab", "front", NULL, 0), 0);
+    ck_assert_str_eq(resolve(r, "web.front", AF_INET), "10.8.0.2");
+    /* The container replaced with other aliases, then dropped. */
+    const char *alias2[] = {"sql"};
+    e = ep("lab_backend", "10.6.0.3", NULL, alias2, 1);
+    put(r, ID("ddddddddddddd"), "lab_db_1", "lab", "db", 1, &e, 1);
+    ck_assert_str_eq(resolve(r, "db.data", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "sql.data", AF_INET), "10.6.0.3");
+    ck_assert(!registry_has_below(r, "internal.data", 13));
+    registry_drop(r, ID("ddddddddddddd"));
+    ck_assert_str_eq(resolve(r, "sql.data", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "lab_db_1.data", AF_INET), "NX");
+    ck_assert_str_eq(resolve(r, "data", AF_INET), "NX");
+    ck_assert(!registry_has_below(r, "data", 4));
+    ck_assert_str_eq(resolve(r, "web.front", AF_INET), "10.8.0.2");
+    registry_free(r);
+}
+END_TEST
+
 /* A host of many containers: each put, replace and drop touches only its
  * own names, and the table ends empty. */
 START_TEST(test_many_containers)
@@ -442,6 +604,9 @@ int main(void)
     tcase_add_test(tc, test_sweep);
     tcase_add_test(tc, test_many_containers);
     tcase_add_test(tc, test_compose_network_keys);
+    tcase_add_test(tc, test_ambiguous_said_once);
+    tcase_add_test(tc, test_keys_cost_per_lookup);
+    tcase_add_test(tc, test_keys_follow_changes);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -25,7 +25,9 @@
  * NOERROR, not NXDOMAIN, and resolvers keep looking below them).
  *
  * Lookups are hash lookups on an index that each update changes only where
- * that container's names are (name_index.h); updates find the container by
+ * that container's names are (name_index.h), and names read through a
+ * Compose key one more per key they could end in, however many projects
+ * share it (compose_keys.h); updates find the container by
  * a hash of its id. So a change costs the same on a host of 100,000
  * containers as on one of 10, and a full sync of N containers O(N).
  * Return convention: 0 / -1 (errno ENOMEM) for updates; lookups as stated. */

@@ -48,6 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             registry_resolve(r, names[i], strlen(names[i]), AF_INET, a, 4);
         registry_resolve(r, body, size < 300 ? size : 300, AF_INET6, a, 4);
+        registry_has_below(r, body, size < 300 ? size : 300);
+        registry_has_below(r, "internal.backend", 16);
+        /* The list again (keys kept or re-keyed), a container leaving and
+         * coming back under them, and a network's key going. */
+        docker_parse_networks(body, size, r, err, sizeof err);
+        registry_drop(r, db.id);
+        registry_resolve(r, "db.backend", 10, AF_INET, a, 4);
+        registry_put(r, &db);
+        registry_drop_network(r, "lab_backend");
+        registry_resolve(r, "db.backend", 10, AF_INET, a, 4);
     }
     struct docker_event ev;
     docker_parse_event(body, size, &ev, err, sizeof err);
