@@ -93,7 +93,9 @@ static int open_socket(const struct sockaddr_storage *ss, socklen_t len, int typ
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
+        int e = errno; /* the caller tells EADDRINUSE apart */
         close(fd);
+        errno = e;
         return -1;
     }
     if (type == SOCK_STREAM && listen(fd, 1024) < 0) {
@@ -233,32 +235,41 @@ int main(int argc, char **argv)
         usage();
     signal(SIGPIPE, SIG_IGN);
 
-    set_port(&ss, (unsigned)port);
-    ufd = open_socket(&ss, sslen, SOCK_DGRAM);
-    if (ufd < 0) {
-        perror("udp_echo: udp bind");
-        return 1;
+    /* With PORT 0 and -t, the port the kernel picks for UDP may be taken
+     * for TCP (a busy host's connections use the same range): pick again
+     * rather than fail. */
+    for (int tries = 0;; tries++) {
+        set_port(&ss, (unsigned)port);
+        ufd = open_socket(&ss, sslen, SOCK_DGRAM);
+        if (ufd < 0) {
+            perror("udp_echo: udp bind");
+            return 1;
+        }
+        if (port == 0) {
+            /* Learn the port, then use the same one for TCP. */
+            struct sockaddr_storage got;
+            socklen_t glen = sizeof(got);
+            getsockname(ufd, (struct sockaddr *)&got, &glen);
+            set_port(&ss, get_port(&got));
+        }
+        if (!tcp)
+            break;
+        tfd = open_socket(&ss, sslen, SOCK_STREAM);
+        if (tfd >= 0)
+            break;
+        if (port != 0 || errno != EADDRINUSE || tries == 100) {
+            perror("udp_echo: tcp bind");
+            return 1;
+        }
+        close(ufd);
     }
-    if (port == 0) {
-        /* Learn the port, then use the same one for TCP. */
-        struct sockaddr_storage got;
-        socklen_t glen = sizeof(got);
-        getsockname(ufd, (struct sockaddr *)&got, &glen);
-        set_port(&ss, get_port(&got));
-    }
+    if (tfd >= 0)
+        fcntl(tfd, F_SETFL, O_NONBLOCK);
     if (ss.ss_family == AF_INET)
         setsockopt(ufd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
     if (ss.ss_family == AF_INET6) {
         setsockopt(ufd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
         setsockopt(ufd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
-    }
-    if (tcp) {
-        tfd = open_socket(&ss, sslen, SOCK_STREAM);
-        if (tfd < 0) {
-            perror("udp_echo: tcp bind");
-            return 1;
-        }
-        fcntl(tfd, F_SETFL, O_NONBLOCK);
     }
     if (port == 0) {
         printf("%u\n", get_port(&ss));
