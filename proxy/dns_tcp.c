@@ -96,7 +96,7 @@ static void process(struct dns_tcp_conn *c)
             break;
         const uint8_t *msg = evbuffer_pullup(in, (ssize_t)(2 + n));
         if (!msg) {
-            conn_close(c);
+            guard_end_inside(&c->guard);
             break;
         }
         lru_touch(&t->order, &c->order);
@@ -112,7 +112,7 @@ static void process(struct dns_tcp_conn *c)
     }
     /* After EOF nothing more comes: close once every reply is written. */
     if (c->eof && !full && c->owed == 0 && out_len(c) == 0)
-        conn_close(c);
+        guard_end_inside(&c->guard);
     if (guard_leave(&c->guard))
         conn_free(c);
 }
