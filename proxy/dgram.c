@@ -111,3 +111,71 @@ int dgram_send_batch(int fd, struct mmsghdr *msgs, int n, const char *label)
     }
     return dropped;
 }
+
+struct dgram_out *dgram_out_new(void)
+{
+    struct dgram_out *o = malloc(sizeof *o);
+    if (o)
+        o->n = 0;
+    return o;
+}
+
+void dgram_out_free(struct dgram_out *o) { free(o); }
+
+void dgram_out_queued(struct dgram_out *o, int k, int fd, const char *label)
+{
+    for (int i = o->n; i < o->n + k; i++) {
+        o->fd[i] = fd;
+        o->label[i] = label;
+    }
+    o->n += k;
+}
+
+int dgram_out_flush(struct dgram_out *o)
+{
+    int dropped = 0;
+    for (int start = 0, i = 1; start < o->n; i++) {
+        if (i == o->n || o->fd[i] != o->fd[start]) {
+            dropped += dgram_send_batch(o->fd[start], o->b.msgs + start, i - start,
+                                        o->label[start]);
+            start = i;
+        }
+    }
+    o->n = 0;
+    return dropped;
+}
+
+/* Moves slot from to slot to: the header points into its own slot's
+ * buffers, so those move with it. */
+static void out_move(struct dgram_out *o, int to, int from)
+{
+    struct dgram_batch *b = &o->b;
+    struct msghdr *h = &b->msgs[from].msg_hdr;
+    size_t len = b->iov[from].iov_len;
+    memcpy(b->data[to], b->data[from], len);
+    memcpy(&b->peer[to], &b->peer[from], sizeof b->peer[to]);
+    memcpy(b->ctrl[to], b->ctrl[from], DGRAM_CTRL_LEN);
+    b->iov[to] = (struct iovec){b->data[to], len};
+    b->msgs[to].msg_hdr =
+        (struct msghdr){.msg_name = h->msg_name ? &b->peer[to].ss : NULL,
+                        .msg_namelen = h->msg_namelen,
+                        .msg_iov = &b->iov[to],
+                        .msg_iovlen = 1,
+                        .msg_control = h->msg_control ? b->ctrl[to] : NULL,
+                        .msg_controllen = h->msg_controllen};
+    o->fd[to] = o->fd[from];
+    o->label[to] = o->label[from];
+}
+
+void dgram_out_forget(struct dgram_out *o, int fd)
+{
+    int kept = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (o->fd[i] == fd)
+            continue;
+        if (kept != i)
+            out_move(o, kept, i);
+        kept++;
+    }
+    o->n = kept;
+}

@@ -110,6 +110,7 @@ void relay_ctx_free(struct relay_ctx *ctx)
         event_free(ctx->said_timer);
     pipe_pool_free(ctx->pipes);
     dgram_batch_free(ctx->udp);
+    dgram_out_free(ctx->udp_out);
     free(ctx->passed);
     free(ctx->scratch);
     free(ctx);
@@ -120,6 +121,13 @@ struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx)
     if (!ctx->udp)
         ctx->udp = dgram_batch_new();
     return ctx->udp;
+}
+
+struct dgram_out *relay_dgram_out(struct relay_ctx *ctx)
+{
+    if (!ctx->udp_out)
+        ctx->udp_out = dgram_out_new();
+    return ctx->udp_out;
 }
 
 static struct pass_mark *pass_set(struct relay_passed *p, const struct addr *a)

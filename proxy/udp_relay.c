@@ -27,6 +27,7 @@ struct udp_flow {
     uint64_t seen;        /* registry version it was checked at */
     struct event *ev;
     uint64_t last_ms; /* last datagram either way */
+    unsigned run;     /* 1 + its run in the batch on_request sends; 0: none */
 };
 
 struct udp_listener {
@@ -36,6 +37,7 @@ struct udp_listener {
     bool pktinfo; /* bound to a wildcard: track local addr */
     struct event *ev;
     struct event *expire;
+    struct event *flush; /* sends the loop's queued replies */
     struct udp_flow **buckets;
     size_t nbuckets, nflows;
     struct lru idle; /* flows by last traffic */
@@ -138,17 +140,34 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
 
 /* ---- replies: target -> client ---- */
 
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct udp_listener *l = arg;
+    (void)fd;
+    (void)what;
+    dgram_out_flush(l->ctx->udp_out);
+}
+
+/* Replies are received straight into free slots of the loop's outgoing
+ * queue and leave when the turn's ready events have all run: replies of
+ * many flows (of every port) go out in one sendmmsg per listener instead
+ * of one per flow. */
 static void on_reply(evutil_socket_t fd, short what, void *arg)
 {
     struct udp_flow *f = arg;
     struct udp_listener *l = f->l;
-    struct dgram_batch *b = l->ctx->udp;
+    struct dgram_out *o = l->ctx->udp_out;
+    struct dgram_batch *b = &o->b;
     (void)what;
-    for (int i = 0; i < DGRAM_BATCH; i++) {
+    if (o->n == DGRAM_BATCH)
+        dgram_out_flush(o); /* full: what it holds leaves now */
+    int first = o->n;
+    for (int i = first; i < DGRAM_BATCH; i++) {
         b->iov[i] = (struct iovec){b->data[i], DGRAM_MAX};
         b->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &b->iov[i], .msg_iovlen = 1};
     }
-    int n = recvmmsg(fd, b->msgs, DGRAM_BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(fd, b->msgs + first, (unsigned)(DGRAM_BATCH - first),
+                     MSG_DONTWAIT, NULL);
     if (n <= 0) {
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             char c[ADDR_STRLEN];
@@ -163,14 +182,20 @@ static void on_reply(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    for (int i = 0; i < n; i++) {
+    /* Each slot carries its own destination and source: the flow may be
+     * evicted before the queue is sent. */
+    for (int i = first; i < first + n; i++) {
         struct msghdr *h = &b->msgs[i].msg_hdr;
         b->iov[i].iov_len = b->msgs[i].msg_len;
-        h->msg_name = &f->client.ss;
+        b->peer[i] = f->client;
+        h->msg_name = &b->peer[i].ss;
         h->msg_namelen = f->client.len;
         reply_src_write(&f->src, l->m->listen.ss.ss_family, h, b->ctrl[i]);
     }
-    dgram_send_batch(l->fd, b->msgs, n, l->m->label);
+    dgram_out_queued(o, n, l->fd, l->m->label);
+    /* libevent runs an event made active now after those already active
+     * (all one priority): the flush comes once this turn's replies are in. */
+    event_active(l->flush, EV_TIMEOUT, 1);
     touch(f, clock_ms());
 }
 
@@ -255,6 +280,43 @@ static bool stale(struct udp_flow *f)
     return true;
 }
 
+/* A batch's datagrams by flow, each flow's in arrival order: clients'
+ * datagrams interleave, and each flow's leave in one sendmmsg. */
+struct runs {
+    struct udp_flow *flow[DGRAM_BATCH];
+    int first[DGRAM_BATCH], last[DGRAM_BATCH]; /* datagram indexes */
+    int next[DGRAM_BATCH];                     /* a run's next datagram, or -1 */
+    int n;
+};
+
+static void runs_add(struct runs *r, struct udp_flow *f, int i)
+{
+    r->next[i] = -1;
+    if (f->run) {
+        int k = (int)f->run - 1;
+        r->next[r->last[k]] = i;
+        r->last[k] = i;
+        return;
+    }
+    r->flow[r->n] = f;
+    r->first[r->n] = r->last[r->n] = i;
+    f->run = (unsigned)++r->n;
+}
+
+static void runs_send(struct udp_listener *l, struct runs *r,
+                      const struct mmsghdr *msgs)
+{
+    struct mmsghdr out[DGRAM_BATCH];
+    for (int k = 0; k < r->n; k++) {
+        int len = 0;
+        for (int i = r->first[k]; i >= 0; i = r->next[i])
+            out[len++] = msgs[i];
+        dgram_send_batch(r->flow[k]->fd, out, len, l->m->label);
+        r->flow[k]->run = 0;
+    }
+    r->n = 0;
+}
+
 static void on_request(evutil_socket_t fd, short what, void *arg)
 {
     struct udp_listener *l = arg;
@@ -265,40 +327,37 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     int n = dgram_recv_batch(fd, &r, DGRAM_BATCH, l->pktinfo, l->m->label);
     if (n == 0)
         return;
-    /* Consecutive datagrams of one client go out in one sendmmsg. A run is
-     * sent before the next flow is looked up or made, so an eviction can
-     * never free a flow that still has datagrams waiting in the batch. */
     uint64_t now = clock_ms();
-    struct udp_flow *cur = NULL;
-    int start = 0;
+    struct runs runs;
+    runs.n = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *h = &b->msgs[i].msg_hdr;
         struct udp_flow *f = flow_find(l, &b->peer[i]);
-        if (f && f != cur && stale(f)) {
+        /* A flow in a run was checked at this version: never freed here. */
+        if (f && !f->run && stale(f)) {
             flow_free(f); /* its replica is gone: pick anew */
             f = NULL;
         }
-        if (!f || f != cur) {
-            if (cur)
-                dgram_send_batch(cur->fd, b->msgs + start, i - start, l->m->label);
-            start = i;
-        }
-        if (f)
+        if (f) {
             touch(f, now);
-        else
+        } else {
+            /* A new flow may evict the one idle longest: what waits in the
+             * batch leaves first, so no run loses its flow. */
+            if (l->nflows >= l->ctx->udp_max_flows)
+                runs_send(l, &runs, b->msgs);
             f = flow_new(l, &b->peer[i], h, now);
-        cur = f;
+        }
         if (!f)
-            start = i + 1; /* no flow: this datagram is dropped */
+            continue; /* no flow: this datagram is dropped */
         /* Reuse the header to send on the flow's connected socket. */
         b->iov[i].iov_len = b->msgs[i].msg_len;
         h->msg_name = NULL;
         h->msg_namelen = 0;
         h->msg_control = NULL;
         h->msg_controllen = 0;
+        runs_add(&runs, f, i);
     }
-    if (cur && start < n)
-        dgram_send_batch(cur->fd, b->msgs + start, n - start, l->m->label);
+    runs_send(l, &runs, b->msgs);
 }
 
 struct udp_listener *udp_listener_new(struct relay_ctx *ctx, const struct mapping *m,
@@ -327,9 +386,10 @@ struct udp_listener *udp_listener_new(struct relay_ctx *ctx, const struct mappin
         udp_listener_free(l);
         return NULL;
     }
-    if (!relay_dgram_batch(ctx) || grow(l) < 0 ||
+    if (!relay_dgram_batch(ctx) || !relay_dgram_out(ctx) || grow(l) < 0 ||
         !(l->ev = event_new(ctx->base, l->fd, EV_READ | EV_PERSIST, on_request, l)) ||
         !(l->expire = evtimer_new(ctx->base, on_expire, l)) ||
+        !(l->flush = event_new(ctx->base, -1, 0, on_flush, l)) ||
         event_add(l->ev, NULL) < 0) {
         snprintf(err, errlen, "%s: out of memory", m->label);
         udp_listener_free(l);
@@ -350,8 +410,14 @@ void udp_listener_free(struct udp_listener *l)
         event_free(l->ev);
     if (l->expire)
         event_free(l->expire);
-    if (l->fd >= 0)
+    if (l->flush)
+        event_free(l->flush);
+    if (l->fd >= 0) {
+        /* Replies still queued would leave on whatever takes the number. */
+        if (l->ctx->udp_out)
+            dgram_out_forget(l->ctx->udp_out, l->fd);
         close(l->fd);
+    }
     free(l->buckets);
     free(l);
 }

@@ -194,6 +194,102 @@ START_TEST(test_table_evicts_longest_idle)
 }
 END_TEST
 
+/* Six clients' datagrams interleaved in one batch, a table of four: each
+ * new flow evicts one, yet every datagram reaches the target once, each
+ * client's in its order (what waits in the batch leaves before an
+ * eviction can close its flow). */
+START_TEST(test_batch_interleaved_past_the_table)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "127.0.0.1", &target, four_flows);
+    enum { N = 6, EACH = 3 };
+    int c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = udp_client("127.0.0.1");
+    for (int k = 0; k < EACH; k++)
+        for (int i = 0; i < N; i++) {
+            char m[8];
+            int n = snprintf(m, sizeof m, "%d:%d", i, k);
+            send_to(c[i], &f.front, m, (size_t)n);
+        }
+    int got = 0, next[N] = {0};
+    char buf[16];
+    PUMP_UNTIL(f.base, 3000, ({
+                   ssize_t n;
+                   while ((n = recv(backend, buf, sizeof buf - 1, MSG_DONTWAIT)) >=
+                          0) {
+                       buf[n] = 0;
+                       int i = buf[0] - '0', k = buf[2] - '0';
+                       ck_assert_int_eq(n, 3);
+                       ck_assert_int_lt(i, N);
+                       ck_assert_int_eq(k, next[i]++);
+                       got++;
+                   }
+                   got == N *EACH;
+               }));
+    ck_assert_int_eq(got, N * EACH);
+    ck_assert_uint_le(berth_udp_flows(f.b), 4);
+    for (int i = 0; i < N; i++)
+        close(c[i]);
+    close(backend);
+    relay_fx_stop(&f);
+}
+END_TEST
+
+/* Replies of several flows ready at once leave together, each from the
+ * address its client wrote to. */
+START_TEST(test_replies_together_each_from_its_address)
+{
+    struct addr target;
+    int backend = t_bind("127.0.0.1", SOCK_DGRAM, &target);
+    struct relay_fx f;
+    relay_fx_start(&f, PROTO_UDP, "0.0.0.0", &target, NULL);
+    const char *dests[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    enum { N = 4 };
+    int c[N];
+    struct addr to[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = udp_client("127.0.0.1");
+        to[i] = t_addr(dests[i], addr_port(&f.front));
+        send_to(c[i], &to[i], dests[i], strlen(dests[i]));
+    }
+    /* All four reach the target before it answers any. */
+    char buf[64];
+    struct addr flow[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_ge(t_recvfrom(f.base, backend, buf, sizeof buf, &flow[i], 3000),
+                         0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(sendto(backend, "pong", 4, 0, (struct sockaddr *)&flow[i].ss,
+                                flow[i].len),
+                         4);
+    int got = 0;
+    bool seen[N] = {false};
+    PUMP_UNTIL(f.base, 3000, ({
+                   for (int i = 0; i < N; i++) {
+                       struct addr from;
+                       from.len = sizeof from.ss;
+                       if (recvfrom(c[i], buf, sizeof buf, MSG_DONTWAIT,
+                                    (struct sockaddr *)&from.ss, &from.len) < 0)
+                           continue;
+                       ck_assert_msg(addr_equal(&from, &to[i]),
+                                     "reply to %s came from elsewhere", dests[i]);
+                       ck_assert(!seen[i]);
+                       seen[i] = true;
+                       got++;
+                   }
+                   got == N;
+               }));
+    ck_assert_int_eq(got, N);
+    for (int i = 0; i < N; i++)
+        close(c[i]);
+    close(backend);
+    relay_fx_stop(&f);
+}
+END_TEST
+
 static void one_second(struct relay_ctx *ctx) { ctx->udp_timeout = 1; }
 
 START_TEST(test_idle_expiry_and_refresh)
@@ -309,6 +405,8 @@ int main(void)
     tcase_add_test(tc, test_fifty_clients);
     tcase_add_test(tc, test_reply_from_the_address_asked);
     tcase_add_test(tc, test_table_evicts_longest_idle);
+    tcase_add_test(tc, test_batch_interleaved_past_the_table);
+    tcase_add_test(tc, test_replies_together_each_from_its_address);
     tcase_add_test(tc, test_idle_expiry_and_refresh);
     tcase_add_test(tc, test_named_flow_follows_the_name);
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);

@@ -80,4 +80,30 @@ int dgram_recv_batch(int fd, const struct dgram_recv *r, int n, bool track,
  * dropped. */
 int dgram_send_batch(int fd, struct mmsghdr *msgs, int n, const char *label);
 
+/* Datagrams waiting to leave on several sockets, each with its own
+ * destination and control data: the replies of many flows that were ready
+ * in one loop turn leave in one sendmmsg per socket, not one per flow.
+ * Slots [n, DGRAM_BATCH) are free: a caller receives straight into them,
+ * then dgram_out_queued records what it put there. */
+struct dgram_out {
+    struct dgram_batch b;
+    int fd[DGRAM_BATCH];            /* the socket each slot leaves on */
+    const char *label[DGRAM_BATCH]; /* its relay's, for the log */
+    int n;
+};
+
+struct dgram_out *dgram_out_new(void);
+void dgram_out_free(struct dgram_out *o);
+
+/* Slots [o->n, o->n + k) were filled (b.msgs with destination, iov length
+ * and control data): they leave on fd. */
+void dgram_out_queued(struct dgram_out *o, int k, int fd, const char *label);
+
+/* Sends every queued datagram, one sendmmsg per run of slots for one
+ * socket, and empties the queue. Returns how many were dropped. */
+int dgram_out_flush(struct dgram_out *o);
+
+/* fd closes: what is queued for it is dropped (the number may be reused). */
+void dgram_out_forget(struct dgram_out *o, int fd);
+
 #endif

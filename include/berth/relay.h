@@ -19,6 +19,7 @@
 struct pipe_pool;
 struct registry;
 struct dgram_batch;
+struct dgram_out;
 struct relay_passed;
 struct log_limit;
 
@@ -32,6 +33,8 @@ struct relay_ctx {
     struct relay_passed *passed; /* replicas passed over; made on first use */
     struct log_limit *said;      /* lines said per connection, rate-limited */
     struct event *said_timer;    /* their summaries, when due */
+    /* UDP replies of one loop turn waiting to leave, made on demand. */
+    struct dgram_out *udp_out;
     /* Tunables, adjustable until the first listener starts. */
     struct timeval connect_timeout; /* one budget for every try of a connection */
     unsigned udp_timeout;           /* seconds */
@@ -49,6 +52,10 @@ void relay_ctx_free(struct relay_ctx *ctx);
 
 /* The loop's datagram batch, made on first use. NULL: out of memory. */
 struct dgram_batch *relay_dgram_batch(struct relay_ctx *ctx);
+
+/* The loop's queue of outgoing datagrams, made on first use. NULL: out of
+ * memory. */
+struct dgram_out *relay_dgram_out(struct relay_ctx *ctx);
 
 /* The addresses a named mapping forwards to now, rotated to start at
  * *rr (which advances): IPv4 when the target has any, else IPv6, with the

@@ -1,7 +1,9 @@
 /* A published UDP port: a flow per client address, each with its own
  * connected socket to the target; replies leave from the address the client
  * wrote to; idle flows expire; the table is bounded and evicts the flow
- * idle longest. Datagrams move in recvmmsg/sendmmsg batches.
+ * idle longest. Datagrams move in recvmmsg/sendmmsg batches: a batch's
+ * requests in one sendmmsg per flow, and the replies of every flow ready in
+ * one loop turn in one sendmmsg per listener.
  * Errors: NULL with a one-line reason in err. */
 #ifndef BERTH_UDP_RELAY_H
 #define BERTH_UDP_RELAY_H

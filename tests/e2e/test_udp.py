@@ -128,6 +128,29 @@ class SourceAddress(unittest.TestCase):
                         self.assertEqual(r, b"connected",
                                          "connected client got no reply")
 
+    def test_replies_in_flight_together_each_from_its_address(self):
+        # Many clients write to four addresses of a wildcard listener at
+        # once: replies of several flows leave in one batch, each still
+        # from the address its client wrote to.
+        dsts = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        with u.UdpEcho() as echo, \
+                UdpForward(echo.port, listen_host="0.0.0.0") as fw:
+            socks = [u.udp_socket(bind=("127.0.0.1", 0)) for _ in range(40)]
+            try:
+                for r in range(5):
+                    for i, s in enumerate(socks):
+                        s.sendto(b"c%02d r%d" % (i, r), (dsts[i % 4], fw.port))
+                    for i, s in enumerate(socks):
+                        try:
+                            data, src = s.recvfrom(100)
+                        except socket.timeout:
+                            self.fail(f"client {i} got no reply in round {r}")
+                        self.assertEqual(data, b"c%02d r%d" % (i, r))
+                        self.assertEqual(src, (dsts[i % 4], fw.port))
+            finally:
+                for s in socks:
+                    s.close()
+
     def test_ipv6_listener_ipv4_backend(self):
         if not u.have_ipv6():
             self.skipTest("no IPv6 on loopback")
