@@ -22,8 +22,10 @@ struct acceptor {
     struct event *ev;
     struct event *timer; /* the backoff's end */
     struct backoff backoff;
-    bool watching; /* ev added */
-    bool paused;   /* by the owner */
+    unsigned singles; /* wake-ups in a row limited to one accept */
+    bool burst;       /* the last full batch took more than one */
+    bool watching;    /* ev added */
+    bool paused;      /* by the owner */
 };
 
 static void watch(struct acceptor *a, bool on)
@@ -64,39 +66,44 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         watch(a, true);
 }
 
+/* Sequential clients find one connection per wake-up: a second accept4
+ * would only meet EAGAIN, and the level-triggered listener wakes the loop
+ * again anyway if more wait. So a wake-up takes one, except in a burst
+ * (the last full batch took more than one) and every PROBE_EVERY-th
+ * wake-up, which tries the full batch to find out whether one began. */
+#define PROBE_EVERY 16
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct acceptor *a = arg;
     (void)what;
-    for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
+    bool full = a->burst || ++a->singles >= PROBE_EVERY;
+    int limit = full ? ACCEPT_BATCH : 1, taken = 0;
+    if (full)
+        a->singles = 0;
+    for (int i = 0; i < ACCEPT_BATCH && taken < limit && !a->paused; i++) {
         struct addr peer;
         peer.len = sizeof peer.ss;
         int c = accept4(fd, (struct sockaddr *)&peer.ss, &peer.len,
                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
             backoff_reset(&a->backoff);
+            taken++;
             a->fn(a->arg, c, &peer);
             continue;
         }
         if (sock_err_is_resource(errno, NULL)) {
             start_backoff(a, errno);
-            return;
+            break;
         }
-        switch (errno) {
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
             continue;
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-            return;
-        default:
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
             log_error("%s: accept: %s", a->label, strerror(errno));
-            return;
-        }
+        break;
     }
+    if (full)
+        a->burst = taken > 1;
 }
 
 struct acceptor *acceptor_new(struct event_base *base, int fd, const char *label,

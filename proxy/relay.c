@@ -88,6 +88,7 @@ struct relay_ctx *relay_ctx_new(struct event_base *base, struct registry *reg)
     ctx->udp_timeout = CONFIG_UDP_TIMEOUT;
     ctx->udp_max_flows = UDP_MAX_FLOWS;
     ctx->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
+    sock_keepalive_kernel(&ctx->tcp_keepalive_kernel);
     ctx->pass_over_ms = PASS_OVER_MS;
     if (!(ctx->pipes = pipe_pool_new(PIPES_KEPT)) ||
         !(ctx->scratch = malloc(ctx->scratch_len)) ||

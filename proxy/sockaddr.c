@@ -225,6 +225,41 @@ int sock_set_keepalive(int fd, const struct sock_keepalive *k)
     return setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
 }
 
+static unsigned read_sysctl(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    unsigned v;
+    if (fscanf(f, "%u", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+void sock_keepalive_kernel(struct sock_keepalive *out)
+{
+    out->idle = read_sysctl("/proc/sys/net/ipv4/tcp_keepalive_time");
+    out->interval = read_sysctl("/proc/sys/net/ipv4/tcp_keepalive_intvl");
+    out->count = read_sysctl("/proc/sys/net/ipv4/tcp_keepalive_probes");
+}
+
+int sock_set_keepalive_fresh(int fd, const struct sock_keepalive *k,
+                             const struct sock_keepalive *kernel)
+{
+    if (!k->idle)
+        return 0;
+    int idle = (int)k->idle, intvl = (int)k->interval, cnt = (int)k->count, on = 1;
+    if ((k->idle != kernel->idle &&
+         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0) ||
+        (k->interval != kernel->interval &&
+         setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0) ||
+        (k->count != kernel->count &&
+         setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0))
+        return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+}
+
 bool sock_err_is_resource(int err, const char **why)
 {
     const char *w;

@@ -22,6 +22,7 @@ struct tcp_connect {
      * turn (nothing allocated per try): the try's wait, until its socket
      * is writable or its share of the budget is spent. */
     struct event *ev;
+    short seen;           /* connected: what the completion reported */
     int fd;               /* the try's socket */
     int err;              /* over: the last error */
     bool over;            /* failed before the loop ran: report from it */
@@ -51,6 +52,8 @@ static struct timeval try_timeout(const struct tcp_connect *c)
 static int try_one(struct tcp_connect *c)
 {
     const struct addr *t = &c->cands[c->cur];
+    /* Persistent: still watching the last try's socket. */
+    event_del(c->ev);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -58,12 +61,19 @@ static int try_one(struct tcp_connect *c)
         return -1;
     /* The client's socket has keepalive from the listener's; this one has
      * no listener to copy it from. Set before connect, so it holds from
-     * the first segment. A failure leaves a working socket without probes
-     * (the settings were checked when the listener took them). */
-    if (c->ctx->tcp_keepalive.idle)
-        sock_set_keepalive(c->fd, &c->ctx->tcp_keepalive);
-    /* Not pending here: new, or its callback is running. */
-    int r = event_assign(c->ev, c->ctx->base, c->fd, EV_WRITE, on_event, c);
+     * the first segment; values the kernel's defaults already give are not
+     * set again. A failure leaves a working socket without probes (the
+     * settings were checked when the listener took them). */
+    sock_set_keepalive_fresh(c->fd, &c->ctx->tcp_keepalive,
+                             &c->ctx->tcp_keepalive_kernel);
+    /* Readable too: a failed connect is reported as both (libevent maps
+     * EPOLLERR and EPOLLHUP to read and write), a success as writable
+     * alone, so only the ambiguous case needs SO_ERROR read. Registered
+     * the way the session watches the socket once connected
+     * (TCP_CONNECT_EVENTS): it takes the registration over as it is, no
+     * epoll_ctl between connecting and relaying. */
+    int r = event_assign(c->ev, c->ctx->base, c->fd, TCP_CONNECT_EVENTS | EV_PERSIST,
+                         on_event, c);
     INVARIANT(r == 0);
     if (connect(c->fd, (const struct sockaddr *)&t->ss, t->len) == 0) {
         event_active(c->ev, EV_WRITE, 1);
@@ -137,8 +147,12 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     struct tcp_connect *c = arg;
     (void)fd;
     if (!c->over) {
+        /* Writable and not readable: connected (see try_one). Readable
+         * too: failed, or the target spoke at once; SO_ERROR tells. */
         int err = ETIMEDOUT;
-        if (!(what & EV_TIMEOUT) && (err = sock_pending_error(c->fd)) < 0)
+        if ((what & (EV_READ | EV_WRITE)) == EV_WRITE)
+            err = 0;
+        else if (!(what & EV_TIMEOUT) && (err = sock_pending_error(c->fd)) < 0)
             err = errno;
         if (err == 0) {
             if (log_get_level() >= LOG_DEBUG)
@@ -147,6 +161,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
                                       ADDR_STRLEN));
             int connected = c->fd;
             c->fd = -1;
+            c->seen = what;
             c->done(c->arg, connected, 0); /* the last use of c: it may be freed */
             return;
         }
@@ -193,6 +208,8 @@ struct tcp_connect *tcp_connect_new(struct relay_ctx *ctx, const struct mapping 
     }
     return c;
 }
+
+short tcp_connect_seen(const struct tcp_connect *c) { return c->seen; }
 
 void tcp_connect_free(struct tcp_connect *c)
 {

@@ -19,6 +19,19 @@
  * transfer cannot starve the loop. */
 #define ROUNDS_PER_WAKEUP 8
 
+/* Splice or copy, per read ("splice-auto"): a small exchange costs two
+ * calls either way (recv + send, or splice in + splice out) but the copy
+ * needs no pipe and, with the peer's FIN already seen, shows the end of
+ * the stream without another call; bulk is cheaper spliced (no copy). So
+ * each direction starts copying, and the next read splices after a read
+ * that brought at least this much, copies after one that brought less. */
+#define SPLICE_MIN (16 * 1024)
+
+/* Connections in a row that skip reading the client right after the
+ * connect once such a read found nothing (a protocol where the server
+ * speaks first); then one tries again. */
+#define EAGER_SKIP 8
+
 /* Where a session is in its life; set_phase is the only place it changes. */
 enum tcp_phase {
     /* s->conn connects to the target; nothing is read from the client
@@ -54,6 +67,17 @@ struct half {
     size_t off;
     enum half_state state;
     bool buffered; /* splice refused this pair: copy instead */
+    bool splicing; /* the next read splices (splice-auto, SPLICE_MIN) */
+    bool copied;   /* the last read was a recv into the scratch buffer */
+    bool src_fin;  /* src's FIN arrived (EV_CLOSED): all it sent is queued */
+    bool got;      /* some read brought bytes */
+    /* The target's socket is watched edge-triggered, registered once for
+     * the session's life (taken over from the connect): its events are
+     * never deleted or re-added, so a read of it must go on until it is
+     * drained, and readiness is remembered here between wake-ups. */
+    bool src_et, dst_et;
+    bool src_ready; /* src may have bytes: an edge not yet drained */
+    bool blocked;   /* dst was full: only its writable event goes on */
 };
 
 struct tcp_session {
@@ -312,13 +336,22 @@ static ssize_t fill_buffered(struct half *h)
 static ssize_t half_fill(struct half *h)
 {
     struct relay_ctx *ctx = h->s->ctx;
+    h->copied = true;
     if (h->buffered || ctx->no_splice)
         return fill_buffered(h);
+    if (!h->splicing) {
+        ssize_t n = fill_buffered(h);
+        /* Much at once: a bulk transfer, cheaper through a pipe. */
+        if (n >= SPLICE_MIN)
+            h->splicing = true;
+        return n;
+    }
     if (h->pipe.rd < 0 && pipe_pool_get(ctx->pipes, &h->pipe) < 0) {
         /* Out of fds for a pipe: this round goes through memory. */
         h->pipe.rd = h->pipe.wr = -1;
         return fill_buffered(h);
     }
+    h->copied = false;
     h->asked = h->pipe.cap;
     ssize_t n = splice(*h->src, NULL, h->pipe.wr, NULL, h->pipe.cap,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -335,6 +368,8 @@ static ssize_t half_fill(struct half *h)
         h->pending = (size_t)n;
     else
         half_release(h);
+    if (n > 0 && (size_t)n < SPLICE_MIN)
+        h->splicing = false;
     return n;
 }
 
@@ -362,14 +397,17 @@ static void half_pump(struct half *h)
                 return;
             }
             if (r == 0) {
+                h->blocked = true;
                 /* dst is full: stop reading until it drains, but look at
                  * src now and then, so a peer that resets meanwhile ends
                  * the session instead of leaving it stuck behind a stalled
                  * dst. (epoll reports a reset as EPOLLERR, which libevent
                  * hands only to read and write events, and neither can
                  * stay armed here without spinning.) */
-                event_del(h->rd);
-                event_add(h->wr, NULL);
+                if (!h->src_et)
+                    event_del(h->rd);
+                if (!h->dst_et)
+                    event_add(h->wr, NULL);
                 if (!h->hup)
                     h->hup = event_new(s->ctx->base, -1, EV_PERSIST, on_hup, h);
                 if (h->hup) {
@@ -378,17 +416,20 @@ static void half_pump(struct half *h)
                 }
                 return;
             }
-            event_del(h->wr);
+            if (!h->dst_et)
+                event_del(h->wr);
             if (h->hup)
                 event_del(h->hup);
-            if (h->state == HALF_OPEN)
+            if (h->state == HALF_OPEN && !h->src_et)
                 event_add(h->rd, NULL);
         }
         if (h->state != HALF_OPEN) {
             struct half *other = h == &s->up ? &s->down : &s->up;
             if (h->state == HALF_EOF) {
                 half_set_state(h, HALF_SHUT);
-                event_del(h->rd);
+                /* Edge-triggered: left registered, edges are ignored. */
+                if (!h->src_et)
+                    event_del(h->rd);
                 /* The last FIN: both sockets were read to their end, so
                  * close() sends it without a reset; skip the extra call. */
                 if (other->state != HALF_SHUT && shutdown(*h->dst, SHUT_WR) < 0 &&
@@ -401,26 +442,48 @@ static void half_pump(struct half *h)
             return;
         }
         /* Checked after the flush, so a yield never strands bytes. */
-        if (drained || round == ROUNDS_PER_WAKEUP)
+        if (drained || !h->src_ready)
             return;
+        if (round == ROUNDS_PER_WAKEUP) {
+            /* No edge will come for what is left: a turn of the loop
+             * later, without a syscall. */
+            if (h->src_et)
+                event_active(h->rd, EV_READ, 1);
+            return;
+        }
         ssize_t n = half_fill(h);
         if (n == 0) {
             half_set_state(h, HALF_EOF);
             continue;
         }
+        if (n > 0)
+            h->got = true;
         if (n == -2) {
             session_reset(s, "send", errno);
             return;
         }
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                h->src_ready = false;
                 return;
+            }
             session_reset(s, "recv", errno);
             return;
         }
-        /* A short read means src is drained for now; the level-triggered
-         * loop calls again when more arrives, which saves the EAGAIN call. */
-        drained = (size_t)n < h->asked;
+        /* A short read means src is drained for now; the loop calls again
+         * when more arrives, which saves the EAGAIN call. Not a short
+         * splice from an edge-triggered src: the pipe's slots may have
+         * ended it with bytes left, which no edge would announce. */
+        drained = (size_t)n < h->asked && (h->copied || !h->src_et);
+        if (drained)
+            h->src_ready = false;
+        /* A recv stops only at the end of what is queued (a splice may stop
+         * at the pipe's slots): after src's FIN arrived, a short one read
+         * everything before it, so the end is known without reading 0. */
+        if (drained && h->copied && h->src_fin) {
+            half_set_state(h, HALF_EOF);
+            continue;
+        }
     }
 }
 
@@ -446,7 +509,15 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     struct half *h = arg;
     struct tcp_session *s = h->s;
     (void)fd;
-    (void)what;
+    if (what & EV_CLOSED)
+        h->src_fin = true;
+    if (what & (EV_READ | EV_CLOSED))
+        h->src_ready = true;
+    if (what & EV_WRITE)
+        h->blocked = false;
+    /* An edge of src while dst is full: remembered, nothing to try. */
+    if (h->blocked)
+        return;
     session_enter(s);
     if (s->phase == TCP_RELAYING) {
         idle_touch(s);
@@ -455,12 +526,20 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     session_leave(s);
 }
 
-/* Connected: the target's events, then both directions move. */
-static void start_relaying(struct tcp_session *s)
+/* Connected: the target's events, then both directions move. They are
+ * added before the connect's event goes (on_connected), edge-triggered and
+ * asking together for what it asked (TCP_CONNECT_EVENTS): libevent sees
+ * the socket stay registered as it was and tells epoll nothing. */
+static void start_relaying(struct tcp_session *s, short seen)
 {
-    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | EV_PERSIST, on_ready,
+    /* A backend without edge triggering (poll, select: EVENT_NOEPOLL)
+     * gets the level-triggered way, write event armed only when needed. */
+    bool et = event_base_get_features(s->ctx->base) & EV_FEATURE_ET;
+    short trig = et ? EV_ET : 0;
+    s->up.wr = event_new(s->ctx->base, s->tfd, EV_WRITE | trig | EV_PERSIST, on_ready,
                          &s->up);
-    s->down.rd = event_new(s->ctx->base, s->tfd, EV_READ | EV_PERSIST, on_ready,
+    s->down.rd = event_new(s->ctx->base, s->tfd,
+                           EV_READ | EV_CLOSED | trig | EV_PERSIST, on_ready,
                            &s->down);
     if (!s->up.wr || !s->down.rd) {
         session_reset(s, "cannot relay", ENOMEM);
@@ -468,9 +547,31 @@ static void start_relaying(struct tcp_session *s)
     }
     set_phase(s, TCP_RELAYING);
     sock_set_nodelay(s->tfd);
+    s->up.dst_et = s->down.src_et = et;
+    /* The connect's edges are spent: what they said is remembered. */
+    s->down.src_ready = seen & (EV_READ | EV_CLOSED);
+    s->down.src_fin = seen & EV_CLOSED;
     event_add(s->up.rd, NULL);
+    if (et)
+        event_add(s->up.wr, NULL);
     event_add(s->down.rd, NULL);
     idle_join(s);
+    /* Most clients have sent by now (the request waited in the kernel
+     * through the connect): read it at once rather than after another
+     * wait. Skipped for a while after such a read found nothing. */
+    struct tcp_session_list *list = s->list;
+    if (s->down.src_ready)
+        half_pump(&s->down);
+    if (list->eager_skip) {
+        list->eager_skip--;
+        return;
+    }
+    if (s->phase != TCP_RELAYING)
+        return;
+    s->up.src_ready = true;
+    half_pump(&s->up);
+    if (s->phase == TCP_RELAYING && s->up.state == HALF_OPEN && !s->up.got)
+        list->eager_skip = EAGER_SKIP;
 }
 
 /* The connect reported: relay, or reset the client (the connect logged
@@ -480,12 +581,16 @@ static void on_connected(void *arg, int fd, int err)
     struct tcp_session *s = arg;
     (void)err;
     session_enter(s);
-    tcp_connect_free(s->conn);
-    s->conn = NULL;
     s->tfd = fd;
     if (fd >= 0) {
-        start_relaying(s);
+        /* Before the connect goes: its event keeps the socket registered
+         * until the session's are added. */
+        start_relaying(s, tcp_connect_seen(s->conn));
+        tcp_connect_free(s->conn);
+        s->conn = NULL;
     } else {
+        tcp_connect_free(s->conn);
+        s->conn = NULL;
         sock_set_reset_on_close(s->cfd);
         session_end(s);
     }
@@ -525,7 +630,8 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                             .src = &s->tfd,
                             .dst = &s->cfd,
                             .pipe = {-1, -1, 0, false}};
-    s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_PERSIST, on_ready, &s->up);
+    s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_CLOSED | EV_PERSIST, on_ready,
+                         &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_ready,
                            &s->down);
     /* Nothing is read from the client until the target accepts: its bytes

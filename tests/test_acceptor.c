@@ -102,6 +102,33 @@ START_TEST(test_out_of_fds_backs_off_then_resumes)
 }
 END_TEST
 
+/* Sequential clients are taken one per wake-up (no accept that can only
+ * find EAGAIN), yet a burst is found and taken in batches: 40 clients
+ * waiting at once need far fewer than 40 turns of the loop. */
+START_TEST(test_burst_taken_in_batches)
+{
+    struct fx f;
+    fx_start(&f);
+    int c[40];
+    for (int i = 0; i < 3; i++) { /* one at a time */
+        c[i] = t_connect(&f.at);
+        ck_assert(PUMP_UNTIL(f.base, 3000, f.n == i + 1));
+    }
+    for (int i = 3; i < 40; i++)
+        c[i] = t_connect(&f.at);
+    int turns = 0;
+    while (f.n < 40 && turns < 39) {
+        event_base_loop(f.base, EVLOOP_ONCE);
+        turns++;
+    }
+    ck_assert_int_eq(f.n, 40);
+    ck_assert_int_lt(turns, 20);
+    for (int i = 0; i < 40; i++)
+        close(c[i]);
+    fx_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("acceptor");
@@ -109,6 +136,7 @@ int main(void)
     t_tcase_timeout(tc, 60);
     tcase_add_test(tc, test_accepts_and_pauses);
     tcase_add_test(tc, test_out_of_fds_backs_off_then_resumes);
+    tcase_add_test(tc, test_burst_taken_in_batches);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

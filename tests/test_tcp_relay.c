@@ -2,6 +2,7 @@
  * all on loopback. */
 #include "check_run.h"
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 
@@ -49,6 +50,85 @@ START_TEST(test_integrity_splice) { integrity(NULL); }
 END_TEST
 
 START_TEST(test_integrity_buffered) { integrity(no_splice); }
+END_TEST
+
+/* libevent without epoll (no edge triggering): the target's socket is
+ * watched level-triggered instead, and everything still flows. */
+START_TEST(test_poll_backend)
+{
+    ck_assert_int_eq(setenv("EVENT_NOEPOLL", "1", 1), 0);
+    struct pair p;
+    open_pair(&p, NULL);
+    ck_assert_str_ne(event_base_get_method(p.f.base), "epoll");
+    t_transfer(p.f.base, p.client, p.backend, 4u << 20);
+    t_transfer(p.f.base, p.backend, p.client, 4u << 20);
+    char buf[8];
+    ck_assert_int_eq(shutdown(p.backend, SHUT_WR), 0);
+    ck_assert_int_eq(t_recv(p.f.base, p.client, buf, sizeof buf, 3000), 0);
+    t_transfer(p.f.base, p.client, p.backend, 1000);
+    close_pair(&p);
+    unsetenv("EVENT_NOEPOLL");
+}
+END_TEST
+
+/* Splice-auto: a small exchange is copied through the loop's buffer and
+ * borrows no pipe; a bulk transfer (a read of 16 KiB or more) goes
+ * through a pipe, which comes back to the pool after. */
+START_TEST(test_small_exchange_copies_bulk_splices)
+{
+    struct pair p;
+    open_pair(&p, NULL);
+    struct pipe_pool *pool = berth_ctx(p.f.b)->pipes;
+    for (int i = 0; i < 5; i++) {
+        t_transfer(p.f.base, p.client, p.backend, 100);
+        t_transfer(p.f.base, p.backend, p.client, 2000);
+    }
+    ck_assert_uint_eq(pipe_pool_idle(pool), 0);
+    t_transfer(p.f.base, p.backend, p.client, 8u << 20);
+    ck_assert_uint_ge(pipe_pool_idle(pool), 1);
+    /* Small again after bulk: still intact, either way. */
+    t_transfer(p.f.base, p.backend, p.client, 10);
+    t_transfer(p.f.base, p.client, p.backend, 10);
+    close_pair(&p);
+}
+END_TEST
+
+/* A target that speaks first and closes at once: its bytes and FIN may
+ * come with the connect's completion (one edge-triggered report), and
+ * must still reach the client, followed by EOF. */
+START_TEST(test_target_speaks_and_closes_at_once)
+{
+    struct pair p;
+    struct addr target;
+    p.backend_listener = t_bind("127.0.0.1", SOCK_STREAM, &target);
+    relay_fx_start(&p.f, PROTO_TCP, "127.0.0.1", &target, NULL);
+    p.client = t_connect(&p.f.front);
+    /* berth accepts and starts its connect; the backend answers before
+     * berth's loop looks at the connect again. */
+    for (int i = 0; i < 200; i++) {
+        event_base_loop(p.f.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        struct pollfd pfd = {.fd = p.backend_listener, .events = POLLIN};
+        if (poll(&pfd, 1, 10) == 1)
+            break;
+    }
+    p.backend = accept(p.backend_listener, NULL, NULL);
+    ck_assert_int_ge(p.backend, 0);
+    const char banner[] = "220 hello\r\n";
+    ck_assert_int_eq(send(p.backend, banner, sizeof banner - 1, 0),
+                     (ssize_t)(sizeof banner - 1));
+    ck_assert_int_eq(shutdown(p.backend, SHUT_WR), 0);
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = t_recv(p.f.base, p.client, buf + got, sizeof buf - got, 3000)) > 0)
+        got += (size_t)n;
+    ck_assert_int_eq(n, 0); /* EOF, not a reset or a stall */
+    ck_assert_uint_eq(got, sizeof banner - 1);
+    ck_assert(memcmp(buf, banner, got) == 0);
+    /* The client's side still open: the session waits for it. */
+    t_transfer(p.f.base, p.client, p.backend, 500);
+    close_pair(&p);
+}
 END_TEST
 
 /* Each side's FIN reaches the other while the opposite direction still
@@ -214,8 +294,10 @@ START_TEST(test_reset_with_bytes_in_flight_leaks_nothing)
     for (int i = 0; i < 20; i++) { /* pooled pipes come back in any order */
         int c = t_connect(&p.f.front);
         int b = t_accept(p.f.base, p.backend_listener);
-        t_transfer(p.f.base, c, b, 5);
-        t_transfer(p.f.base, b, c, 5);
+        /* Bulk, so that it goes through pooled pipes (small exchanges
+         * borrow none). */
+        t_transfer(p.f.base, c, b, 256u << 10);
+        t_transfer(p.f.base, b, c, 256u << 10);
         close(c);
         close(b);
         ck_assert(PUMP_UNTIL(p.f.base, 3000, berth_tcp_sessions(p.f.b) == 0));
@@ -422,6 +504,25 @@ END_TEST
 START_TEST(test_keepalive_off) { keepalive_on_both(keepalive_off, "off"); }
 END_TEST
 
+/* Values equal to the kernel's defaults are not set again on the target's
+ * socket, which has them anyway; the others are. */
+static void keepalive_kernel_count(struct relay_ctx *ctx)
+{
+    ctx->tcp_keepalive = (struct sock_keepalive){7, 3,
+                                                 ctx->tcp_keepalive_kernel.count};
+}
+
+START_TEST(test_keepalive_kernel_defaults)
+{
+    struct sock_keepalive k;
+    sock_keepalive_kernel(&k);
+    ck_assert_uint_gt(k.count, 0); /* read from /proc */
+    char want[64];
+    snprintf(want, sizeof want, "on 7:3:%u", k.count);
+    keepalive_on_both(keepalive_kernel_count, want);
+}
+END_TEST
+
 /* ---- idle timeout ---- */
 
 static void idle_300ms(struct relay_ctx *ctx) { ctx->idle_timeout_ms = 300; }
@@ -506,6 +607,7 @@ int main(void)
     t_tcase_timeout(tc, 120);
     tcase_add_test(tc, test_integrity_splice);
     tcase_add_test(tc, test_integrity_buffered);
+    tcase_add_test(tc, test_poll_backend);
     tcase_add_test(tc, test_half_close_client_first);
     tcase_add_test(tc, test_half_close_backend_first);
     tcase_add_test(tc, test_half_close_buffered);
@@ -520,6 +622,9 @@ int main(void)
     tcase_add_test(tc, test_ipv6_listener_ipv4_backend);
     tcase_add_test(tc, test_keepalive_both_sockets);
     tcase_add_test(tc, test_keepalive_off);
+    tcase_add_test(tc, test_keepalive_kernel_defaults);
+    tcase_add_test(tc, test_small_exchange_copies_bulk_splices);
+    tcase_add_test(tc, test_target_speaks_and_closes_at_once);
     tcase_add_test(tc, test_idle_timeout_resets_both_sides);
     tcase_add_test(tc, test_idle_timeout_spares_traffic);
     tcase_add_test(tc, test_idle_timeout_half_closed);

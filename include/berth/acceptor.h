@@ -1,5 +1,6 @@
 /* Accepting on a listening TCP socket, for every TCP listener berth has
- * (published ports, DNS over TCP): connections taken in batches per wake-up,
+ * (published ports, DNS over TCP): one connection per wake-up while they
+ * come one at a time, in batches once a burst is found,
  * and when the process runs out of fds (or the kernel of memory) a growing
  * pause instead of a spin on a socket that stays readable; waiting clients
  * stay in the kernel backlog meanwhile. The owner can also pause accepting

@@ -41,6 +41,9 @@ struct relay_ctx {
     unsigned udp_max_flows;         /* per UDP port; the longest idle is evicted */
     unsigned max_conns;             /* per TCP port; 0 = unlimited */
     struct sock_keepalive tcp_keepalive; /* both sockets of a session; idle 0: off */
+    /* What a new socket starts with, read once: settings equal to these
+     * are not set again on each target socket. */
+    struct sock_keepalive tcp_keepalive_kernel;
     uint64_t idle_timeout_ms; /* TCP session without a byte either way; 0 = never */
     unsigned pass_over_ms;    /* how long a replica that failed goes last */
     bool no_splice;           /* force the buffered TCP path */

@@ -54,6 +54,16 @@ struct sock_keepalive {
  * TCP_KEEPCNT. On a listening socket Linux copies all four to every socket
  * accept() returns, so one call per listener covers its clients. */
 int sock_set_keepalive(int fd, const struct sock_keepalive *k);
+/* The values a new socket starts with (this network namespace's
+ * net.ipv4.tcp_keepalive_time/_intvl/_probes), read from /proc; a value
+ * that cannot be read is 0, which no setting equals. */
+void sock_keepalive_kernel(struct sock_keepalive *out);
+/* sock_set_keepalive for a socket fresh from socket(): turns keepalive on
+ * and sets only the values that differ from kernel's (the defaults it
+ * already has), one call fewer per value the same. k->idle 0: nothing to
+ * do, a new socket has keepalive off. */
+int sock_set_keepalive_fresh(int fd, const struct sock_keepalive *k,
+                             const struct sock_keepalive *kernel);
 
 /* True for the errors of socket() and connect() that are the process's or
  * the host's own shortage (fds, memory, buffers, local ports), not the

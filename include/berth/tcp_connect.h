@@ -33,6 +33,17 @@ struct tcp_connect *tcp_connect_new(struct relay_ctx *ctx, const struct mapping 
                                     const struct addr *client,
                                     const struct addr *targets, size_t n,
                                     tcp_connect_fn *done, void *arg);
+/* How the connect watches its socket: edge-triggered, readable, writable
+ * and the peer's FIN. A caller that keeps watching the connected socket
+ * with events that together ask for exactly these, added before it frees
+ * the connect, costs no epoll_ctl at the handover. */
+#define TCP_CONNECT_EVENTS (EV_READ | EV_WRITE | EV_CLOSED | EV_ET)
+
+/* After a success: the events the completion reported (EV_READ,
+ * EV_CLOSED: the target already sent, or shut; edge-triggered, they are
+ * not reported again). */
+short tcp_connect_seen(const struct tcp_connect *c);
+
 /* Stops a connect under way (its socket closed, no callback) or frees one
  * that reported. */
 void tcp_connect_free(struct tcp_connect *c);

@@ -1,7 +1,9 @@
 /* One TCP session: a client connection accepted by a listener, a
  * non-blocking connect to the target (to the replicas of a name in turn,
- * within one connect budget), then bytes moved both ways with splice(2)
- * through pooled pipes (or a buffered copy where splice cannot work),
+ * within one connect budget), then bytes moved both ways: small exchanges
+ * copied through the loop's scratch buffer, bulk with splice(2) through
+ * pooled pipes (or copied where splice cannot work), the target's socket
+ * registered once, edge-triggered, from its connect to its close,
  * half-closes and resets propagated, and with an idle timeout a session
  * silent both ways that long reset.
  *
@@ -30,6 +32,8 @@ struct tcp_session_list {
     size_t count;
     struct lru idle;
     struct event *expire; /* NULL without an idle timeout */
+    unsigned eager_skip;  /* sessions left that wait for the client's first
+                           * bytes instead of reading them at the connect */
 };
 
 /* An empty list for sessions on ctx (ctx->idle_timeout_ms as it is now).
