@@ -1,7 +1,6 @@
 #include "berth/tcp_relay.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,20 +11,12 @@
 #include "berth/guard.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
-#include "berth/pipe_pool.h"
 #include "berth/tcp_connect.h"
+#include "berth/tcp_pump.h"
 
 /* Bytes moved per wake-up before yielding to other sessions, so one bulk
  * transfer cannot starve the loop. */
 #define ROUNDS_PER_WAKEUP 8
-
-/* Splice or copy, per read ("splice-auto"): a small exchange costs two
- * calls either way (recv + send, or splice in + splice out) but the copy
- * needs no pipe and, with the peer's FIN already seen, shows the end of
- * the stream without another call; bulk is cheaper spliced (no copy). So
- * each direction starts copying, and the next read splices after a read
- * that brought at least this much, copies after one that brought less. */
-#define SPLICE_MIN (16 * 1024)
 
 /* Connections in a row that skip reading the client right after the
  * connect once such a read found nothing (a protocol where the server
@@ -50,9 +41,8 @@ enum half_state {
     HALF_SHUT, /* FIN passed on to dst: this direction is done */
 };
 
-/* One direction. Bytes flow from src to dst through a borrowed pipe
- * (splice) or, on the buffered path, through the loop's scratch buffer; only
- * bytes dst could not take yet are held, in buf. */
+/* One direction: bytes flow from src to dst through its pump (tcp_pump.h);
+ * this is where it is in its life and which events drive it. */
 struct half {
     struct tcp_session *s;
     int *src, *dst;    /* point at the session's fds */
@@ -60,17 +50,10 @@ struct half {
     struct event *wr;  /* dst writable: armed only while dst is full */
     struct event *hup; /* while reading is paused: a slow poll of src
                               * for a reset; made on the first pause */
-    struct pipe pipe;  /* borrowed from the pool while pending > 0 */
-    size_t pending;    /* bytes taken from src, not yet given to dst */
-    size_t asked;      /* how much the last read asked for */
-    char *buf;         /* buffered path: the pending bytes */
-    size_t off;
+    struct tcp_pump pump;
     enum half_state state;
-    bool buffered; /* splice refused this pair: copy instead */
-    bool splicing; /* the next read splices (splice-auto, SPLICE_MIN) */
-    bool copied;   /* the last read was a recv into the scratch buffer */
-    bool src_fin;  /* src's FIN arrived (EV_CLOSED): all it sent is queued */
-    bool got;      /* some read brought bytes */
+    bool src_fin; /* src's FIN arrived (EV_CLOSED): all it sent is queued */
+    bool got;     /* some read brought bytes */
     /* The target's socket is watched edge-triggered, registered once for
      * the session's life (taken over from the connect): its events are
      * never deleted or re-added, so a read of it must go on until it is
@@ -100,14 +83,6 @@ struct tcp_session {
     void *arg;
 };
 
-static void half_release(struct half *h)
-{
-    pipe_pool_put(h->s->ctx->pipes, &h->pipe, h->pending == 0);
-    free(h->buf);
-    h->buf = NULL;
-    h->off = 0;
-}
-
 /* Out of the idle order: ended, or freed. */
 static void idle_leave(struct tcp_session *s)
 {
@@ -129,9 +104,8 @@ void tcp_session_free(struct tcp_session *s)
             event_free(halves[i]->wr);
         if (halves[i]->hup)
             event_free(halves[i]->hup);
-        /* A pipe still holding bytes is closed, never pooled: the next
-         * session must not receive this one's data. */
-        half_release(halves[i]);
+        /* A pipe still holding bytes is closed, never pooled. */
+        tcp_pump_release(&halves[i]->pump, s->ctx);
     }
     if (s->cfd >= 0)
         close(s->cfd);
@@ -284,95 +258,6 @@ void tcp_session_list_clear(struct tcp_session_list *list)
 
 /* ---- moving bytes ---- */
 
-/* Gives dst what this half holds. Returns 1 when all is delivered, 0 when
- * dst is full, -1 on error (errno). */
-static int half_flush(struct half *h)
-{
-    while (h->pending > 0) {
-        ssize_t n;
-        if (h->buf)
-            n = send(*h->dst, h->buf + h->off, h->pending, MSG_NOSIGNAL);
-        else
-            n = splice(h->pipe.rd, NULL, *h->dst, NULL, h->pending,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-        h->pending -= (size_t)n;
-        h->off += (size_t)n;
-    }
-    half_release(h);
-    return 1;
-}
-
-/* Buffered path: read into the shared scratch buffer, send at once, keep
- * only what dst refused. */
-static ssize_t fill_buffered(struct half *h)
-{
-    struct relay_ctx *ctx = h->s->ctx;
-    h->asked = ctx->scratch_len;
-    ssize_t n = recv(*h->src, ctx->scratch, ctx->scratch_len, 0);
-    if (n <= 0)
-        return n;
-    ssize_t sent = send(*h->dst, ctx->scratch, (size_t)n, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -2;
-        sent = 0;
-    }
-    if (sent < n) {
-        h->pending = (size_t)(n - sent);
-        if (!(h->buf = malloc(h->pending))) {
-            errno = ENOMEM;
-            return -2;
-        }
-        memcpy(h->buf, ctx->scratch + sent, h->pending);
-        h->off = 0;
-    }
-    return n;
-}
-
-/* Takes bytes from src. Returns the count, 0 at EOF, -1 on a read error
- * (errno; EAGAIN when drained) and -2 on a write error. */
-static ssize_t half_fill(struct half *h)
-{
-    struct relay_ctx *ctx = h->s->ctx;
-    h->copied = true;
-    if (h->buffered || ctx->no_splice)
-        return fill_buffered(h);
-    if (!h->splicing) {
-        ssize_t n = fill_buffered(h);
-        /* Much at once: a bulk transfer, cheaper through a pipe. */
-        if (n >= SPLICE_MIN)
-            h->splicing = true;
-        return n;
-    }
-    if (h->pipe.rd < 0 && pipe_pool_get(ctx->pipes, &h->pipe) < 0) {
-        /* Out of fds for a pipe: this round goes through memory. */
-        h->pipe.rd = h->pipe.wr = -1;
-        return fill_buffered(h);
-    }
-    h->copied = false;
-    h->asked = h->pipe.cap;
-    ssize_t n = splice(*h->src, NULL, h->pipe.wr, NULL, h->pipe.cap,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    /* A full pipe means a bulk transfer: a bigger pipe moves the same
-     * bytes with fewer calls from now on. */
-    if (n > 0 && (size_t)n == h->pipe.cap)
-        pipe_grow(&h->pipe);
-    if (n < 0 && errno == EINVAL) {
-        h->buffered = true;
-        half_release(h);
-        return fill_buffered(h);
-    }
-    if (n > 0)
-        h->pending = (size_t)n;
-    else
-        half_release(h);
-    if (n > 0 && (size_t)n < SPLICE_MIN)
-        h->splicing = false;
-    return n;
-}
-
 static void on_hup(evutil_socket_t fd, short what, void *arg);
 
 static void finish_if_done(struct tcp_session *s)
@@ -390,8 +275,8 @@ static void half_pump(struct half *h)
     struct tcp_session *s = h->s;
     bool drained = false;
     for (int round = 0;; round++) {
-        if (h->pending) {
-            int r = half_flush(h);
+        if (h->pump.pending) {
+            int r = tcp_pump_flush(&h->pump, s->ctx, *h->dst);
             if (r < 0) {
                 session_reset(s, "send", errno);
                 return;
@@ -451,7 +336,7 @@ static void half_pump(struct half *h)
                 event_active(h->rd, EV_READ, 1);
             return;
         }
-        ssize_t n = half_fill(h);
+        ssize_t n = tcp_pump_fill(&h->pump, s->ctx, *h->src, *h->dst);
         if (n == 0) {
             half_set_state(h, HALF_EOF);
             continue;
@@ -470,17 +355,14 @@ static void half_pump(struct half *h)
             session_reset(s, "recv", errno);
             return;
         }
-        /* A short read means src is drained for now; the loop calls again
-         * when more arrives, which saves the EAGAIN call. Not a short
-         * splice from an edge-triggered src: the pipe's slots may have
-         * ended it with bytes left, which no edge would announce. */
-        drained = (size_t)n < h->asked && (h->copied || !h->src_et);
+        /* A short read: the loop calls again when more arrives, which
+         * saves the EAGAIN call; after src's FIN, the end. */
+        enum tcp_pump_after after = tcp_pump_after_read(&h->pump, (size_t)n, h->src_et,
+                                                        h->src_fin);
+        drained = after != TCP_PUMP_MORE;
         if (drained)
             h->src_ready = false;
-        /* A recv stops only at the end of what is queued (a splice may stop
-         * at the pipe's slots): after src's FIN arrived, a short one read
-         * everything before it, so the end is known without reading 0. */
-        if (drained && h->copied && h->src_fin) {
+        if (after == TCP_PUMP_END) {
             half_set_state(h, HALF_EOF);
             continue;
         }
@@ -622,14 +504,10 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         list->head->prev = s;
     list->head = s;
     list->count++;
-    s->up = (struct half){.s = s,
-                          .src = &s->cfd,
-                          .dst = &s->tfd,
-                          .pipe = {-1, -1, 0, false}};
-    s->down = (struct half){.s = s,
-                            .src = &s->tfd,
-                            .dst = &s->cfd,
-                            .pipe = {-1, -1, 0, false}};
+    s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd};
+    s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd};
+    tcp_pump_init(&s->up.pump);
+    tcp_pump_init(&s->down.pump);
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_CLOSED | EV_PERSIST, on_ready,
                          &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_ready,

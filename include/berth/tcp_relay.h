@@ -1,9 +1,10 @@
 /* One TCP session: a client connection accepted by a listener, a
  * non-blocking connect to the target (to the replicas of a name in turn,
- * within one connect budget), then bytes moved both ways: small exchanges
- * copied through the loop's scratch buffer, bulk with splice(2) through
- * pooled pipes (or copied where splice cannot work), the target's socket
- * registered once, edge-triggered, from its connect to its close,
+ * within one connect budget), then bytes moved both ways, each direction
+ * by a tcp_pump (tcp_pump.h: small exchanges copied through the loop's
+ * scratch buffer, bulk with splice(2) through pooled pipes, or copied where
+ * splice cannot work), the target's socket registered once,
+ * edge-triggered, from its connect to its close,
  * half-closes and resets propagated, and with an idle timeout a session
  * silent both ways that long reset.
  *
