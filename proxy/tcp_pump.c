@@ -118,8 +118,8 @@ enum tcp_pump_after tcp_pump_after_read(const struct tcp_pump *p, size_t n,
      * have ended it with bytes left, which no edge would announce. */
     if (!(n < p->asked && (p->copied || !src_et)))
         return TCP_PUMP_MORE;
-    /* A recv stops only at the end of what is queued (a splice may stop
-     * at the pipe's slots): after src's FIN arrived, a short one read
-     * everything before it, so the end is known without reading 0. */
-    return p->copied && src_fin ? TCP_PUMP_END : TCP_PUMP_DRAINED;
+    /* After src's FIN arrived no edge comes again, and a short recv is not
+     * proof of the end: it stops at the TCP urgent mark with bytes queued
+     * behind it. Read on until 0. */
+    return src_fin ? TCP_PUMP_MORE : TCP_PUMP_DRAINED;
 }

@@ -356,16 +356,11 @@ static void half_pump(struct half *h)
             return;
         }
         /* A short read: the loop calls again when more arrives, which
-         * saves the EAGAIN call; after src's FIN, the end. */
-        enum tcp_pump_after after = tcp_pump_after_read(&h->pump, (size_t)n, h->src_et,
-                                                        h->src_fin);
-        drained = after != TCP_PUMP_MORE;
+         * saves the EAGAIN call. */
+        drained = tcp_pump_after_read(&h->pump, (size_t)n, h->src_et, h->src_fin) ==
+                  TCP_PUMP_DRAINED;
         if (drained)
             h->src_ready = false;
-        if (after == TCP_PUMP_END) {
-            half_set_state(h, HALF_EOF);
-            continue;
-        }
     }
 }
 

@@ -49,13 +49,13 @@ ssize_t tcp_pump_fill(struct tcp_pump *p, struct relay_ctx *ctx, int src, int ds
 enum tcp_pump_after {
     TCP_PUMP_MORE,    /* src may hold more: read again */
     TCP_PUMP_DRAINED, /* a short read: nothing more for now */
-    TCP_PUMP_END,     /* drained, and src's FIN was queued: the end */
 };
 
 /* A short read means src is drained for now, so the caller may wait for
- * more instead of spending a call on EAGAIN; with src's FIN already seen
- * (src_fin), it also means the end. src_et: src is watched
- * edge-triggered. */
+ * more instead of spending a call on EAGAIN (a short recv can also stop at
+ * the urgent mark: then the rest waits for the next edge, as in nginx);
+ * with src's FIN already seen (src_fin) the caller reads on until 0.
+ * src_et: src is watched edge-triggered. */
 enum tcp_pump_after tcp_pump_after_read(const struct tcp_pump *p, size_t n,
                                         bool src_et, bool src_fin);
 

@@ -170,6 +170,29 @@ class HalfClose(unittest.TestCase):
             self.assertEqual(srv.errors, [])
             self.assertEqual(srv.results, [answer])
 
+    def test_urgent_mark_loses_nothing_after(self):
+        """A recv stops at the TCP urgent mark: bytes after it, sent with
+        the FIN, must still reach the client (the urgent byte itself is
+        out of band and is not forwarded, as with docker-proxy)."""
+        for _ in range(20):
+            def backend(conn, srv):
+                conn.sendall(b"abc")
+                conn.send(b"X", socket.MSG_OOB)
+                conn.sendall(b"def" * 100)
+                conn.shutdown(socket.SHUT_WR)
+                return u.recv_all(conn)
+
+            with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+                c = fw.connect()
+                try:
+                    time.sleep(0.05)             # everything, FIN included, queued
+                    got = u.recv_all(c)
+                    c.shutdown(socket.SHUT_WR)
+                finally:
+                    c.close()
+                srv.join_handlers()
+            self.assertEqual(got, b"abc" + b"def" * 100)
+
 
 def _reset(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
