@@ -65,7 +65,7 @@ SETTLE_S = 20.0
 CURL = shutil.which("curl")
 PG_ISREADY = shutil.which("pg_isready")
 
-PGSTUB = r"""#!/bin/sh
+PG_STANDIN = r"""#!/bin/sh
 # A PostgreSQL server that turns everyone away (pg_isready: accepting).
 dd bs=8 count=1 >/dev/null 2>&1
 printf N
@@ -157,12 +157,12 @@ def setUpModule():
     D.docker("tag", dk.IMAGE, "nginx:alpine")
     ctx = os.path.join(TMP, "pg")
     os.makedirs(ctx)
-    with open(os.path.join(ctx, "pgstub"), "w") as f:
-        f.write(PGSTUB)
-    os.chmod(os.path.join(ctx, "pgstub"), 0o755)
+    with open(os.path.join(ctx, "pg-standin"), "w") as f:
+        f.write(PG_STANDIN)
+    os.chmod(os.path.join(ctx, "pg-standin"), 0o755)
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write(f"FROM {dk.IMAGE}\nCOPY pgstub /bin/pgstub\n"
-                'CMD ["nc", "-ll", "-p", "5432", "-e", "/bin/pgstub"]\n')
+        f.write(f"FROM {dk.IMAGE}\nCOPY pg-standin /bin/pg-standin\n"
+                'CMD ["nc", "-ll", "-p", "5432", "-e", "/bin/pg-standin"]\n')
     D.docker("build", "-q", "-t", "postgres:16-alpine", ctx, timeout=120)
 
 
