@@ -59,13 +59,6 @@ static int try_one(struct tcp_connect *c)
     c->fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
-    /* The client's socket has keepalive from the listener's; this one has
-     * no listener to copy it from. Set before connect, so it holds from
-     * the first segment; values the kernel's defaults already give are not
-     * set again. A failure leaves a working socket without probes (the
-     * settings were checked when the listener took them). */
-    sock_set_keepalive_fresh(c->fd, &c->ctx->tcp_keepalive,
-                             &c->ctx->tcp_keepalive_kernel);
     /* Readable too: a failed connect is reported as both (libevent maps
      * EPOLLERR and EPOLLHUP to read and write), a success as writable
      * alone, so only the ambiguous case needs SO_ERROR read. Registered

@@ -23,6 +23,11 @@
  * speaks first); then one tries again. */
 #define EAGER_SKIP 8
 
+/* The target's socket gets its keepalive once the session is this old:
+ * most sessions end sooner and never need the three setsockopt calls, and
+ * a long one has its first probe at most this much later than set. */
+#define KEEPALIVE_AFTER_MS 1000
+
 /* Where a session is in its life; set_phase is the only place it changes. */
 enum tcp_phase {
     /* s->conn connects to the target; nothing is read from the client
@@ -79,6 +84,9 @@ struct tcp_session {
     struct lru_node idle;     /* in list->idle while in_idle */
     uint64_t last_ms;         /* with an idle timeout: last wake-up relaying */
     bool in_idle;
+    struct lru_node young; /* in list->young while in_young */
+    uint64_t start_ms;     /* when relaying started, while in_young */
+    bool in_young;
     tcp_session_end_fn *on_end;
     void *arg;
 };
@@ -91,11 +99,19 @@ static void idle_leave(struct tcp_session *s)
     s->in_idle = false;
 }
 
+static void young_leave(struct tcp_session *s)
+{
+    if (s->in_young)
+        lru_unlink(&s->list->young, &s->young);
+    s->in_young = false;
+}
+
 void tcp_session_free(struct tcp_session *s)
 {
     if (!s)
         return;
     idle_leave(s);
+    young_leave(s);
     struct half *halves[2] = {&s->up, &s->down};
     for (int i = 0; i < 2; i++) {
         if (halves[i]->rd)
@@ -238,12 +254,64 @@ static void idle_join(struct tcp_session *s)
     idle_arm(s->list, s->last_ms);
 }
 
+/* ---- keepalive once a session is not short ---- */
+
+static struct tcp_session *young_oldest(struct tcp_session_list *list)
+{
+    return list->young.oldest
+               ? LRU_ENTRY(list->young.oldest, struct tcp_session, young)
+               : NULL;
+}
+
+static void young_arm(struct tcp_session_list *list, uint64_t now)
+{
+    struct tcp_session *s = young_oldest(list);
+    if (!s || evtimer_pending(list->grown, NULL))
+        return;
+    uint64_t due = s->start_ms + KEEPALIVE_AFTER_MS;
+    struct timeval tv = clock_tv(due > now ? due - now : 0);
+    evtimer_add(list->grown, &tv);
+}
+
+/* One timer for the list: sessions join in the order they start, so the
+ * due ones are at the front. A failure leaves a working socket without
+ * probes (the settings were checked when the listener took them). */
+static void on_grown(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_session_list *list = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = clock_ms();
+    struct tcp_session *s;
+    while ((s = young_oldest(list)) && s->start_ms + KEEPALIVE_AFTER_MS <= now) {
+        young_leave(s);
+        sock_set_keepalive_fresh(s->tfd, &s->ctx->tcp_keepalive,
+                                 &s->ctx->tcp_keepalive_kernel);
+    }
+    young_arm(list, now);
+}
+
+static void young_join(struct tcp_session *s)
+{
+    if (!s->list->grown)
+        return;
+    s->in_young = true;
+    s->start_ms = clock_ms();
+    lru_push(&s->list->young, &s->young);
+    young_arm(s->list, s->start_ms);
+}
+
 int tcp_session_list_init(struct tcp_session_list *list, struct relay_ctx *ctx)
 {
     *list = (struct tcp_session_list){0};
     if (ctx->idle_timeout_ms &&
         !(list->expire = evtimer_new(ctx->base, on_idle_expire, list)))
         return -1;
+    if (ctx->tcp_keepalive.idle &&
+        !(list->grown = evtimer_new(ctx->base, on_grown, list))) {
+        tcp_session_list_clear(list);
+        return -1;
+    }
     return 0;
 }
 
@@ -253,7 +321,9 @@ void tcp_session_list_clear(struct tcp_session_list *list)
         tcp_session_free(list->head);
     if (list->expire)
         event_free(list->expire);
-    list->expire = NULL;
+    if (list->grown)
+        event_free(list->grown);
+    list->expire = list->grown = NULL;
 }
 
 /* ---- moving bytes ---- */
@@ -433,6 +503,7 @@ static void start_relaying(struct tcp_session *s, short seen)
         event_add(s->up.wr, NULL);
     event_add(s->down.rd, NULL);
     idle_join(s);
+    young_join(s);
     /* Most clients have sent by now (the request waited in the kernel
      * through the connect): read it at once rather than after another
      * wait. Skipped for a while after such a read found nothing. */

@@ -479,16 +479,24 @@ static void keepalive_off(struct relay_ctx *ctx)
 
 /* Both sockets berth holds for a session: the client's, which got the
  * settings from the listening socket through accept(), and the target's,
- * set before its connect. */
+ * which gets them once the session has relayed for a second: a session
+ * shorter than that never pays for the calls. */
 static void keepalive_on_both(void (*tune)(struct relay_ctx *), const char *want)
 {
     struct pair p;
+    uint64_t start = t_now_ms();
     open_pair(&p, tune);
     struct addr client = local_of(p.client), target = local_of(p.backend);
     struct addr berth_out = peer_of(p.backend);
     int from_client = find_socket(&p.f.front, &client);
     int to_target = find_socket(&berth_out, &target);
     ck_assert_str_eq(keepalive_of(from_client), want);
+    /* The session started after the pair's connect: younger than this. */
+    if (t_now_ms() - start < 800)
+        ck_assert_str_eq(keepalive_of(to_target), "off");
+    uint64_t end = t_now_ms() + t_patience(3000);
+    while (strcmp(keepalive_of(to_target), want) != 0 && t_now_ms() < end)
+        t_pump_for(p.f.base, 10);
     ck_assert_str_eq(keepalive_of(to_target), want);
     ck_assert_str_eq(keepalive_of(p.client), "off"); /* the test's own: untouched */
     t_transfer(p.f.base, p.client, p.backend, 1000);

@@ -4,7 +4,7 @@
  * left of it. A replica that refuses, is unreachable or stays silent is
  * passed over by later connections (relay_pass_over) and the next one is
  * tried; berth's own shortage (fds, memory) blames no replica and ends the
- * attempt at once. The socket gets ctx's keepalive before it connects.
+ * attempt at once.
  *
  * Ownership: the connect owns its socket and its copy of the targets; the
  * connected socket passes to the caller through the callback. The creator

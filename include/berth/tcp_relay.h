@@ -6,7 +6,9 @@
  * splice cannot work), the target's socket registered once,
  * edge-triggered, from its connect to its close,
  * half-closes and resets propagated, and with an idle timeout a session
- * silent both ways that long reset.
+ * silent both ways that long reset. The target's socket gets the keepalive
+ * settings once the session has relayed for a second (the client's has
+ * them from the listener).
  *
  * Ownership: the session owns both sockets and everything it allocates.
  * It frees itself when it ends and then calls the end callback, always
@@ -33,6 +35,9 @@ struct tcp_session_list {
     size_t count;
     struct lru idle;
     struct event *expire; /* NULL without an idle timeout */
+    struct lru young;     /* relaying, keepalive not yet on the target's
+                           * socket: in order of start */
+    struct event *grown;  /* for the oldest of young; NULL without keepalive */
     unsigned eager_skip;  /* sessions left that wait for the client's first
                            * bytes instead of reading them at the connect */
 };
