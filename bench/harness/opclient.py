@@ -6,7 +6,9 @@
 KIND: conn (N HTTP/1.0 GETs, a new connection each, one after another),
 conn50 (the same with CONC connections in flight), keepalive (N HTTP/1.1
 GETs on one connection, each answered before the next), udp (N DNS queries
-on one socket, each answered before the next). Every answer is checked.
+on one socket, each answered before the next), udp50 (N DNS queries from
+CONC sockets, one in flight on each: CONC flows through the forwarder).
+Every answer is checked.
 
 Protocol on stdin/stdout, so the harness can open its measurement window
 around exactly the N operations: warm-up (a few operations; the keep-alive
@@ -157,16 +159,70 @@ def concurrent(port, n, conc, body, deadline):
     return ok, failed
 
 
+def udp_concurrent(flows, n, deadline):
+    """n DNS queries on the sockets of flows (Udp, warmed up), one in flight
+    on each; returns (ok, failed)."""
+    sel = selectors.DefaultSelector()
+    sent = ok = failed = 0
+
+    def ask(s, st):
+        nonlocal sent
+        st[0] = (st[0] + 1) & 0xFFFF
+        st[1] = time.time()
+        s.send(dnsmsg.query(DNS_NAME, qid=st[0]))
+        sent += 1
+
+    for f in flows[:n]:
+        f.s.setblocking(False)
+        st = [f.qid, 0.0, True]      # id in flight, when asked, still asking
+        sel.register(f.s, selectors.EVENT_READ, st)
+        ask(f.s, st)
+    try:
+        while ok + failed < n and time.time() < deadline:
+            for key, _ev in sel.select(timeout=1.0):
+                s, st = key.fileobj, key.data
+                try:
+                    msg = dnsmsg.header(s.recv(65535))
+                except OSError:
+                    continue
+                if msg["id"] != st[0] or not st[2]:
+                    continue                     # a late answer to an old id
+                good = msg["rcode"] == 0 and msg["an"] >= 1
+                ok, failed = (ok + 1, failed) if good else (ok, failed + 1)
+                st[2] = sent < n
+                if st[2]:
+                    ask(s, st)
+            for key in sel.get_map().values():   # per-query timeout
+                s, st = key.fileobj, key.data
+                if st[2] and time.time() - st[1] > TIMEOUT:
+                    failed += 1
+                    st[2] = sent < n
+                    if st[2]:
+                        ask(s, st)
+    finally:
+        sel.close()
+    return ok, failed
+
+
 def main(argv):
     kind, port, n, body_file = argv[0], int(argv[1]), int(argv[2]), argv[3]
     conc = int(argv[4]) if len(argv) > 4 else 50
     with open(body_file, "rb") as fh:
         body = fh.read()
     session = None
+    flows = []
     if kind == "keepalive":
         session = KeepAlive(port)
     elif kind == "udp":
         session = Udp(port)
+    elif kind == "udp50":
+        # The flows exist before the window, as the keep-alive connection
+        # does: what is counted is a query on a flow the forwarder holds.
+        flows = [Udp(port) for _ in range(conc)]
+        if not all(f.request(body) for f in flows):
+            print(json.dumps({"error": "warm-up answer was wrong"}), flush=True)
+            return 1
+        session = flows[0]
     elif kind not in ("conn", "conn50"):
         raise SystemExit("unknown kind %r" % kind)
     for _ in range(WARMUP):
@@ -183,6 +239,8 @@ def main(argv):
     err = None
     if kind == "conn50":
         ok, failed = concurrent(port, n, conc, body, deadline)
+    elif kind == "udp50":
+        ok, failed = udp_concurrent(flows, n, deadline)
     else:
         for _ in range(n):
             if time.time() > deadline:
@@ -204,8 +262,8 @@ def main(argv):
             failed, n, " (last: %s)" % err if err else "")
     print(json.dumps(res), flush=True)
     sys.stdin.read()          # the harness closes the window, then stdin
-    if session:
-        session.close()
+    for f in flows or ([session] if session else []):
+        f.close()
     return 0
 
 

@@ -40,7 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = [("conn", "new connection (sequential)"),
          ("conn50", "new connection (50 concurrent)"),
          ("keepalive", "keep-alive request"),
-         ("udp", "UDP DNS query")]
+         ("udp", "UDP DNS query"),
+         ("udp50", "UDP DNS query (50 flows)")]
 BREAKDOWN = ("berth", "nginx")
 CONC = 50
 SETTLE = 0.2            # s after the last answer, for the forwarder's closes
@@ -366,9 +367,10 @@ def run_metric(r):
             r.error("syscalls: %s: %s" % (f.name, bad))
         out = {}
         for kind, _label in KINDS:
-            if kind == "udp" and not f.udp:
+            udp = kind.startswith("udp")
+            if udp and not f.udp:
                 continue
-            port = ports["dns"] if kind == "udp" else ports["http"]
+            port = ports["dns"] if udp else ports["http"]
             log("syscalls  %-9s %-13s N=%d ..." % (kind, f.name, a.ops))
             try:
                 res = measure(f, kind, port, a.ops, tool, r.dir, body_file)
@@ -434,9 +436,10 @@ def markdown(doc):
            "is an HTTP/1.0 `GET /small.html` read to EOF, one after another "
            "(or %d in flight); a keep-alive request is one HTTP/1.1 GET on a "
            "single connection; a UDP query is one DNS query, answered before "
-           "the next. Counted over the forwarder's whole process tree for "
+           "the next (or one in flight on each of %d sockets: as many flows "
+           "through the forwarder). Counted over the forwarder's whole process tree for "
            "exactly the window of the N operations, minus an idle window of "
-           "the same length, divided by N." % (s["n"], s["conc"])]
+           "the same length, divided by N." % (s["n"], s["conc"], s["conc"])]
     if perf:
         out.append("Counter: `perf stat -e raw_syscalls:sys_enter,task-clock "
                    "-p <all pids>` (inherited by threads and children "
