@@ -101,8 +101,12 @@ static void idle_leave(struct tcp_session *s)
 
 static void young_leave(struct tcp_session *s)
 {
-    if (s->in_young)
+    if (s->in_young) {
         lru_unlink(&s->list->young, &s->young);
+        /* No wake-up for nobody: a burst of short sessions leaves none. */
+        if (!s->list->young.oldest)
+            evtimer_del(s->list->grown);
+    }
     s->in_young = false;
 }
 
