@@ -183,6 +183,13 @@ class NginxStream(Forwarder):
     name = "nginx"
     udp = True
 
+    def __init__(self, workdir, name="nginx", half_close=False):
+        super().__init__(workdir)
+        self.name = name
+        # nginx closes both sides at one side's FIN unless told otherwise;
+        # berth and docker-proxy pass a half-close on.
+        self.half_close = half_close
+
     def available(self):
         if not shutil.which("nginx"):
             return False, "nginx not installed"
@@ -191,11 +198,11 @@ class NginxStream(Forwarder):
         return True, ""
 
     def start(self, maps):
-        conf = os.path.join(self.dir, "nginx-stream.conf")
-        err = os.path.join(self.dir, "nginx-stream.err")
+        conf = os.path.join(self.dir, "%s-stream.conf" % self.name)
+        err = os.path.join(self.dir, "%s-stream.err" % self.name)
         out = ["load_module %s;" % NGINX_STREAM_MODULE, "daemon off;",
                "master_process on;", "worker_processes 1;",
-               "pid %s/nginx-stream.pid;" % self.dir, "error_log %s warn;" % err,
+               "pid %s/%s-stream.pid;" % (self.dir, self.name), "error_log %s warn;" % err,
                "events { worker_connections %d; }" % (procs.NOFILE - 100),
                "stream {"]
         for proto, lport, tport in maps:
@@ -205,7 +212,9 @@ class NginxStream(Forwarder):
                         "proxy_timeout 10s; }" % (lport, tport)]
             else:
                 out += ["  server { listen 127.0.0.1:%d backlog=4096; "
-                        "proxy_pass 127.0.0.1:%d; }" % (lport, tport)]
+                        "proxy_pass 127.0.0.1:%d;%s }" % (
+                            lport, tport,
+                            " proxy_half_close on;" if self.half_close else "")]
         out.append("}")
         with open(conf, "w") as f:
             f.write("\n".join(out) + "\n")
@@ -243,7 +252,8 @@ class Socat(Forwarder):
 
 
 ALL = ["direct", "berth", "docker-proxy", "haproxy", "nginx", "socat"]
-OPTIONAL = ["berth-dp"]     # berth in docker-proxy mode, one process per port
+OPTIONAL = ["berth-dp",     # berth in docker-proxy mode, one process per port
+            "nginx-hc"]     # nginx passing half-closes on, as berth does
 
 
 def make(name, workdir, berth_bin):
@@ -259,6 +269,8 @@ def make(name, workdir, berth_bin):
         return HAProxy(workdir)
     if name == "nginx":
         return NginxStream(workdir)
+    if name == "nginx-hc":
+        return NginxStream(workdir, name="nginx-hc", half_close=True)
     if name == "socat":
         return Socat(workdir)
     raise ValueError("unknown forwarder %r (known: %s)" % (

@@ -42,7 +42,7 @@ KINDS = [("conn", "new connection (sequential)"),
          ("keepalive", "keep-alive request"),
          ("udp", "UDP DNS query"),
          ("udp50", "UDP DNS query (50 flows)")]
-BREAKDOWN = ("berth", "nginx")
+BREAKDOWN = ("berth", "nginx", "nginx-hc")
 CONC = 50
 SETTLE = 0.2            # s after the last answer, for the forwarder's closes
 UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
