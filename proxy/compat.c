@@ -12,6 +12,7 @@
 #include "berth/berth.h"
 #include "berth/config.h"
 #include "berth/log.h"
+#include "berth/spec.h"
 
 #define STATUS_FD 3
 #define LISTEN_FD 4
@@ -207,10 +208,12 @@ static const char *const env_options[][2] = {
     {"BERTH_IDLE_TIMEOUT", "--idle-timeout"},
     {"BERTH_UDP_TIMEOUT", "--udp-timeout"},
     {"BERTH_LOG_LEVEL", "--log-level"},
+    {"BERTH_PROXY_PROTOCOL", "--proxy-protocol"},
 };
 #define NENV (sizeof env_options / sizeof env_options[0])
 
-int compat_env(struct plan *plan, char *err, size_t errlen)
+int compat_env(struct plan *plan, struct publish_defaults *sw, char *err,
+               size_t errlen)
 {
     struct config *c = config_new();
     if (!c) {
@@ -229,7 +232,16 @@ int compat_env(struct plan *plan, char *err, size_t errlen)
             rc = -1;
         }
     }
+    /* A switch, not an option with a value: as labels say it. */
+    const char *t = getenv("BERTH_TRANSPARENT");
+    bool on = false;
+    if (rc == 0 && t && spec_parse_switch(t, &on) < 0) {
+        snprintf(err, errlen, "BERTH_TRANSPARENT '%s': want 1 or 0 (true, false)", t);
+        rc = -1;
+    }
     if (rc == 0) {
+        *sw = (struct publish_defaults){.transparent = on,
+                                        .proxy_proto = c->cli.proxy_proto};
         plan->tcp_keepalive = c->tcp_keepalive;
         plan->idle_timeout = c->idle_timeout;
         plan->udp_timeout = c->udp_timeout;
@@ -265,7 +277,8 @@ int compat_main(int argc, char **argv)
 
     int rc = 1;
     struct plan plan = PLAN_INIT; /* the defaults, keepalive on as docker-proxy's */
-    if (compat_env(&plan, err, sizeof err) < 0) {
+    struct publish_defaults sw;
+    if (compat_env(&plan, &sw, err, sizeof err) < 0) {
         fprintf(stderr, "berth: %s\n", err);
         report(have_status_fd, err);
         return 2;
@@ -273,8 +286,12 @@ int compat_main(int argc, char **argv)
     struct event_base *base = berth_event_base_new();
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;
-    if (!base || plan_add(&plan, a.proto, &a.host, &a.container) < 0 ||
-        !(b = berth_new(base, &plan, NULL))) {
+    if (base && plan_add(&plan, a.proto, &a.host, &a.container) == 0) {
+        plan.maps[0].transparent = sw.transparent;
+        if (a.proto == PROTO_TCP)
+            plan.maps[0].proxy_proto = sw.proxy_proto;
+    }
+    if (!base || plan.n != 1 || !(b = berth_new(base, &plan, NULL))) {
         snprintf(err, sizeof err, "out of memory");
         if (fd >= 0)
             close(fd);

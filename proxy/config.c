@@ -28,6 +28,8 @@ static const struct option_def options[] = {
     {"docker", 0, K_STRING, 0, 0},
     {"no-docker", 0, K_FLAG, 0, 0},
     {"labels", 0, K_FLAG, 0, 0},
+    {"transparent", 0, K_FLAG, 0, 0},
+    {"proxy-protocol", 0, K_STRING, 0, 0},
     {"dns", 0, K_LIST, 0, 0},
     {"domain", 0, K_STRING, 0, 0},
     {"ttl", 0, K_UINT, INT32_MAX, 0},
@@ -91,6 +93,7 @@ void config_free(struct config *c)
     if (!c)
         return;
     strlist_clear(&c->publish);
+    free(c->publish_opts);
     strlist_clear(&c->dns);
     strlist_clear(&c->upstream);
     free(c->docker);
@@ -174,6 +177,40 @@ static int parse_keepalive(const char *v, struct sock_keepalive *k)
     return 0;
 }
 
+/* A publish entry with nothing of its own yet: its source's switches
+ * apply (publish_resolve). */
+static int publish_add(struct config *c, const char *spec)
+{
+    struct publish_opts *o = realloc(c->publish_opts, (c->publish.n + 1) * sizeof *o);
+    if (!o)
+        return -1;
+    c->publish_opts = o;
+    o[c->publish.n] = (struct publish_opts){.from_file = c->loading_file,
+                                            .own_transparent = -1,
+                                            .own_proxy_proto = -1};
+    return strlist_add(&c->publish, spec);
+}
+
+/* Each entry's switches: its own, else its source's. The PROXY protocol is
+ * TCP's: a source's switch leaves UDP entries without it (an entry's own
+ * was refused when read). */
+static void publish_resolve(struct config *c)
+{
+    for (size_t i = 0; i < c->publish.n; i++) {
+        struct publish_opts *o = &c->publish_opts[i];
+        const struct publish_defaults *d = o->from_file ? &c->file : &c->cli;
+        o->transparent = o->own_transparent >= 0 ? o->own_transparent != 0
+                                                 : d->transparent;
+        o->proxy_proto = o->own_proxy_proto >= 0 ? (enum proxy_proto)o->own_proxy_proto
+                                                 : d->proxy_proto;
+        struct spec sp;
+        char why[200];
+        if (spec_parse(c->publish.v[i], &sp, why, sizeof why) == 0 &&
+            sp.proto != PROTO_TCP)
+            o->proxy_proto = PROXY_PROTO_NONE;
+    }
+}
+
 static int set_string(char **slot, const char *value)
 {
     char *copy = strdup(value);
@@ -198,7 +235,15 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             snprintf(err, errlen, "%s '%s': %s", where, v, why);
             return -1;
         }
-        return strlist_add(&c->publish, v);
+        return publish_add(c, v);
+    }
+    if (strcmp(name, "proxy-protocol") == 0) {
+        struct publish_defaults *d = c->loading_file ? &c->file : &c->cli;
+        if (spec_parse_proxy_proto(v, &d->proxy_proto) < 0) {
+            snprintf(err, errlen, "%s '%s': want v1, v2 or off", where, v);
+            return -1;
+        }
+        return 0;
     }
     if (strcmp(name, "dns") == 0) {
         if (check_hostport(v, 0) < 0) {
@@ -291,6 +336,8 @@ static void set_flag(struct config *c, const struct option_def *o, bool on)
         c->no_docker = on;
     else if (strcmp(n, "labels") == 0)
         c->labels = on;
+    else if (strcmp(n, "transparent") == 0)
+        (c->loading_file ? &c->file : &c->cli)->transparent = on;
     else if (strcmp(n, "check") == 0)
         c->check = on;
     else if (strcmp(n, "help") == 0)
@@ -361,7 +408,10 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
         return -1;
     if (c->config_path && config_load_file(c, c->config_path, err, errlen) < 0)
         return -1;
-    return walk_args(c, argc, argv, false, err, errlen);
+    if (walk_args(c, argc, argv, false, err, errlen) < 0)
+        return -1;
+    publish_resolve(c);
+    return 0;
 }
 
 /* 1-based line of a byte offset, for JSON syntax errors. */
@@ -371,6 +421,66 @@ static int line_of(const char *text, size_t len, const char *at)
     for (const char *p = text; p < at && p < text + len; p++)
         line += *p == '\n';
     return line;
+}
+
+/* A publish entry written as an object: {"spec": "...", "transparent":
+ * true, "proxy_protocol": "v2"}. where names it ("config 'f': publish[2]"). */
+static int load_publish_object(struct config *c, const cJSON *obj, const char *where,
+                               char *err, size_t errlen)
+{
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+    if (!cJSON_IsString(spec)) {
+        snprintf(err, errlen, "%s: an object needs \"spec\": a publish spec string",
+                 where);
+        return -1;
+    }
+    char why[200];
+    struct spec sp;
+    if (spec_parse(spec->valuestring, &sp, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s '%s': %s", where, spec->valuestring, why);
+        return -1;
+    }
+    signed char own_t = -1, own_pp = -1;
+    const cJSON *k;
+    cJSON_ArrayForEach(k, obj) {
+        if (strcmp(k->string, "spec") == 0)
+            continue;
+        if (strcmp(k->string, "transparent") == 0) {
+            if (!cJSON_IsBool(k)) {
+                snprintf(err, errlen, "%s: 'transparent' must be true or false",
+                         where);
+                return -1;
+            }
+            own_t = cJSON_IsTrue(k) ? 1 : 0;
+        } else if (strcmp(k->string, "proxy_protocol") == 0) {
+            enum proxy_proto pp;
+            if (!cJSON_IsString(k) ||
+                spec_parse_proxy_proto(k->valuestring, &pp) < 0) {
+                snprintf(err, errlen,
+                         "%s: 'proxy_protocol' must be \"v1\", \"v2\" or \"off\"",
+                         where);
+                return -1;
+            }
+            if (pp != PROXY_PROTO_NONE && sp.proto != PROTO_TCP) {
+                snprintf(err, errlen, "%s '%s': the PROXY protocol is for TCP only",
+                         where, spec->valuestring);
+                return -1;
+            }
+            own_pp = (signed char)pp;
+        } else {
+            snprintf(err, errlen,
+                     "%s: unknown key '%s' (want spec, transparent, proxy_protocol)",
+                     where, k->string);
+            return -1;
+        }
+    }
+    if (publish_add(c, spec->valuestring) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->publish_opts[c->publish.n - 1].own_transparent = own_t;
+    c->publish_opts[c->publish.n - 1].own_proxy_proto = own_pp;
+    return 0;
 }
 
 static int load_json_value(struct config *c, const struct option_def *o,
@@ -388,17 +498,25 @@ static int load_json_value(struct config *c, const struct option_def *o,
         return 0;
     }
     if (o->kind == K_LIST) {
+        const char *want =
+            strcmp(o->name, "publish") == 0
+                ? "an array of specs (strings or {\"spec\": ...} objects)"
+                : "an array of strings";
         if (!cJSON_IsArray(item)) {
-            snprintf(err, errlen, "%s: '%s' must be an array of strings", prefix,
-                     o->name);
+            snprintf(err, errlen, "%s: '%s' must be %s", prefix, o->name, want);
             return -1;
         }
         int idx = 0;
         const cJSON *el;
         cJSON_ArrayForEach(el, item) {
+            if (cJSON_IsObject(el) && strcmp(o->name, "publish") == 0) {
+                snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
+                if (load_publish_object(c, el, where, err, errlen) < 0)
+                    return -1;
+                continue;
+            }
             if (!cJSON_IsString(el)) {
-                snprintf(err, errlen, "%s: '%s' must be an array of strings", prefix,
-                         o->name);
+                snprintf(err, errlen, "%s: '%s' must be %s", prefix, o->name, want);
                 return -1;
             }
             snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
@@ -507,6 +625,7 @@ int config_load_json(struct config *c, const char *text, size_t len,
     }
     int rc = 0;
     const cJSON *item;
+    c->loading_file = true;
     cJSON_ArrayForEach(item, root) {
         const struct option_def *o = find_long(item->string, strlen(item->string));
         if (!o || strcmp(o->name, "config") == 0 || strcmp(o->name, "help") == 0 ||
@@ -520,7 +639,10 @@ int config_load_json(struct config *c, const char *text, size_t len,
             break;
         }
     }
+    c->loading_file = false;
     cJSON_Delete(root);
+    if (rc == 0)
+        publish_resolve(c);
     return rc;
 }
 
@@ -541,6 +663,10 @@ void config_usage(const char *prog, FILE *out)
         "                         ssh://[user@]host[:port] (default: as the docker CLI finds it)\n"
         "      --no-docker        never contact a Docker engine (IP targets only)\n"
         "      --labels           also publish containers' berth.publish labels\n"
+        "      --transparent      the --publish targets see the client's address, not\n"
+        "                         berth's (IP_TRANSPARENT; host set up by berth-tproxy)\n"
+        "      --proxy-protocol v1|v2  send a PROXY protocol header to the --publish\n"
+        "                         TCP targets, first on each connection\n"
         "      --dns ADDR:PORT    serve DNS for container names (repeatable)\n"
         "      --domain NAME      DNS zone of container names (default docker)\n"
         "      --ttl SECONDS      TTL of local DNS answers (default 5)\n"

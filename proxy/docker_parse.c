@@ -116,6 +116,8 @@ int docker_parse_inspect(const char *body, size_t len, struct docker_inspect *ou
         out->c.service = str_at(labels, "com.docker.compose.service");
         out->c.oneoff = is_true(str_at(labels, "com.docker.compose.oneoff"));
         out->c.publish = str_at(labels, "berth.publish");
+        out->c.transparent = str_at(labels, "berth.transparent");
+        out->c.proxy_protocol = str_at(labels, "berth.proxy-protocol");
         const char *num = str_at(labels, "com.docker.compose.container-number");
         out->c.number = num ? atoi(num) : 0;
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "berth/berth.h"
+#include "berth/config.h"
 #include "berth/log.h"
 #include "berth/plan.h"
 #include "berth/spec.h"
@@ -166,7 +167,12 @@ static bool publish(struct pass *p, const struct reg_container *c, struct mappin
     }
     e->wanted = true;
     l->active[l->nactive++] = e;
-    log_info("labels: published %s for '%s'", e->m.label, c->name);
+    char pp[32] = "";
+    if (e->m.proxy_proto)
+        snprintf(pp, sizeof pp, " (proxy-protocol %s)",
+                 proxy_proto_name(e->m.proxy_proto));
+    log_info("labels: published %s for '%s'%s%s", e->m.label, c->name,
+             e->m.transparent ? " (transparent)" : "", pp);
     return true;
 }
 
@@ -174,7 +180,8 @@ static bool publish(struct pass *p, const struct reg_container *c, struct mappin
  * both families. One warning for the entry, however many of its mappings
  * are refused: the first reason, and how many more. */
 static void publish_entry(struct pass *p, const struct reg_container *c,
-                          const struct spec *sp, const char *shortid, const char *text)
+                          const struct spec *sp, const char *shortid, const char *text,
+                          const struct publish_defaults *sw)
 {
     struct addr hosts[2] = {sp->host};
     size_t nhosts = 1;
@@ -186,7 +193,11 @@ static void publish_entry(struct pass *p, const struct reg_container *c,
         for (size_t h = 0; h < nhosts; h++) {
             struct mapping m = {.proto = sp->proto,
                                 .listen = hosts[h],
-                                .target_port = (uint16_t)(sp->target_lo + k)};
+                                .target_port = (uint16_t)(sp->target_lo + k),
+                                .transparent = sw->transparent,
+                                .proxy_proto = sp->proto == PROTO_TCP
+                                                   ? sw->proxy_proto
+                                                   : PROXY_PROTO_NONE};
             addr_set_port(&m.listen, (uint16_t)(sp->host_lo + k));
             snprintf(m.target_name, sizeof m.target_name, "%s", shortid);
             mapping_label(&m);
@@ -205,11 +216,37 @@ static void publish_entry(struct pass *p, const struct reg_container *c,
     refuse(p->l, &p->refused, &p->nrefused, msg);
 }
 
+/* The switches of c's berth.publish ports: berth.transparent and
+ * berth.proxy-protocol. A bad value is warned once (as a bad entry is) and
+ * switches nothing on: the ports still publish, as they would without it. */
+static struct publish_defaults label_switches(struct pass *p,
+                                              const struct reg_container *c)
+{
+    struct publish_defaults sw = {0};
+    char msg[600];
+    if (c->transparent && spec_parse_switch(c->transparent, &sw.transparent) < 0 &&
+        p->create) {
+        snprintf(msg, sizeof msg,
+                 "labels: '%s': berth.transparent '%s': want true or false", c->name,
+                 c->transparent);
+        refuse(p->l, &p->refused, &p->nrefused, msg);
+    }
+    if (c->proxy_protocol &&
+        spec_parse_proxy_proto(c->proxy_protocol, &sw.proxy_proto) < 0 && p->create) {
+        snprintf(msg, sizeof msg,
+                 "labels: '%s': berth.proxy-protocol '%s': want v1, v2 or off",
+                 c->name, c->proxy_protocol);
+        refuse(p->l, &p->refused, &p->nrefused, msg);
+    }
+    return sw;
+}
+
 static void visit(const struct reg_container *c, void *arg)
 {
     struct pass *p = arg;
     if (!c->publish)
         return;
+    struct publish_defaults sw = label_switches(p, c);
     char *copy = strdup(c->publish), *save = NULL;
     char shortid[13];
     snprintf(shortid, sizeof shortid, "%s", c->id);
@@ -231,7 +268,7 @@ static void visit(const struct reg_container *c, void *arg)
             }
             continue;
         }
-        publish_entry(p, c, &sp, shortid, t);
+        publish_entry(p, c, &sp, shortid, t, &sw);
     }
     free(copy);
 }

@@ -156,7 +156,10 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
                     snprintf(err, errlen, "out of memory");
                     goto fail;
                 }
-                p->maps[p->n - 1].source = i;
+                struct mapping *m = &p->maps[p->n - 1];
+                m->source = i;
+                m->transparent = c->publish_opts[i].transparent;
+                m->proxy_proto = c->publish_opts[i].proxy_proto;
             }
         }
     }
@@ -186,8 +189,13 @@ void plan_print(const struct plan *p, FILE *out)
             snprintf(t, sizeof t, "%.40s:%u", m->target_name, m->target_port);
         else
             addr_format(&m->target, t, sizeof t);
-        fprintf(out, "  %s %s -> %s\n", proto_name(m->proto),
-                addr_format(&m->listen, l, sizeof l), t);
+        char pp[32] = "";
+        if (m->proxy_proto)
+            snprintf(pp, sizeof pp, " (proxy-protocol %s)",
+                     proxy_proto_name(m->proxy_proto));
+        fprintf(out, "  %s %s -> %s%s%s\n", proto_name(m->proto),
+                addr_format(&m->listen, l, sizeof l), t,
+                m->transparent ? " (transparent)" : "", pp);
     }
     fprintf(out, "udp-timeout %us, max-conns per port ", p->udp_timeout);
     if (p->max_conns)

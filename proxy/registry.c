@@ -24,6 +24,7 @@ struct ep {
 
 struct ctr {
     char *id, *name, *project, *service, *publish;
+    char *transparent, *proxy_protocol;
     int number;
     bool oneoff;
     struct ep *eps;
@@ -64,6 +65,8 @@ static void ctr_clear(struct ctr *c)
     free(c->project);
     free(c->service);
     free(c->publish);
+    free(c->transparent);
+    free(c->proxy_protocol);
     for (size_t i = 0; i < c->neps; i++) {
         free(c->eps[i].network);
         for (size_t k = 0; k < c->eps[i].naliases; k++)
@@ -164,7 +167,9 @@ static int copy_ctr(struct ctr *dst, const struct reg_container *src)
         !(dst->name = strdup(src->name ? src->name : "")) ||
         (src->project && !(dst->project = strdup(src->project))) ||
         (src->service && !(dst->service = strdup(src->service))) ||
-        (src->publish && !(dst->publish = strdup(src->publish))))
+        (src->publish && !(dst->publish = strdup(src->publish))) ||
+        (src->transparent && !(dst->transparent = strdup(src->transparent))) ||
+        (src->proxy_protocol && !(dst->proxy_protocol = strdup(src->proxy_protocol))))
         return -1;
     if (src->neps && !(dst->eps = calloc(src->neps, sizeof *dst->eps)))
         return -1;
@@ -424,9 +429,10 @@ void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
                                            c->eps[k].v6,
                                            (const char *const *)c->eps[k].aliases,
                                            c->eps[k].naliases};
-        struct reg_container rc = {c->id,      c->name,   c->project,
-                                   c->service, c->number, c->oneoff,
-                                   c->publish, eps,       c->neps};
+        struct reg_container rc = {
+            c->id,     c->name,        c->project,       c->service,
+            c->number, c->oneoff,      c->publish,       eps,
+            c->neps,   c->transparent, c->proxy_protocol};
         fn(&rc, arg);
     }
     free(eps);

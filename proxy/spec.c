@@ -3,10 +3,49 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define FIELDS_MAX 5
 
 const char *proto_name(enum proto p) { return p == PROTO_UDP ? "udp" : "tcp"; }
+
+int spec_parse_proxy_proto(const char *text, enum proxy_proto *out)
+{
+    static const struct {
+        const char *name;
+        enum proxy_proto v;
+    } known[] = {{"v1", PROXY_PROTO_V1},
+                 {"v2", PROXY_PROTO_V2},
+                 {"off", PROXY_PROTO_NONE}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(text, known[i].name) == 0) {
+            *out = known[i].v;
+            return 0;
+        }
+    return -1;
+}
+
+const char *proxy_proto_name(enum proxy_proto p)
+{
+    return p == PROXY_PROTO_V1 ? "v1" : p == PROXY_PROTO_V2 ? "v2" : "off";
+}
+
+int spec_parse_switch(const char *text, bool *out)
+{
+    static const char *on[] = {"true", "1", "yes", "on"},
+                      *off[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, on[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, off[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
                                                       const char *fmt, ...)

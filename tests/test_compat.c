@@ -131,6 +131,39 @@ START_TEST(test_wanted)
 }
 END_TEST
 
+/* dockerd's environment switches transparent mode and the PROXY protocol
+ * on for the one mapping; a bad value is one line naming the variable. */
+START_TEST(test_env_switches)
+{
+    struct plan plan = PLAN_INIT;
+    struct publish_defaults sw;
+    char err[256] = "";
+    unsetenv("BERTH_TRANSPARENT");
+    unsetenv("BERTH_PROXY_PROTOCOL");
+    ck_assert_int_eq(compat_env(&plan, &sw, err, sizeof err), 0);
+    ck_assert(!sw.transparent);
+    ck_assert_int_eq(sw.proxy_proto, PROXY_PROTO_NONE);
+    setenv("BERTH_TRANSPARENT", "1", 1);
+    setenv("BERTH_PROXY_PROTOCOL", "v2", 1);
+    ck_assert_int_eq(compat_env(&plan, &sw, err, sizeof err), 0);
+    ck_assert(sw.transparent);
+    ck_assert_int_eq(sw.proxy_proto, PROXY_PROTO_V2);
+    setenv("BERTH_TRANSPARENT", "True", 1);
+    ck_assert_int_eq(compat_env(&plan, &sw, err, sizeof err), 0);
+    ck_assert(sw.transparent);
+    setenv("BERTH_TRANSPARENT", "maybe", 1);
+    ck_assert_int_eq(compat_env(&plan, &sw, err, sizeof err), -1);
+    ck_assert_str_eq(err, "BERTH_TRANSPARENT 'maybe': want 1 or 0 (true, false)");
+    setenv("BERTH_TRANSPARENT", "0", 1);
+    setenv("BERTH_PROXY_PROTOCOL", "v9", 1);
+    ck_assert_int_eq(compat_env(&plan, &sw, err, sizeof err), -1);
+    ck_assert_str_eq(
+        err, "BERTH_PROXY_PROTOCOL: --proxy-protocol 'v9': want v1, v2 or off");
+    unsetenv("BERTH_TRANSPARENT");
+    unsetenv("BERTH_PROXY_PROTOCOL");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("compat");
@@ -139,6 +172,7 @@ int main(void)
     tcase_add_test(tc, test_version);
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_wanted);
+    tcase_add_test(tc, test_env_switches);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -183,6 +183,9 @@ static const struct bad bads[] = {
     {{"--upstream", "dns.example"},
      "--upstream 'dns.example': want an IP address with an optional :PORT"},
     {{"--domain", "a..b"}, "--domain 'a..b': not a valid DNS domain"},
+    {{"--proxy-protocol", "v3"}, "--proxy-protocol 'v3': want v1, v2 or off"},
+    {{"--proxy-protocol"}, "option '--proxy-protocol' needs a value"},
+    {{"--transparent=1"}, "option '--transparent' takes no value"},
     {{"--config", "/nonexistent/berth.json"},
      "config '/nonexistent/berth.json': cannot read: No such file or directory"},
 };
@@ -260,8 +263,24 @@ struct bad_file {
 static const struct bad_file bad_files[] = {
     {"{\"publish\": [\"8080:web\"]}", "publish[0] '8080:web': missing target port"},
     {"{\"publish\": [\"8080:1.1.1.1:80\", 7]}",
-     "'publish' must be an array of strings"},
-    {"{\"publish\": \"8080:1.1.1.1:80\"}", "'publish' must be an array of strings"},
+     "'publish' must be an array of specs (strings or {\"spec\": ...} objects)"},
+    {"{\"publish\": \"8080:1.1.1.1:80\"}",
+     "'publish' must be an array of specs (strings or {\"spec\": ...} objects)"},
+    {"{\"dns\": [7]}", "'dns' must be an array of strings"},
+    {"{\"publish\": [{\"transparent\": true}]}",
+     "publish[0]: an object needs \"spec\": a publish spec string"},
+    {"{\"publish\": [{\"spec\": \"80:web\"}]}",
+     "publish[0] '80:web': missing target port"},
+    {"{\"publish\": [\"1:1.1.1.1:1\", {\"spec\": \"80:1.1.1.1:80\", \"transparent\": 1}]}",
+     "publish[1]: 'transparent' must be true or false"},
+    {"{\"publish\": [{\"spec\": \"80:1.1.1.1:80\", \"proxy_protocol\": \"v3\"}]}",
+     "publish[0]: 'proxy_protocol' must be \"v1\", \"v2\" or \"off\""},
+    {"{\"publish\": [{\"spec\": \"53:1.1.1.1:53/udp\", \"proxy_protocol\": \"v2\"}]}",
+     "publish[0] '53:1.1.1.1:53/udp': the PROXY protocol is for TCP only"},
+    {"{\"publish\": [{\"spec\": \"80:1.1.1.1:80\", \"proxy-protocol\": \"v2\"}]}",
+     "publish[0]: unknown key 'proxy-protocol' (want spec, transparent, proxy_protocol)"},
+    {"{\"proxy-protocol\": \"v9\"}", "proxy-protocol 'v9': want v1, v2 or off"},
+    {"{\"transparent\": \"yes\"}", "'transparent' must be true or false"},
     {"{\"colour\": 1}", "unknown key 'colour'"},
     {"{\"config\": \"x\"}", "unknown key 'config'"},
     {"{\"udp-timeout\": \"90\"}", "'udp-timeout' must be a number"},
@@ -298,6 +317,57 @@ START_TEST(test_bad_file)
 }
 END_TEST
 
+/* --transparent and --proxy-protocol switch on the command line's
+ * entries, a config file's top-level keys its plain-string entries, and an
+ * object entry says for itself; the PROXY protocol never lands on UDP. */
+START_TEST(test_publish_switches)
+{
+    const char *path = temp_json(
+        "{\"publish\": [\"9000:10.0.0.1:80\", \"9053:10.0.0.1:53/udp\",\n"
+        "  {\"spec\": \"9001:10.0.0.1:81\", \"transparent\": false,\n"
+        "   \"proxy_protocol\": \"v1\"},\n"
+        "  {\"spec\": \"9002:10.0.0.1:82\"},\n"
+        "  {\"spec\": \"9003:10.0.0.1:83\", \"proxy_protocol\": \"off\"}],\n"
+        " \"transparent\": true, \"proxy-protocol\": \"v2\"}");
+    const char *args[] = {
+        "-p", "8000:10.0.0.1:80",     "--config",         path, "--transparent",
+        "-p", "8053:10.0.0.1:53/udp", "--proxy-protocol", "v1", NULL};
+    struct config *c;
+    char err[512] = "";
+    ck_assert_int_eq(parse(args, &c, err, sizeof err), 0);
+    unlink(path);
+    /* The file's entries come first (loaded before the command line's). */
+    static const struct {
+        const char *spec;
+        bool transparent;
+        enum proxy_proto pp;
+    } want[] = {
+        {"9000:10.0.0.1:80", true, PROXY_PROTO_V2},
+        {"9053:10.0.0.1:53/udp", true, PROXY_PROTO_NONE},
+        {"9001:10.0.0.1:81", false, PROXY_PROTO_V1},
+        {"9002:10.0.0.1:82", true, PROXY_PROTO_V2},
+        {"9003:10.0.0.1:83", true, PROXY_PROTO_NONE},
+        {"8000:10.0.0.1:80", true, PROXY_PROTO_V1},
+        {"8053:10.0.0.1:53/udp", true, PROXY_PROTO_NONE},
+    };
+    ck_assert_uint_eq(c->publish.n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < c->publish.n; i++) {
+        ck_assert_str_eq(c->publish.v[i], want[i].spec);
+        ck_assert_msg(c->publish_opts[i].transparent == want[i].transparent,
+                      "%s: transparent", want[i].spec);
+        ck_assert_int_eq(c->publish_opts[i].proxy_proto, want[i].pp);
+    }
+    config_free(c);
+
+    /* Without the switches nothing is on. */
+    const char *plain[] = {"-p", "8000:10.0.0.1:80", NULL};
+    ck_assert_int_eq(parse(plain, &c, err, sizeof err), 0);
+    ck_assert(!c->publish_opts[0].transparent);
+    ck_assert_int_eq(c->publish_opts[0].proxy_proto, PROXY_PROTO_NONE);
+    config_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -309,6 +379,7 @@ int main(void)
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_good_hostports);
     tcase_add_test(tc, test_file_and_precedence);
+    tcase_add_test(tc, test_publish_switches);
     tcase_add_loop_test(tc, test_bad_file, 0, sizeof bad_files / sizeof bad_files[0]);
     suite_add_tcase(s, tc);
     return check_run(s);

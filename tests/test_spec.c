@@ -145,6 +145,36 @@ START_TEST(test_long_name_rejected)
 }
 END_TEST
 
+START_TEST(test_switches)
+{
+    enum proxy_proto pp = PROXY_PROTO_NONE;
+    ck_assert_int_eq(spec_parse_proxy_proto("v1", &pp), 0);
+    ck_assert_int_eq(pp, PROXY_PROTO_V1);
+    ck_assert_int_eq(spec_parse_proxy_proto("v2", &pp), 0);
+    ck_assert_int_eq(pp, PROXY_PROTO_V2);
+    ck_assert_str_eq(proxy_proto_name(pp), "v2");
+    ck_assert_int_eq(spec_parse_proxy_proto("off", &pp), 0);
+    ck_assert_int_eq(pp, PROXY_PROTO_NONE);
+    ck_assert_int_eq(spec_parse_proxy_proto("V2", &pp), -1);
+    ck_assert_int_eq(spec_parse_proxy_proto("", &pp), -1);
+    bool on = false;
+    const char *yes[] = {"true", "TRUE", "1", "yes", "on"},
+               *no[] = {"false", "0", "No", "off"};
+    for (size_t i = 0; i < 5; i++) {
+        on = false;
+        ck_assert_int_eq(spec_parse_switch(yes[i], &on), 0);
+        ck_assert(on);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        on = true;
+        ck_assert_int_eq(spec_parse_switch(no[i], &on), 0);
+        ck_assert(!on);
+    }
+    ck_assert_int_eq(spec_parse_switch("2", &on), -1);
+    ck_assert_int_eq(spec_parse_switch("", &on), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("spec");
@@ -152,6 +182,7 @@ int main(void)
     tcase_add_loop_test(tc, test_good, 0, sizeof goods / sizeof goods[0]);
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_long_name_rejected);
+    tcase_add_test(tc, test_switches);
     tcase_add_test(tc, test_host_default);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "berth/config.h"
 #include "berth/plan.h"
 
 struct compat_args {
@@ -30,9 +31,12 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
 
 /* Applies berth's own settings that dockerd's environment carries
  * (BERTH_TCP_KEEPALIVE, BERTH_IDLE_TIMEOUT, BERTH_UDP_TIMEOUT,
- * BERTH_LOG_LEVEL, each read as the option of that name) to plan and the
- * log. Returns 0, or -1 with a one-line reason in err. */
-int compat_env(struct plan *plan, char *err, size_t errlen);
+ * BERTH_LOG_LEVEL, BERTH_PROXY_PROTOCOL, each read as the option of that
+ * name) to plan and the log, and gives the switches for the one mapping in
+ * *sw (BERTH_TRANSPARENT=1 and the PROXY protocol). Returns 0, or -1 with
+ * a one-line reason in err. */
+int compat_env(struct plan *plan, struct publish_defaults *sw, char *err,
+               size_t errlen);
 
 /* Runs berth as dockerd's userland proxy; returns the exit status. */
 int compat_main(int argc, char **argv);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "berth/log.h"
+#include "berth/mapping.h"
 #include "berth/sockaddr.h"
 
 /* The defaults of what a plan carries, in one place: config_new's, and those
@@ -36,9 +37,30 @@ struct strlist {
     size_t n;
 };
 
+/* What one publish entry switches on beside its spec: its own keys in a
+ * config file object, else the switches of where it came from (the command
+ * line's --transparent/--proxy-protocol for -p entries, the same keys at a
+ * config file's top level for its plain-string entries). */
+struct publish_opts {
+    bool transparent;
+    enum proxy_proto proxy_proto; /* NONE for a UDP entry */
+    /* While parsing: where it came from, what it said itself (-1: nothing). */
+    bool from_file;
+    signed char own_transparent, own_proxy_proto;
+};
+
+/* The switches one source gives its publish entries. */
+struct publish_defaults {
+    bool transparent;
+    enum proxy_proto proxy_proto;
+};
+
 struct config {
     struct strlist publish;
-    char *docker; /* NULL: $DOCKER_HOST or the default socket */
+    struct publish_opts *publish_opts; /* one per publish entry */
+    struct publish_defaults cli, file;
+    bool loading_file; /* while a config file's keys are applied */
+    char *docker;      /* NULL: $DOCKER_HOST or the default socket */
     bool no_docker;
     bool labels;
     struct strlist dns;

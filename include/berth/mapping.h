@@ -5,12 +5,17 @@
 #ifndef BERTH_MAPPING_H
 #define BERTH_MAPPING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "berth/sockaddr.h"
 
 enum proto { PROTO_TCP, PROTO_UDP };
+
+/* A PROXY protocol header (HAProxy's doc/proxy-protocol.txt) sent to the
+ * target as the first bytes of each TCP connection: opt-in per mapping. */
+enum proxy_proto { PROXY_PROTO_NONE, PROXY_PROTO_V1, PROXY_PROTO_V2 };
 
 /* A Docker name target at most (a DNS name's length). */
 #define MAPPING_NAME_MAX 253
@@ -27,6 +32,10 @@ struct mapping {
     /* "127.0.0.1:8080->10.0.0.2:80/tcp", used in every log line. */
     char label[MAPPING_LABEL_MAX];
     size_t source; /* index of the --publish entry it came from */
+    /* The socket towards the target is bound to the client's address
+     * (IP_TRANSPARENT), where that can work; see transparent.h. */
+    bool transparent;
+    enum proxy_proto proxy_proto; /* TCP only */
 };
 
 #endif

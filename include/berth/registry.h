@@ -66,6 +66,9 @@ struct reg_container {
     const char *publish; /* berth.publish label, or NULL */
     const struct reg_endpoint *eps;
     size_t neps;
+    /* berth.transparent and berth.proxy-protocol labels, or NULL: what
+     * the ports of berth.publish switch on. */
+    const char *transparent, *proxy_protocol;
 };
 
 struct reg_subnet {

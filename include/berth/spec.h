@@ -36,4 +36,13 @@ int spec_parse_ports(const char *text, size_t len, const char *what, uint16_t *l
 
 const char *proto_name(enum proto p);
 
+/* "v1" or "v2": a PROXY protocol version; "off" for none. Returns 0, or -1
+ * for anything else. */
+int spec_parse_proxy_proto(const char *text, enum proxy_proto *out);
+/* "v1", "v2" or "off". */
+const char *proxy_proto_name(enum proxy_proto p);
+/* "true"/"false" in any case, "1"/"0", "yes"/"no", "on"/"off": how labels
+ * and environment variables say a switch. Returns 0, or -1. */
+int spec_parse_switch(const char *text, bool *out);
+
 #endif

@@ -212,6 +212,36 @@ class Check(unittest.TestCase):
             self.assertEqual(binds, [])
 
 
+    def test_check_shows_client_address_switches(self):
+        """--transparent and --proxy-protocol switch on the command line's
+        -p entries; a config file's object entries say for themselves."""
+        P, Q = u.free_port(), u.free_port()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.json")
+            with open(path, "w") as f:
+                json.dump({"publish": [
+                    f"127.0.0.1:{P}:127.0.0.1:80",
+                    {"spec": f"127.0.0.1:{Q}:127.0.0.1:81", "transparent": True,
+                     "proxy_protocol": "v1"}]}, f)
+            R, U = u.free_port(), u.free_port()
+            rc, out, err, _ = u.run_berth(
+                ["--check", "--no-docker", "--config", path, "--transparent",
+                 "--proxy-protocol", "v2", "-p", f"127.0.0.1:{R}:127.0.0.1:82",
+                 "-p", f"127.0.0.1:{U}:127.0.0.1:53/udp"])
+        self.assertEqual(rc, 0, err)
+        lines = {ln.split()[1]: ln for ln in out.splitlines()
+                 if ln.startswith("  tcp ") or ln.startswith("  udp ")}
+        self.assertNotIn("transparent", lines[f"127.0.0.1:{P}"])
+        self.assertNotIn("proxy-protocol", lines[f"127.0.0.1:{P}"])
+        self.assertIn("(transparent) (proxy-protocol v1)", lines[f"127.0.0.1:{Q}"])
+        self.assertIn("(transparent) (proxy-protocol v2)", lines[f"127.0.0.1:{R}"])
+        self.assertTrue(lines[f"127.0.0.1:{U}"].endswith("(transparent)"), out)
+        rc, out, err, _ = u.run_berth(["--check", "--proxy-protocol", "v3",
+                                       "-p", f"127.0.0.1:{R}:127.0.0.1:82"])
+        self.assertEqual((rc, err.strip()),
+                         (2, "berth: --proxy-protocol 'v3': want v1, v2 or off"))
+
+
 def run_env(args, env, strace_binds=True):
     """berth (Docker wanted: no --no-docker) with exactly env; as
     u.run_berth, with bind() calls listed under strace when it works."""
