@@ -114,12 +114,17 @@ ssize_t tcp_pump_fill(struct tcp_pump *p, struct relay_ctx *ctx, int src, int ds
 enum tcp_pump_after tcp_pump_after_read(const struct tcp_pump *p, size_t n,
                                         bool src_et, bool src_fin)
 {
-    /* Not a short splice from an edge-triggered src: the pipe's slots may
-     * have ended it with bytes left, which no edge would announce. */
-    if (!(n < p->asked && (p->copied || !src_et)))
+    if (n >= p->asked)
         return TCP_PUMP_MORE;
-    /* After src's FIN arrived no edge comes again, and a short recv is not
-     * proof of the end: it stops at the TCP urgent mark with bytes queued
-     * behind it. Read on until 0. */
+    /* Edge-triggered, a short read proves nothing: libevent reports a
+     * reset (EPOLLERR|EPOLLHUP) as a plain read event, without EV_CLOSED,
+     * so bytes the peer sent just before resetting may be all the one edge
+     * brings, and only reading on finds the reset. (A short splice may
+     * also have stopped at the pipe's slots.) */
+    if (src_et)
+        return TCP_PUMP_MORE;
+    /* After src's FIN a short recv is not proof of the end either: it
+     * stops at the TCP urgent mark with bytes queued behind it. Read on
+     * until 0. Level-triggered, anything left is reported again. */
     return src_fin ? TCP_PUMP_MORE : TCP_PUMP_DRAINED;
 }

@@ -429,8 +429,8 @@ static void half_pump(struct half *h)
             session_reset(s, "recv", errno);
             return;
         }
-        /* A short read: the loop calls again when more arrives, which
-         * saves the EAGAIN call. */
+        /* A short read from a level-triggered src: the loop calls again
+         * when more arrives, which saves the EAGAIN call (tcp_pump.h). */
         drained = tcp_pump_after_read(&h->pump, (size_t)n, h->src_et, h->src_fin) ==
                   TCP_PUMP_DRAINED;
         if (drained)

@@ -93,8 +93,9 @@ START_TEST(test_after_read)
     p.copied = true;
     /* A full read: src may hold more. */
     ck_assert_int_eq(tcp_pump_after_read(&p, 1000, true, false), TCP_PUMP_MORE);
-    /* A short recv: drained for now, edge-triggered or not. */
-    ck_assert_int_eq(tcp_pump_after_read(&p, 10, true, false), TCP_PUMP_DRAINED);
+    /* A short recv: drained for now when level-triggered; edge-triggered,
+     * a reset may hide behind the edge that brought the bytes. */
+    ck_assert_int_eq(tcp_pump_after_read(&p, 10, true, false), TCP_PUMP_MORE);
     ck_assert_int_eq(tcp_pump_after_read(&p, 10, false, false), TCP_PUMP_DRAINED);
     /* After the FIN no edge comes again: read on until 0 (a recv stops at
      * the urgent mark with bytes behind it). */

@@ -51,11 +51,11 @@ enum tcp_pump_after {
     TCP_PUMP_DRAINED, /* a short read: nothing more for now */
 };
 
-/* A short read means src is drained for now, so the caller may wait for
- * more instead of spending a call on EAGAIN (a short recv can also stop at
- * the urgent mark: then the rest waits for the next edge, as in nginx);
- * with src's FIN already seen (src_fin) the caller reads on until 0.
- * src_et: src is watched edge-triggered. */
+/* A short read from a level-triggered src means it is drained for now, so
+ * the caller may wait for more instead of spending a call on EAGAIN (what
+ * is left, a reset included, is reported again); with src's FIN already
+ * seen (src_fin) the caller reads on until 0. An edge-triggered src
+ * (src_et) is read until EAGAIN: its reset may hide behind the last edge. */
 enum tcp_pump_after tcp_pump_after_read(const struct tcp_pump *p, size_t n,
                                         bool src_et, bool src_fin);
 

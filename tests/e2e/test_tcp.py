@@ -220,6 +220,41 @@ class Resets(unittest.TestCase):
             print(f"\n  backend RST -> client saw {outcome}", file=sys.stderr)
             self.assertTrue(fw.berth.alive())
 
+    def test_backend_answers_then_resets(self):
+        """A target that answers and closes with the client's bytes unread
+        (a reset right behind its last bytes, often in the same wake-up):
+        the client gets the answer, then the reset, at once, 30 times."""
+        def backend(conn, srv):
+            time.sleep(0.02)          # the client's byte is in, unread
+            conn.sendall(b"reply\n")
+            conn.close()              # unread bytes: RST, not FIN
+
+        worst, outcomes = 0.0, set()
+        with u.ThreadServer(backend) as srv, Forward(srv.port) as fw:
+            for _ in range(30):
+                t0 = time.monotonic()
+                with fw.connect() as c:
+                    c.settimeout(u.IO_TIMEOUT)
+                    c.sendall(b"x")
+                    got = b""
+                    try:
+                        while True:
+                            chunk = c.recv(4096)
+                            if not chunk:
+                                outcomes.add("EOF")
+                                break
+                            got += chunk
+                    except ConnectionResetError:
+                        outcomes.add("ECONNRESET")
+                    except socket.timeout:
+                        self.fail(f"the client hung after {got!r}: the target's "
+                                  "reset never reached it")
+                worst = max(worst, time.monotonic() - t0)
+                self.assertEqual(got, b"reply\n", "bytes lost or changed")
+        print(f"\n  answer then RST x30 -> client saw {sorted(outcomes)}, "
+              f"worst {worst * 1000:.0f} ms", file=sys.stderr)
+        self.assertLess(worst, 2.0)
+
     def test_client_reset_reaches_backend(self):
         seen = threading.Event()
         outcome = []
