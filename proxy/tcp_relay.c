@@ -11,6 +11,7 @@
 #include "berth/guard.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/proxy_header.h"
 #include "berth/tcp_connect.h"
 #include "berth/tcp_pump.h"
 
@@ -477,6 +478,42 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     session_leave(s);
 }
 
+/* A PROXY protocol mapping: the header (client's address, and the one it
+ * reached, from getsockname: the only syscall besides the send, for these
+ * mappings only) goes to the target before any byte of the client's, in
+ * one send, as the spec asks. The target's send buffer is empty right
+ * after the connect, so all of it (at most PROXY_HEADER_MAX bytes) is
+ * taken at once; should only part be (the host short of TCP memory), the
+ * rest could not go ahead of the client's bytes without holding them, so
+ * the session is reset, said why, rather than the stream corrupted.
+ * Returns false when it ended the session. */
+static bool send_proxy_header(struct tcp_session *s)
+{
+    struct addr local = {.len = sizeof local.ss};
+    if (getsockname(s->cfd, (struct sockaddr *)&local.ss, &local.len) < 0) {
+        session_reset(s, "PROXY header: getsockname", errno);
+        return false;
+    }
+    uint8_t hdr[PROXY_HEADER_MAX];
+    size_t len = proxy_header_encode(s->m->proxy_proto, &s->client, &local, hdr,
+                                     sizeof hdr);
+    INVARIANT(len > 0);
+    ssize_t n = send(s->tfd, hdr, len, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        session_reset(s, "PROXY header: send", errno); /* the target's doing */
+        return false;
+    }
+    if (n != (ssize_t)len) {
+        relay_log_limited(s->ctx, LOG_WARN, s->m, &s->client,
+                          relay_key(RELAY_SAID_SHORTAGE, ENOBUFS, NULL),
+                          "PROXY header: %zd of %zu bytes sent; resetting",
+                          n < 0 ? (ssize_t)0 : n, len);
+        session_reset(s, "PROXY header", ENOBUFS);
+        return false;
+    }
+    return true;
+}
+
 /* Connected: the target's events, then both directions move. They are
  * added before the connect's event goes (on_connected), edge-triggered and
  * asking together for what it asked (TCP_CONNECT_EVENTS): libevent sees
@@ -498,6 +535,9 @@ static void start_relaying(struct tcp_session *s, short seen)
     }
     set_phase(s, TCP_RELAYING);
     sock_set_nodelay(s->tfd);
+    /* Before anything can read the client: its events go on below. */
+    if (s->m->proxy_proto != PROXY_PROTO_NONE && !send_proxy_header(s))
+        return;
     s->up.dst_et = s->down.src_et = et;
     /* The connect's edges are spent: what they said is remembered. */
     s->down.src_ready = seen & (EV_READ | EV_CLOSED);

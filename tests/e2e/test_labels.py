@@ -28,6 +28,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -535,6 +536,105 @@ class BadLabel(LabelCase):
         if host_has_ipv6():
             self.check("and 1 more of berth.publish" in static[0], static[0])
         self.check(who(s) == bx["holder"].greet(cp), "the static port changed hands")
+
+
+class FirstLine:
+    """A backend at ip that answers each connection with the first line it
+    reads: what berth sent before the client's bytes."""
+
+    def __init__(self, ip):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                data = b""
+                try:
+                    while b"\n" not in data:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    c.sendall(data.split(b"\n", 1)[0] + b"\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self._stop.set()
+        self._t.join(5)
+        self.sock.close()
+
+
+def first_line(port, send=b"hello\n"):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(send)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.decode(errors="replace").strip()
+    except OSError:
+        return "refused"
+
+
+class ClientAddressLabels(LabelCase):
+    def test_proxy_protocol_label(self):
+        """berth.proxy-protocol=v1 beside berth.publish: the container's
+        TCP port gets a PROXY header naming the client first; the UDP entry
+        of the same label is published without it."""
+        be = FirstLine("127.0.0.31")
+        self.addCleanup(be.close)
+        p, q = u.free_port(), u.free_port()
+        self.fake.add("pp", "127.0.0.31", labels={
+            "berth.publish": f"127.0.0.1:{p}:{be.port},127.0.0.1:{q}:{be.port}/udp",
+            "berth.proxy-protocol": "v1"})
+        self.start_berth()
+        got = self.expect(lambda: first_line(p).startswith("PROXY TCP4 "), True,
+                          "PROXY v1 header first on the label's tcp port")
+        line = first_line(p)
+        fields = line.split()
+        self.check(fields[:4] == ["PROXY", "TCP4", "127.0.0.1", "127.0.0.1"] and
+                   fields[5] == str(p), f"header {line!r}: want PROXY TCP4 "
+                   f"127.0.0.1 127.0.0.1 <client port> {p}")
+        sys.stderr.write(f"    the backend read first: {line!r} ({got:.2f} s)\n")
+        self.check(self.lines(port_re(p), "'pp'", r"\(proxy-protocol v1\)", levels="info"),
+                   "no info line saying the port was published with the PROXY protocol")
+        self.check(self.lines(port_re(q), "'pp'", levels="info") and
+                   not self.lines(port_re(q), "proxy-protocol", levels="info"),
+                   "the udp entry should be published, without the PROXY protocol")
+
+    def test_bad_switch_warned_port_still_published(self):
+        """A bad berth.transparent value is one warning naming the container
+        and the value; its ports still publish, without the switch."""
+        cp, bx = self.boxes([("bt", "127.0.0.32")])
+        box = bx["bt"]
+        p = u.free_port()
+        self.fake.add("bt", "127.0.0.32", labels={
+            "berth.publish": f"127.0.0.1:{p}:{cp}", "berth.transparent": "maybe"})
+        self.start_berth()
+        self.expect_tcp(p, box.greet(cp), "the port of a container with a bad switch")
+        self.expect_warning("bad berth.transparent", "'bt'", "berth.transparent 'maybe'")
+        self.churn(1)
+        self.check(len(self.lines("'bt'", "berth.transparent")) == 1,
+                   "the bad switch should be warned once")
 
 
 class StaticCollision(LabelCase):
