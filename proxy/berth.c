@@ -12,6 +12,7 @@
 #include "berth/invariant.h"
 #include "berth/listener.h"
 #include "berth/log.h"
+#include "berth/tproxy_check.h"
 #include "berth/udp_relay.h"
 
 /* One published port. Ports live in one list, the plan's first and in its
@@ -32,6 +33,10 @@ struct berth {
     /* SIGINT, SIGTERM: stop; SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: see
      * on_other_signal. None of them may end berth by default action. */
     struct event *sig[6];
+    /* Transparent mode: the packets (TPROXY_* bits) its check covered, and
+     * while it fails, the timer that checks again. */
+    unsigned tproxy_need;
+    struct event *tproxy_recheck;
 };
 
 static const int caught[6] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
@@ -140,11 +145,63 @@ void berth_free(struct berth *b)
     for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
         if (b->sig[i])
             event_free(b->sig[i]);
+    if (b->tproxy_recheck)
+        event_free(b->tproxy_recheck);
     relay_ctx_free(b->ctx);
     free(b);
 }
 
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
+
+/* While the host is not set up, checked again every 30 s: an operator who
+ * reads the warning and runs `berth-tproxy up` sees transparent mode start
+ * without restarting berth. A check spawns nft (and iptables-save where
+ * its rules are) and blocks the loop meanwhile (2-3 ms measured, more on a
+ * host with a large ruleset), so it runs only while broken; once it works
+ * it is not repeated (a later teardown is not watched). */
+#define TPROXY_RECHECK_S 30
+
+static void tproxy_run(struct berth *b)
+{
+    char why[sizeof b->ctx->transparent_broken];
+    enum tproxy_result r = tproxy_check(b->tproxy_need, why, sizeof why);
+    bool was = b->ctx->transparent_broken[0] != '\0';
+    /* Said once per reason, not every re-check. */
+    if (r == TPROXY_BROKEN && strcmp(why, b->ctx->transparent_broken) != 0)
+        log_warn("transparent mode cannot work: %s; transparent mappings connect "
+                 "normally (the target sees berth's address) until it is fixed",
+                 why);
+    else if (r == TPROXY_UNKNOWN)
+        log_warn("transparent mode: %s", why);
+    else if (r == TPROXY_WORKS)
+        log_info("transparent mode%s: %s", was ? " works now" : "", why);
+    snprintf(b->ctx->transparent_broken, sizeof b->ctx->transparent_broken, "%s",
+             r == TPROXY_BROKEN ? why : "");
+    if (r == TPROXY_BROKEN && b->tproxy_recheck) {
+        struct timeval tv = {.tv_sec = TPROXY_RECHECK_S};
+        evtimer_add(b->tproxy_recheck, &tv);
+    }
+}
+
+static void on_tproxy_recheck(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tproxy_run(arg);
+}
+
+/* Checks the host when transparent mappings need packets (TPROXY_* bits)
+ * the last check did not cover (a label's UDP port after the plan's TCP). */
+static void tproxy_add(struct berth *b, unsigned need)
+{
+    if ((need & ~b->tproxy_need) == 0)
+        return;
+    b->tproxy_need |= need;
+    if (!b->tproxy_recheck &&
+        !(b->tproxy_recheck = evtimer_new(b->base, on_tproxy_recheck, b)))
+        log_warn("transparent mode: out of memory for the re-check timer");
+    tproxy_run(b);
+}
 
 /* Binds m (fd >= 0: takes over that socket instead) and appends the port
  * to the list. */
@@ -208,6 +265,11 @@ static void log_plan(const struct plan *p)
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     INVARIANT(b->ports == NULL);
+    unsigned need = 0;
+    for (size_t i = 0; i < b->plan->n; i++)
+        if (b->plan->maps[i].transparent)
+            need |= tproxy_need(&b->plan->maps[i]);
+    tproxy_add(b, need);
     for (size_t i = 0; i < b->plan->n; i++) {
         int fd = fds ? fds[i] : -1;
         if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, err, errlen))) {
@@ -255,6 +317,8 @@ struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char 
             return NULL;
         }
     }
+    if (m->transparent)
+        tproxy_add(b, tproxy_need(m));
     return port_open(b, m, -1, err, errlen);
 }
 

@@ -13,6 +13,7 @@
 #include "berth/log_limit.h"
 #include "berth/pipe_pool.h"
 #include "berth/registry.h"
+#include "berth/transparent.h"
 
 /* Idle pipes kept for reuse: enough for the bursts of a busy port, small
  * next to the fd limit. */
@@ -113,6 +114,7 @@ void relay_ctx_free(struct relay_ctx *ctx)
     dgram_batch_free(ctx->udp);
     dgram_out_free(ctx->udp_out);
     free(ctx->passed);
+    transparent_free(ctx->transparent);
     free(ctx->scratch);
     free(ctx);
 }

@@ -160,6 +160,48 @@ bool addr_is_loopback(const struct addr *a)
            IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 }
 
+void addr_unmap(const struct addr *a, struct addr *out)
+{
+    const struct sockaddr_in6 *x = (const void *)&a->ss;
+    if (a->ss.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&x->sin6_addr)) {
+        *out = *a;
+        return;
+    }
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = x->sin6_port};
+    memcpy(&v4.sin_addr, &x->sin6_addr.s6_addr[12], sizeof v4.sin_addr);
+    memset(out, 0, sizeof *out);
+    memcpy(&out->ss, &v4, sizeof v4);
+    out->len = sizeof v4;
+}
+
+bool addr_in_prefix(const struct addr *a, const struct addr *b, unsigned prefix)
+{
+    const unsigned char *x, *y;
+    unsigned bits;
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET) {
+        x = (const void *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+        y = (const void *)&((const struct sockaddr_in *)&b->ss)->sin_addr;
+        bits = 32;
+    } else if (a->ss.ss_family == AF_INET6) {
+        x = ((const struct sockaddr_in6 *)&a->ss)->sin6_addr.s6_addr;
+        y = ((const struct sockaddr_in6 *)&b->ss)->sin6_addr.s6_addr;
+        bits = 128;
+    } else {
+        return false;
+    }
+    if (prefix > bits)
+        prefix = bits;
+    if (memcmp(x, y, prefix / 8) != 0)
+        return false;
+    unsigned rest = prefix % 8;
+    if (!rest)
+        return true;
+    unsigned mask = (0xffu << (8 - rest)) & 0xffu;
+    return ((x[prefix / 8] ^ y[prefix / 8]) & mask) == 0;
+}
+
 const char *addr_format_ip(const struct addr *a, char *buf, size_t len)
 {
     const void *src = NULL;
@@ -201,6 +243,14 @@ int sock_set_reset_on_close(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+int sock_set_transparent(int fd, int family)
+{
+    int one = 1;
+    if (family == AF_INET6)
+        return setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+    return setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one);
 }
 
 int sock_pending_error(int fd)

@@ -11,6 +11,7 @@
 #include "berth/clock.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/transparent.h"
 
 struct tcp_connect {
     struct relay_ctx *ctx;
@@ -46,19 +47,17 @@ static struct timeval try_timeout(const struct tcp_connect *c)
     return clock_tv(left / (c->n - c->cur));
 }
 
-/* Opens a socket to cands[cur] and starts a non-blocking connect. Returns
+/* Opens a socket to t, from the client's address when transparent (and
+ * that can work, transparent.h), and starts a non-blocking connect. Returns
  * 0 when it is under way (or done: the event reports it), -1 with errno
  * when this target failed at once. */
-static int try_one(struct tcp_connect *c)
+static int start(struct tcp_connect *c, const struct addr *t, bool transparent)
 {
-    const struct addr *t = &c->cands[c->cur];
-    /* Persistent: still watching the last try's socket. */
-    event_del(c->ev);
-    if (c->fd >= 0)
-        close(c->fd);
     c->fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
+    bool from_client = transparent &&
+                       transparent_bind(c->ctx, c->m, c->client, t, c->fd);
     /* Readable too: a failed connect is reported as both (libevent maps
      * EPOLLERR and EPOLLHUP to read and write), a success as writable
      * alone, so only the ambiguous case needs SO_ERROR read. Registered
@@ -72,11 +71,29 @@ static int try_one(struct tcp_connect *c)
         event_active(c->ev, EV_WRITE, 1);
         return 0;
     }
-    if (errno != EINPROGRESS)
+    if (errno != EINPROGRESS) {
+        /* The client's address and port towards this target are still
+         * taken (the last session's TIME_WAIT): this one goes normally. */
+        if (from_client && transparent_connect_err(errno)) {
+            transparent_connect_failed(c->ctx, c->m, c->client, errno);
+            close(c->fd);
+            return start(c, t, false);
+        }
         return -1;
+    }
     struct timeval tv = try_timeout(c);
     event_add(c->ev, &tv);
     return 0;
+}
+
+/* Starts the try at cands[cur]: start's outcome. */
+static int try_one(struct tcp_connect *c)
+{
+    /* Persistent: still watching the last try's socket. */
+    event_del(c->ev);
+    if (c->fd >= 0)
+        close(c->fd);
+    return start(c, &c->cands[c->cur], c->m->transparent);
 }
 
 /* The try at cands[cur] failed with err. The target refused, timed out or

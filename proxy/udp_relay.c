@@ -13,6 +13,7 @@
 #include "berth/dgram.h"
 #include "berth/log.h"
 #include "berth/lru.h"
+#include "berth/transparent.h"
 
 #define BUCKETS_MIN 16
 
@@ -235,6 +236,10 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     f->target = target;
     f->seen = relay_names_version(l->ctx);
     f->fd = socket(target.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Transparent: the target sees the client's address and port (or, where
+     * that cannot work, the flow goes from this host's, said once). */
+    if (f->fd >= 0 && l->m->transparent)
+        (void)transparent_bind(l->ctx, l->m, client, &target, f->fd);
     if (f->fd < 0 ||
         connect(f->fd, (const struct sockaddr *)&target.ss, target.len) < 0 ||
         !(f->ev = event_new(l->ctx->base, f->fd, EV_READ | EV_PERSIST, on_reply, f)) ||

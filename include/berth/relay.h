@@ -22,6 +22,7 @@ struct dgram_batch;
 struct dgram_out;
 struct relay_passed;
 struct log_limit;
+struct transparent;
 
 struct relay_ctx {
     struct event_base *base;
@@ -47,6 +48,13 @@ struct relay_ctx {
     uint64_t idle_timeout_ms; /* TCP session without a byte either way; 0 = never */
     unsigned pass_over_ms;    /* how long a replica that failed goes last */
     bool no_splice;           /* force the buffered TCP path */
+    /* Why transparent mappings cannot work on this host, in the start-up
+     * check's words (tproxy_check.h), or "" when they can: with a reason,
+     * each connection of a transparent mapping connects normally. */
+    char transparent_broken[256];
+    /* Transparent mode's interface table and what it learnt (no
+     * capability), made by the first transparent connection (transparent.h). */
+    struct transparent *transparent;
 };
 
 /* reg (may be NULL: IP targets only) must outlive the context. */
@@ -106,6 +114,7 @@ enum relay_said {
     RELAY_SAID_BUDGET,         /* the connect budget ran out */
     RELAY_SAID_SHORTAGE,       /* berth's own: out of fds, of memory */
     RELAY_SAID_FLOW,           /* a UDP flow could not be opened */
+    RELAY_SAID_TRANSPARENT,    /* a transparent mapping's connection fell back */
 };
 
 /* kind, an errno (or 0) and an address (or NULL) as one key. */

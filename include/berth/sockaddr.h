@@ -24,6 +24,13 @@ bool addr_is_loopback(const struct addr *a);
 bool addr_equal(const struct addr *a, const struct addr *b);
 uint32_t addr_hash(const struct addr *a);
 
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it
+ * stands for, port kept; any other address copied as it is. */
+void addr_unmap(const struct addr *a, struct addr *out);
+/* True when a and b agree on their first prefix bits (same family; ports
+ * ignored): a lies in the network b/prefix. */
+bool addr_in_prefix(const struct addr *a, const struct addr *b, unsigned prefix);
+
 /* "IP:PORT", "[IPv6]:PORT", and when default_port is non-zero also "IP",
  * "[IPv6]" and a bare IPv6 address. -1 (errno EINVAL) if malformed. */
 int addr_parse_hostport(struct addr *a, const char *s, uint16_t default_port);
@@ -38,6 +45,9 @@ int sock_set_nonblock(int fd);
 int sock_set_nodelay(int fd);
 /* Makes the next close() send a RST instead of a FIN. */
 int sock_set_reset_on_close(int fd);
+/* IP_TRANSPARENT (IPV6_TRANSPARENT for family AF_INET6): the socket may
+ * bind an address that is not this host's. Needs CAP_NET_ADMIN (EPERM). */
+int sock_set_transparent(int fd, int family);
 /* Reads SO_ERROR: returns the pending error (0 if none), -1 on failure. */
 int sock_pending_error(int fd);
 

@@ -1,0 +1,57 @@
+/* Which marks packets of transparent sockets get in prerouting, read from
+ * the rules themselves: `nft -j list ruleset` output and iptables-save
+ * text of the mangle table (Documentation/networking/tproxy.rst's rules and
+ * any equivalent: nft or iptables, legacy or nft backend, any mark). Pure:
+ * tproxy_check runs the tools and asks the kernel the rest.
+ * Both parsers read local tools' output, yet are total: never trusting the
+ * shape of what they read, bounded in depth and in chains visited. */
+#ifndef BERTH_TPROXY_RULES_H
+#define BERTH_TPROXY_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Which packets: one bit per address family and protocol. */
+enum {
+    TPROXY_TCP4 = 1 << 0,
+    TPROXY_UDP4 = 1 << 1,
+    TPROXY_TCP6 = 1 << 2,
+    TPROXY_UDP6 = 1 << 3,
+    TPROXY_V4 = TPROXY_TCP4 | TPROXY_UDP4,
+    TPROXY_V6 = TPROXY_TCP6 | TPROXY_UDP6,
+    TPROXY_TCP = TPROXY_TCP4 | TPROXY_TCP6,
+    TPROXY_UDP = TPROXY_UDP4 | TPROXY_UDP6,
+    TPROXY_ALL = TPROXY_V4 | TPROXY_V6,
+};
+
+#define TPROXY_MARKS_MAX 32
+
+/* Marks that packets of transparent sockets get in prerouting, as each
+ * would be with no mark before (a rule's `mark | M` gives M). */
+struct tproxy_marks {
+    uint32_t mark[TPROXY_MARKS_MAX];
+    unsigned covers[TPROXY_MARKS_MAX]; /* TPROXY_* bits: which packets */
+    size_t n;
+    /* An iptables-nft rule on the way, which nft shows without its values:
+     * iptables-nft-save must be read too. */
+    bool xt;
+};
+
+/* Adds the marks that `nft -j list ruleset` output sets on packets of
+ * transparent sockets: chains of type filter hooked at prerouting (a nat
+ * chain never sees a reply), rules with `socket transparent 1` (or `socket
+ * wildcard 0`, true of such a socket) followed by `meta mark set` (a value,
+ * `mark | v`, `(mark & a) ^ b`), jumps and gotos followed, l4proto and
+ * nfproto matches narrowing which packets. -1 when json is not a ruleset.
+ */
+int tproxy_marks_nft(const char *json, struct tproxy_marks *out);
+
+/* The same from iptables-save (or ip6tables-save) text of the mangle table,
+ * family TPROXY_V4 or TPROXY_V6: `-m socket` (with or without --transparent)
+ * then `-j MARK` in the same rule or in a chain it jumps to (the kernel
+ * doc's DIVERT chain); -p narrows. */
+void tproxy_marks_iptables(const char *save, unsigned family,
+                           struct tproxy_marks *out);
+
+#endif

@@ -1,0 +1,346 @@
+/* The transparent-mode host check: marks read from real `nft -j list
+ * ruleset` and iptables-save output (tests/fixtures/tproxy/, captured from
+ * nftables 1.0.6 and iptables 1.8.9 in a scratch network namespace: the
+ * kernel doc's rules, berth-tproxy's, iptables-legacy and iptables-nft
+ * ones, chains reached by jump, goto and verdict maps, a nat chain), odd
+ * input survived, and, as root, the whole check and the kernel's routing
+ * answer inside a network namespace of the test's own (unshare in a forked
+ * child: nothing touches the machine's own namespace). */
+#include "check_run.h"
+#include <check.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "berth/tproxy_check.h"
+#include "berth/tproxy_rules.h"
+
+#define TPROXY_FIXTURES FIXTURES "/../tproxy/"
+
+static char *slurp(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s%s", TPROXY_FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The TPROXY_* bits mark carries in m, or 0 when it is not there. */
+static unsigned covers(const struct tproxy_marks *m, uint32_t mark)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->mark[i] == mark)
+            return m->covers[i];
+    return 0;
+}
+
+START_TEST(test_nft_berth_tproxy)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_berth.json"), &m), 0);
+    ck_assert_uint_eq(m.n, 1);
+    /* `meta mark set meta mark | 0x2000000` in an inet table, tcp and udp. */
+    ck_assert_uint_eq(covers(&m, 0x2000000), TPROXY_ALL);
+    ck_assert(!m.xt);
+}
+END_TEST
+
+START_TEST(test_nft_kernel_doc)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_kerneldoc.json"), &m), 0);
+    ck_assert_uint_eq(m.n, 1);
+    /* table ip, meta l4proto tcp: IPv4 TCP only. */
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP4);
+}
+END_TEST
+
+START_TEST(test_nft_jump_and_masks)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_jump.json"), &m), 0);
+    /* `ip protocol udp jump sub`, then `socket wildcard 0 meta mark set
+     * meta mark & 0xffff00ff ^ 0x300` (nft shows it as (mark & a) | b). */
+    ck_assert_uint_eq(m.n, 1);
+    ck_assert_uint_eq(covers(&m, 0x300), TPROXY_UDP4);
+}
+END_TEST
+
+START_TEST(test_nft_mixed)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_mixed.json"), &m), 0);
+    ck_assert_uint_eq(covers(&m, 0x77), 0); /* a nat chain: replies never pass */
+    ck_assert_uint_eq(covers(&m, 0x99), 0); /* socket transparent 0 */
+    ck_assert_uint_eq(covers(&m, 0x88), 0); /* a chain nothing jumps to */
+    /* nfproto ipv6, vmap { tcp : jump six, udp : goto six }, mark ^ 0x400. */
+    ck_assert_uint_eq(covers(&m, 0x400), TPROXY_V6);
+    ck_assert_uint_eq(m.n, 1);
+}
+END_TEST
+
+START_TEST(test_nft_iptables_nft_rules)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_xt.json"), &m), 0);
+    /* iptables-nft's rules show as xt expressions without values. */
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert(m.xt);
+    struct tproxy_marks e = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_empty.json"), &e), 0);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert(!e.xt);
+}
+END_TEST
+
+START_TEST(test_nft_odd_input)
+{
+    static const char *const odd[] = {
+        "",
+        "not json",
+        "{\"nftables\": 5}",
+        "[1,2,3]",
+        "{\"nftables\": [null, 1, \"x\", {\"chain\": 3}, {\"rule\": []}]}",
+        /* A base chain whose rules are malformed in every way. */
+        "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": "
+        "\"c\", \"type\": \"filter\", \"hook\": \"prerouting\"}},"
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": 7}},"
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": "
+        "[{\"match\": 1}, {\"match\": {\"left\": {\"socket\": 1}, \"right\": -1}},"
+        "{\"match\": {\"op\": \"==\", \"left\": {\"socket\": {\"key\": \"transparent\"}},"
+        "\"right\": 1}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": 1e20}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": -1}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": 1.5}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"|\": [1]}}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"ct\": 1}}},"
+        "{\"vmap\": {\"data\": {\"set\": [1, [2], [\"tcp\", 3]]}}},"
+        "{\"jump\": {\"target\": 5}}, {\"goto\": null}]}},"
+        /* A chain that jumps to itself. */
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": "
+        "[{\"jump\": {\"target\": \"c\"}}]}}]}",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct tproxy_marks m = {.n = 0};
+        int r = tproxy_marks_nft(odd[i], &m);
+        ck_assert_msg(i < 4 ? r == -1 : r == 0, "input %zu: %d", i, r);
+        ck_assert_uint_eq(m.n, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_nft_deep_expression)
+{
+    /* A mark expression nested past any bound is refused, not recursed. */
+    char json[8192];
+    size_t n = (size_t)snprintf(
+        json, sizeof json,
+        "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": \"c\", "
+        "\"type\": \"filter\", \"hook\": \"prerouting\"}}, {\"rule\": {\"family\": \"ip\", "
+        "\"table\": \"t\", \"chain\": \"c\", \"expr\": [{\"match\": {\"op\": \"==\", \"left\": "
+        "{\"socket\": {\"key\": \"transparent\"}}, \"right\": 1}}, {\"mangle\": {\"key\": "
+        "{\"meta\": {\"key\": \"mark\"}}, \"value\": ");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "{\"|\": [1, ");
+    n += (size_t)snprintf(json + n, sizeof json - n, "2");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "]}");
+    snprintf(json + n, sizeof json - n, "}}]}}]}");
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(json, &m), 0);
+    ck_assert_uint_eq(m.n, 0);
+}
+END_TEST
+
+START_TEST(test_iptables_kernel_doc)
+{
+    const char *save = slurp("legacy_kerneldoc.txt");
+    struct tproxy_marks m = {.n = 0};
+    /* -p tcp -m socket -j DIVERT; DIVERT: MARK --set-xmark 0x1/0xffffffff. */
+    tproxy_marks_iptables(save, TPROXY_V4, &m);
+    ck_assert_uint_eq(m.n, 1);
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP4);
+    tproxy_marks_iptables(save, TPROXY_V6, &m);
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP);
+}
+END_TEST
+
+START_TEST(test_iptables_nft_save)
+{
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(slurp("nft_iptables_save.txt"), TPROXY_V4, &m);
+    ck_assert_uint_eq(covers(&m, 0x5), TPROXY_V4);    /* --set-mark 0x5 */
+    ck_assert_uint_eq(covers(&m, 0x40), TPROXY_UDP4); /* -p udp --or-mark 0x40 */
+    ck_assert_uint_eq(covers(&m, 0x10), TPROXY_V4);   /* --set-xmark 0x10/0xff */
+    ck_assert_uint_eq(covers(&m, 0x9), 0);            /* -m mark --mark 0x9 */
+    ck_assert_uint_eq(m.n, 3);
+}
+END_TEST
+
+START_TEST(test_iptables_odd_input)
+{
+    static const char *const odd[] = {
+        "",
+        "*mangle",
+        "*filter\n-A PREROUTING -m socket -j MARK --set-mark 1\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j MARK --set-xmark zz/0x1\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j MARK --set-xmark 0x1ffffffff\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j\n-A PREROUTING -m\n-A PREROUTING -p\n",
+        "*mangle\n-A PREROUTING -m comment --comment \"unterminated -j MARK --set-mark 1\n",
+        "*mangle\n-A PREROUTING ! -p tcp ! -p udp -m socket -j MARK --set-mark 1\nCOMMIT\n",
+        /* Chains that jump to each other forever. */
+        "*mangle\n-A PREROUTING -m socket -j A\n-A A -j B\n-A B -j A\nCOMMIT\n",
+        /* A mark after COMMIT is another table's. */
+        "*mangle\nCOMMIT\n-A PREROUTING -m socket -j MARK --set-mark 1\n",
+        /* No socket match on the way: every packet's mark, not ours. */
+        "*mangle\n-A PREROUTING -j D\n-A D -j MARK --set-mark 1\nCOMMIT\n",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct tproxy_marks m = {.n = 0};
+        tproxy_marks_iptables(odd[i], TPROXY_V4, &m);
+        ck_assert_msg(m.n == 0, "input %zu gave %zu marks", i, m.n);
+    }
+    /* A comment's quoted words are one word. */
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(
+        "*mangle\n-A PREROUTING -m comment --comment \"a -j ACCEPT\" -m "
+        "socket --transparent -j MARK --set-xmark 0x8/0x8\nCOMMIT\n",
+        TPROXY_V4, &m);
+    ck_assert_uint_eq(covers(&m, 0x8), TPROXY_V4);
+}
+END_TEST
+
+START_TEST(test_need)
+{
+    struct mapping m = {.proto = PROTO_UDP, .transparent = true};
+    ck_assert_int_eq(addr_from_ip(&m.listen, "::1", 80), 0);
+    ck_assert_uint_eq(tproxy_need(&m), TPROXY_UDP6);
+    m.proto = PROTO_TCP;
+    ck_assert_int_eq(addr_from_ip(&m.listen, "10.0.0.1", 80), 0);
+    ck_assert_uint_eq(tproxy_need(&m), TPROXY_TCP4);
+}
+END_TEST
+
+/* Runs sh commands and the check inside a fresh network namespace, in a
+ * child: 77 when this cannot be (not root, no unshare). */
+static int in_netns(const char *setup, unsigned need, enum tproxy_result want,
+                    const char *want_text)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+            _exit(77);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "PATH=/usr/sbin:/sbin:$PATH; ip link set lo up && %s", setup);
+        if (system(cmd) != 0)
+            _exit(3);
+        char why[256];
+        enum tproxy_result r = tproxy_check(need, why, sizeof why);
+        if (r != want || !strstr(why, want_text)) {
+            fprintf(stderr, "check gave %d: \"%s\", want %d \"%s\"\n", (int)r, why,
+                    (int)want, want_text);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+#define IN_NETNS(setup, need, want, text)                                             \
+    do {                                                                              \
+        int rc_ = in_netns(setup, need, want, text);                                  \
+        if (rc_ == 77)                                                                \
+            return; /* not root: the e2e test covers this as root */                  \
+        ck_assert_msg(rc_ == 0, "setup \"%s\": child exit %d", setup, rc_);           \
+    } while (0)
+
+START_TEST(test_check_in_netns)
+{
+    if (access("/usr/sbin/nft", X_OK) != 0 && access("/sbin/nft", X_OK) != 0)
+        return; /* the check itself would say unknown: nothing to compare */
+    IN_NETNS("true", TPROXY_TCP4, TPROXY_BROKEN, "no rule marks TCP packets (IPv4)");
+    const char *rule =
+        "nft 'add table ip t; add chain ip t c { type filter hook prerouting "
+        "priority -150; }; add rule ip t c socket transparent 1 meta mark set "
+        "meta mark | 0x10'";
+    char both[700];
+    snprintf(both, sizeof both,
+             "%s && ip rule add fwmark 0x10/0x10 lookup 77 && "
+             "ip route add local 0.0.0.0/0 dev lo table 77",
+             rule);
+    IN_NETNS(rule, TPROXY_TCP4, TPROXY_BROKEN,
+             "IPv4 packets marked 0x10 are not delivered locally");
+    IN_NETNS(both, TPROXY_V4, TPROXY_WORKS,
+             "replies to transparent sockets are marked 0x10 and delivered locally");
+    /* IPv6 packets: the ip table marks none. */
+    IN_NETNS(both, TPROXY_TCP6, TPROXY_BROKEN, "no rule marks TCP packets (IPv6)");
+    /* A rule in a nat chain never sees a reply. */
+    IN_NETNS(
+        "nft 'add table ip n; add chain ip n c { type nat hook prerouting priority "
+        "-100; }; add rule ip n c socket transparent 1 meta mark set 0x10' && ip rule "
+        "add fwmark 0x10 lookup 77 && ip route add local 0.0.0.0/0 dev lo table 77",
+        TPROXY_TCP4, TPROXY_BROKEN, "no rule marks TCP packets (IPv4)");
+}
+END_TEST
+
+START_TEST(test_route_local)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+            _exit(77);
+        if (system(
+                "PATH=/usr/sbin:/sbin:$PATH; ip link set lo up && ip rule add fwmark "
+                "0x5 lookup 77 && ip route add local 0.0.0.0/0 dev lo table 77 && ip -6 "
+                "rule add fwmark 0x5/0x5 lookup 77 && ip -6 route add local ::/0 dev lo "
+                "table 77") != 0)
+            _exit(3);
+        _exit(tproxy_route_local(AF_INET, 5) == 1 &&
+                      tproxy_route_local(AF_INET, 4) == 0 &&
+                      tproxy_route_local(AF_INET6, 0xd) == 1 &&
+                      tproxy_route_local(AF_INET6, 0x8) == 0
+                  ? 0
+                  : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_msg(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77, "exit %d",
+                  WEXITSTATUS(st));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tproxy_check");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_nft_berth_tproxy);
+    tcase_add_test(tc, test_nft_kernel_doc);
+    tcase_add_test(tc, test_nft_jump_and_masks);
+    tcase_add_test(tc, test_nft_mixed);
+    tcase_add_test(tc, test_nft_iptables_nft_rules);
+    tcase_add_test(tc, test_nft_odd_input);
+    tcase_add_test(tc, test_nft_deep_expression);
+    tcase_add_test(tc, test_iptables_kernel_doc);
+    tcase_add_test(tc, test_iptables_nft_save);
+    tcase_add_test(tc, test_iptables_odd_input);
+    tcase_add_test(tc, test_need);
+    tcase_add_test(tc, test_check_in_netns);
+    tcase_add_test(tc, test_route_local);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
