@@ -2,7 +2,7 @@
  * udp_echo: a tiny echo server used as a backend by the end-to-end tests and
  * copied (statically linked) into the dockerd drop-in test image.
  *
- *   udp_echo [-4|-6] [-t] [-b ADDR] PORT
+ *   udp_echo [-4|-6] [-t] [-r] [-b ADDR] PORT
  *
  * Echoes every UDP datagram back to its sender, byte for byte, from the
  * address it was sent to (0-byte datagrams included, up to 65535 bytes).
@@ -11,7 +11,12 @@
  * PORT 0 picks a free port and prints its number on stdout, so a test can
  * start it without racing for a port. Runs until killed.
  *
- * Only inet_pton and plain syscalls: it must link with -static.
+ * -r (report) answers with the peer's address instead of echoing: each UDP
+ * datagram gets one datagram "IP PORT\n" back, each TCP connection gets the
+ * line and is closed (the client sends nothing). The transparent-mode test
+ * reads it to see whom the server in the container believes it talks to.
+ *
+ * Only inet_pton/inet_ntop and plain syscalls: it must link with -static.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* struct in_pktinfo, accept4 */
@@ -40,7 +45,7 @@ struct tcp_conn {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: udp_echo [-4|-6] [-t] [-b ADDR] PORT\n");
+    fprintf(stderr, "usage: udp_echo [-4|-6] [-t] [-r] [-b ADDR] PORT\n");
     exit(2);
 }
 
@@ -106,10 +111,29 @@ static int open_socket(const struct sockaddr_storage *ss, socklen_t len, int typ
 }
 
 /*
+ * "IP PORT\n" of a peer into out; returns its length, 0 if it did not fit.
+ * An IPv4 client of a dual-stack socket prints as ::ffff:a.b.c.d.
+ */
+static size_t format_peer(const struct sockaddr_storage *peer, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const void *a =
+        peer->ss_family == AF_INET
+            ? (const void *)&((const struct sockaddr_in *)peer)->sin_addr
+            : (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
+    int n;
+
+    if (inet_ntop(peer->ss_family, a, ip, sizeof(ip)) == NULL)
+        return 0;
+    n = snprintf(out, cap, "%s %u\n", ip, get_port(peer));
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+/*
  * Reply from the address the datagram was sent to, so a wildcard-bound echo
  * server answers from the right source (IP_PKTINFO / IPV6_RECVPKTINFO).
  */
-static void udp_echo_one(int fd, int family, char *buf, size_t cap)
+static void udp_echo_one(int fd, int report, char *buf, size_t cap)
 {
     struct sockaddr_storage peer;
     char cbuf[256];
@@ -128,6 +152,8 @@ static void udp_echo_one(int fd, int family, char *buf, size_t cap)
     if (n < 0)
         return;
     iov.iov_len = (size_t)n;
+    if (report && (iov.iov_len = format_peer(&peer, buf, cap)) == 0)
+        return;
     /* Keep only the pktinfo cmsg, cleared of the interface index. */
     for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
@@ -142,7 +168,6 @@ static void udp_echo_one(int fd, int family, char *buf, size_t cap)
             break;
         }
     }
-    (void)family;
     if (c != NULL) {
         /* Move the one cmsg we keep to the front of the buffer. */
         size_t clen = c->cmsg_len;
@@ -197,7 +222,7 @@ static int tcp_service(struct tcp_conn *c, short revents)
 
 int main(int argc, char **argv)
 {
-    int family = AF_INET, tcp = 0, opt, one = 1;
+    int family = AF_INET, tcp = 0, report = 0, opt, one = 1;
     const char *bind_text = NULL;
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -208,7 +233,7 @@ int main(int argc, char **argv)
     static struct pollfd pfds[MAX_TCP + 2];
     static char dgram[65536];
 
-    while ((opt = getopt(argc, argv, "46tb:")) != -1) {
+    while ((opt = getopt(argc, argv, "46trb:")) != -1) {
         switch (opt) {
         case '4':
             family = AF_INET;
@@ -218,6 +243,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             tcp = 1;
+            break;
+        case 'r':
+            report = 1;
             break;
         case 'b':
             bind_text = optarg;
@@ -303,7 +331,7 @@ int main(int argc, char **argv)
             for (i = 0; i < 64; i++) {
                 struct pollfd p = {.fd = ufd, .events = POLLIN};
 
-                udp_echo_one(ufd, family, dgram, sizeof(dgram));
+                udp_echo_one(ufd, report, dgram, sizeof(dgram));
                 if (poll(&p, 1, 0) <= 0)
                     break;
             }
@@ -318,9 +346,20 @@ int main(int argc, char **argv)
         }
         if (pfds[1].revents & POLLIN) {
             for (;;) {
-                int cfd = accept4(tfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                struct sockaddr_storage peer;
+                socklen_t plen = sizeof(peer);
+                int cfd = accept4(tfd, (struct sockaddr *)&peer, &plen,
+                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0)
                     break;
+                if (report) {
+                    /* A few bytes into an empty send buffer: one write. */
+                    size_t len = format_peer(&peer, dgram, sizeof(dgram));
+                    if (len > 0 && write(cfd, dgram, len) < 0)
+                        perror("udp_echo: report");
+                    close(cfd);
+                    continue;
+                }
                 for (i = 0; i < MAX_TCP && conns[i] != NULL; i++)
                     ;
                 if (i == MAX_TCP ||
