@@ -28,7 +28,6 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 import unittest
 
@@ -538,46 +537,16 @@ class BadLabel(LabelCase):
         self.check(who(s) == bx["holder"].greet(cp), "the static port changed hands")
 
 
-class FirstLine:
-    """A backend at ip that answers each connection with the first line it
-    reads: what berth sent before the client's bytes."""
-
-    def __init__(self, ip):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with c:
-                c.settimeout(5)
-                data = b""
-                try:
-                    while b"\n" not in data:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    c.sendall(data.split(b"\n", 1)[0] + b"\n")
-                except OSError:
-                    pass
-
-    def close(self):
-        self._stop.set()
-        self._t.join(5)
-        self.sock.close()
+def echo_first_line(conn, _srv):
+    """A backend's handler: answers with the first line it reads, which is
+    what berth sent before the client's bytes."""
+    data = b""
+    while b"\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    conn.sendall(data.split(b"\n", 1)[0] + b"\n")
 
 
 def first_line(port, send=b"hello\n"):
@@ -600,7 +569,7 @@ class ClientAddressLabels(LabelCase):
         """berth.proxy-protocol=v1 beside berth.publish: the container's
         TCP port gets a PROXY header naming the client first; the UDP entry
         of the same label is published without it."""
-        be = FirstLine("127.0.0.31")
+        be = u.ThreadServer(echo_first_line, host="127.0.0.31")
         self.addCleanup(be.close)
         p, q = u.free_port(), u.free_port()
         self.fake.add("pp", "127.0.0.31", labels={
