@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "berth/clock.h"
 #include "berth/guard.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
@@ -81,42 +80,19 @@ struct tcp_session {
     struct half up;     /* client -> target */
     struct half down;   /* target -> client */
     struct addr client;
-    struct tcp_connect *conn; /* while connecting */
-    struct lru_node idle;     /* in list->idle while in_idle */
-    uint64_t last_ms;         /* with an idle timeout: last wake-up relaying */
-    bool in_idle;
-    struct lru_node young; /* in list->young while in_young */
-    uint64_t start_ms;     /* when relaying started, while in_young */
-    bool in_young;
+    struct tcp_connect *conn;    /* while connecting */
+    struct lru_timer_node idle;  /* relaying: since the last wake-up */
+    struct lru_timer_node young; /* relaying, no keepalive yet: since start */
     tcp_session_end_fn *on_end;
     void *arg;
 };
-
-/* Out of the idle order: ended, or freed. */
-static void idle_leave(struct tcp_session *s)
-{
-    if (s->in_idle)
-        lru_unlink(&s->list->idle, &s->idle);
-    s->in_idle = false;
-}
-
-static void young_leave(struct tcp_session *s)
-{
-    if (s->in_young) {
-        lru_unlink(&s->list->young, &s->young);
-        /* No wake-up for nobody: a burst of short sessions leaves none. */
-        if (!s->list->young.oldest)
-            evtimer_del(s->list->grown);
-    }
-    s->in_young = false;
-}
 
 void tcp_session_free(struct tcp_session *s)
 {
     if (!s)
         return;
-    idle_leave(s);
-    young_leave(s);
+    lru_timer_leave(&s->list->idle, &s->idle);
+    lru_timer_leave(&s->list->young, &s->young);
     struct half *halves[2] = {&s->up, &s->down};
     for (int i = 0; i < 2; i++) {
         if (halves[i]->rd)
@@ -198,122 +174,36 @@ static void session_reset(struct tcp_session *s, const char *what, int err)
     session_end(s);
 }
 
-/* ---- idle timeout ---- */
-
-static struct tcp_session *idle_oldest(struct tcp_session_list *list)
-{
-    return list->idle.oldest ? LRU_ENTRY(list->idle.oldest, struct tcp_session, idle)
-                             : NULL;
-}
-
-/* The timer is set for the oldest session's due time as it was then: one
- * touched since is found younger only when the timer fires, which re-arms
- * for what is left. So traffic never touches the timer. */
-static void idle_arm(struct tcp_session_list *list, uint64_t now)
-{
-    struct tcp_session *s = idle_oldest(list);
-    if (!s || evtimer_pending(list->expire, NULL))
-        return;
-    uint64_t due = s->last_ms + s->ctx->idle_timeout_ms;
-    /* One ms late rather than early: the session is then surely idle. */
-    struct timeval tv = clock_tv((due > now ? due - now : 0) + 1);
-    evtimer_add(list->expire, &tv);
-}
-
-/* Traffic, or a wake-up that may bring some: O(1), no syscall (the
- * monotonic clock is read through the vDSO), nothing allocated. */
-static void idle_touch(struct tcp_session *s)
-{
-    if (s->in_idle) {
-        s->last_ms = clock_ms();
-        lru_touch(&s->list->idle, &s->idle);
-    }
-}
+/* ---- timers ---- */
 
 /* Silent both ways for the idle timeout, half-closed ones included: reset
  * both sides. A FIN would let a peer take the cut stream for a finished
  * one, and a socket that already sent its FIN would linger in the kernel
  * as an orphan in FIN-WAIT-2 (tcp_fin_timeout) towards a peer that has
  * gone quiet: what the timeout is there to end. */
-static void on_idle_expire(evutil_socket_t fd, short what, void *arg)
+static void on_idle(struct lru_timer_node *n, void *arg)
 {
-    struct tcp_session_list *list = arg;
-    (void)fd;
-    (void)what;
-    uint64_t now = clock_ms();
-    struct tcp_session *s;
-    while ((s = idle_oldest(list)) && s->last_ms + s->ctx->idle_timeout_ms <= now) {
-        idle_leave(s);
-        session_reset(s, "idle timeout", ETIMEDOUT);
-    }
-    idle_arm(list, now);
+    (void)arg;
+    session_reset(LRU_ENTRY(n, struct tcp_session, idle), "idle timeout", ETIMEDOUT);
 }
 
-static void idle_join(struct tcp_session *s)
+/* Relaying for KEEPALIVE_AFTER_MS: keepalive on the target's socket. A
+ * failure leaves a working socket without probes (the settings were
+ * checked when the listener took them). */
+static void on_grown(struct lru_timer_node *n, void *arg)
 {
-    if (!s->ctx->idle_timeout_ms || !s->list->expire)
-        return;
-    s->in_idle = true;
-    s->last_ms = clock_ms();
-    lru_push(&s->list->idle, &s->idle);
-    idle_arm(s->list, s->last_ms);
-}
-
-/* ---- keepalive once a session is not short ---- */
-
-static struct tcp_session *young_oldest(struct tcp_session_list *list)
-{
-    return list->young.oldest
-               ? LRU_ENTRY(list->young.oldest, struct tcp_session, young)
-               : NULL;
-}
-
-static void young_arm(struct tcp_session_list *list, uint64_t now)
-{
-    struct tcp_session *s = young_oldest(list);
-    if (!s || evtimer_pending(list->grown, NULL))
-        return;
-    uint64_t due = s->start_ms + KEEPALIVE_AFTER_MS;
-    struct timeval tv = clock_tv(due > now ? due - now : 0);
-    evtimer_add(list->grown, &tv);
-}
-
-/* One timer for the list: sessions join in the order they start, so the
- * due ones are at the front. A failure leaves a working socket without
- * probes (the settings were checked when the listener took them). */
-static void on_grown(evutil_socket_t fd, short what, void *arg)
-{
-    struct tcp_session_list *list = arg;
-    (void)fd;
-    (void)what;
-    uint64_t now = clock_ms();
-    struct tcp_session *s;
-    while ((s = young_oldest(list)) && s->start_ms + KEEPALIVE_AFTER_MS <= now) {
-        young_leave(s);
-        sock_set_keepalive_fresh(s->tfd, &s->ctx->tcp_keepalive,
-                                 &s->ctx->tcp_keepalive_kernel);
-    }
-    young_arm(list, now);
-}
-
-static void young_join(struct tcp_session *s)
-{
-    if (!s->list->grown)
-        return;
-    s->in_young = true;
-    s->start_ms = clock_ms();
-    lru_push(&s->list->young, &s->young);
-    young_arm(s->list, s->start_ms);
+    struct tcp_session *s = LRU_ENTRY(n, struct tcp_session, young);
+    (void)arg;
+    sock_set_keepalive_fresh(s->tfd, &s->ctx->tcp_keepalive,
+                             &s->ctx->tcp_keepalive_kernel);
 }
 
 int tcp_session_list_init(struct tcp_session_list *list, struct relay_ctx *ctx)
 {
     *list = (struct tcp_session_list){0};
-    if (ctx->idle_timeout_ms &&
-        !(list->expire = evtimer_new(ctx->base, on_idle_expire, list)))
-        return -1;
-    if (ctx->tcp_keepalive.idle &&
-        !(list->grown = evtimer_new(ctx->base, on_grown, list))) {
+    uint64_t keepalive_after = ctx->tcp_keepalive.idle ? KEEPALIVE_AFTER_MS : 0;
+    if (lru_timer_init(&list->idle, ctx->base, ctx->idle_timeout_ms, on_idle, NULL) ||
+        lru_timer_init(&list->young, ctx->base, keepalive_after, on_grown, NULL)) {
         tcp_session_list_clear(list);
         return -1;
     }
@@ -324,11 +214,8 @@ void tcp_session_list_clear(struct tcp_session_list *list)
 {
     while (list->head)
         tcp_session_free(list->head);
-    if (list->expire)
-        event_free(list->expire);
-    if (list->grown)
-        event_free(list->grown);
-    list->expire = list->grown = NULL;
+    lru_timer_clear(&list->idle);
+    lru_timer_clear(&list->young);
 }
 
 /* ---- moving bytes ---- */
@@ -472,7 +359,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
         return;
     session_enter(s);
     if (s->phase == TCP_RELAYING) {
-        idle_touch(s);
+        lru_timer_touch(&s->list->idle, &s->idle);
         half_pump(h);
     }
     session_leave(s);
@@ -546,8 +433,8 @@ static void start_relaying(struct tcp_session *s, short seen)
     if (et)
         event_add(s->up.wr, NULL);
     event_add(s->down.rd, NULL);
-    idle_join(s);
-    young_join(s);
+    lru_timer_join(&s->list->idle, &s->idle);
+    lru_timer_join(&s->list->young, &s->young);
     /* Most clients have sent by now (the request waited in the kernel
      * through the connect): read it at once rather than after another
      * wait. Skipped for a while after such a read found nothing. */

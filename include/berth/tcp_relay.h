@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "berth/lru.h"
+#include "berth/lru_timer.h"
 #include "berth/mapping.h"
 #include "berth/relay.h"
 #include "berth/sockaddr.h"
@@ -29,23 +29,22 @@ struct tcp_session;
 
 /* The sessions of one listener, so it can count and free them, and, with
  * an idle timeout, expire them: the relaying ones in order of last
- * traffic, and one timer for the oldest. */
+ * traffic, under one timer for the oldest (lru_timer.h). */
 struct tcp_session_list {
     struct tcp_session *head;
     size_t count;
-    struct lru idle;
-    struct event *expire; /* NULL without an idle timeout */
-    struct lru young;     /* relaying, keepalive not yet on the target's
-                           * socket: in order of start */
-    struct event *grown;  /* for the oldest of young; NULL without keepalive */
-    unsigned eager_skip;  /* sessions left that wait for the client's first
-                           * bytes instead of reading them at the connect */
+    struct lru_timer idle;  /* off without an idle timeout */
+    struct lru_timer young; /* relaying, keepalive not yet on the target's
+                             * socket, in order of start; off without
+                             * keepalive */
+    unsigned eager_skip;    /* sessions left that wait for the client's first
+                             * bytes instead of reading them at the connect */
 };
 
 /* An empty list for sessions on ctx (ctx->idle_timeout_ms as it is now).
  * Returns 0, or -1 when out of memory. */
 int tcp_session_list_init(struct tcp_session_list *list, struct relay_ctx *ctx);
-/* Frees every session of the list (without end callbacks) and its timer. */
+/* Frees every session of the list (without end callbacks) and its timers. */
 void tcp_session_list_clear(struct tcp_session_list *list);
 
 typedef void tcp_session_end_fn(void *arg);
