@@ -48,11 +48,8 @@
 
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-BERTH=${BERTH:-$REPO/build/berth}
-UDP_ECHO_STATIC=${UDP_ECHO_STATIC:-$REPO/build/tests/e2e/udp_echo_static}
-PY=/usr/bin/python3
-IMAGE=berth-test/busybox
+# shellcheck source=tests/e2e/dockerd_lib.sh
+. "$HERE/dockerd_lib.sh"
 MODERN=0
 IPTABLES=0
 ARGS=("$@")
@@ -64,40 +61,10 @@ for a in "$@"; do
     esac
 done
 
-skip() { echo "SKIP: $*"; exit 77; }
-say() { echo "[$(date +%T)] $*"; }
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-pass() { echo "ok: $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-command -v dockerd >/dev/null && command -v docker >/dev/null || skip "dockerd/docker not installed (apt-get install docker.io)"
+need_common
 command -v ip >/dev/null && command -v ss >/dev/null || skip "iproute2 not installed"
-[ -x "$BERTH" ] || { echo "FAIL: berth not found at $BERTH"; exit 1; }
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] || skip "busybox not installed (apt-get install busybox-static)"
-if ldd "$BUSYBOX" >/dev/null 2>&1; then
-    skip "$BUSYBOX is dynamically linked (apt-get install busybox-static)"
-fi
-BERTH=$(readlink -f "$BERTH")
-
-# Today's dockerd, fetched (or found in the cache) before entering the
-# namespace, which has no way out.
-if [ $MODERN = 1 ] && [ -z "${BERTH_DROPIN_IN_NETNS:-}" ]; then
-    t0=$EPOCHREALTIME
-    err=$(mktemp)
-    if ! tree=$("$REPO/scripts/modern-docker" 2>"$err"); then
-        why=$(cat "$err")
-        rm -f "$err"
-        skip "today's dockerd is not available: ${why:-scripts/modern-docker failed}"
-    fi
-    sed 's/^/  /' "$err"
-    rm -f "$err"
-    say "scripts/modern-docker: $tree ($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}') s)"
-    export DOCKERD=$tree/usr/sbin/dockerd
-fi
-DOCKERD=${DOCKERD:-$(command -v dockerd)}
-[ -x "$DOCKERD" ] || skip "no dockerd at $DOCKERD"
+[ $MODERN = 1 ] && fetch_modern_dockerd
+need_dockerd
 DOCKERD_VERSION=$("$DOCKERD" --version 2>/dev/null | sed -n 's/^Docker version \([^,]*\),.*/\1/p')
 DOCKERD_MAJOR=${DOCKERD_VERSION%%.*}
 case "$DOCKERD_MAJOR" in
@@ -108,96 +75,21 @@ esac
 if [ "$DOCKERD_MAJOR" -ge 28 ]; then LISTEN_FD=1; else LISTEN_FD=0; fi
 
 # With iptables on, dockerd writes NAT rules and sysctls of the network
-# namespace it runs in: this script runs itself again inside new network
-# and mount namespaces (lo up, no default route: traffic can only reach the
-# test's own bridge), with a private /run (no system containerd socket,
-# own xtables lock) and a sysfs view of the new namespace's interfaces over
-# /sys/class/net (the rest of /sys, cgroups included, stays).
-if [ $IPTABLES = 1 ] && [ -z "${BERTH_DROPIN_IN_NETNS:-}" ]; then
-    command -v unshare >/dev/null || skip "unshare not installed (util-linux)"
+# namespace it runs in: this script runs itself again inside network and
+# mount namespaces of its own (dockerd_lib.sh's enter_test_namespaces).
+if [ $IPTABLES = 1 ]; then
     command -v iptables >/dev/null || skip "iptables not installed"
-    case "$(readlink -f "${BERTH_TEST_ROOT:-/tmp}")/" in
-    /run/*) echo "FAIL: BERTH_TEST_ROOT under /run is hidden by the namespace's own /run"; exit 1 ;;
-    esac
-    # The namespaces this runs in, so the inner run can tell it left them.
-    BERTH_DROPIN_IN_NETNS="$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/mnt)"
-    export BERTH_DROPIN_IN_NETNS DOCKERD
-    exec unshare --net --mount --propagation slave -- /bin/bash "$0" "${ARGS[@]}"
-fi
-if [ -n "${BERTH_DROPIN_IN_NETNS:-}" ]; then
-    # Never mount over /run of a namespace that is not this test's own:
-    # unshare ran this without forking, so the parent process is still in
-    # the namespaces the outer run recorded, and this one is not.
-    for ns in net mnt; do
-        mine=$(readlink "/proc/$$/ns/$ns")
-        parent=$(readlink "/proc/$PPID/ns/$ns")
-        case " $BERTH_DROPIN_IN_NETNS " in
-        *" $parent "*) ;;
-        *) parent= ;;
-        esac
-        if [ -z "$mine" ] || [ -z "$parent" ] || [ "$mine" = "$parent" ]; then
-            echo "FAIL: not in a $ns namespace of the test's own ($mine, parent ${parent:-unknown})"
-            exit 1
-        fi
-    done
-    ip link set lo up || { echo "FAIL: lo up in the test namespace"; exit 1; }
-    mount -t tmpfs -o mode=0755 berth-dropin-run /run &&
-        mkdir -p /run/berth-sysfs && mount -t sysfs berth-dropin-sysfs /run/berth-sysfs &&
-        mount --bind /run/berth-sysfs/class/net /sys/class/net &&
-        mount --bind /run/berth-sysfs/devices/virtual/net /sys/devices/virtual/net ||
-        { echo "FAIL: private /run and sysfs in the test namespace"; exit 1; }
-    if ip route show default | grep -q . || ip -6 route show default | grep -q .; then
-        echo "FAIL: the test namespace has a default route"; exit 1
-    fi
+    enter_test_namespaces "${ARGS[@]}"
+    setup_test_namespaces
 fi
 
-# Under BERTH_TEST_ROOT when set (.ci/run sweeps the pidfiles there).
-ROOT=$(mktemp -d "${BERTH_TEST_ROOT:-/tmp}/berth-dockerd.XXXXXX")
-BR=berthe2e$$
-BR=${BR:0:15}
-DOCKERD_PID=
 HOG_PID=
 HOLD_PID=
-export DOCKER_HOST=unix://$ROOT/docker.sock
-export DOCKER_CONFIG=$ROOT/cli
-
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
+make_test_root berth-dockerd berthe2e
+own_cleanup() {
     [ -n "$HOG_PID" ] && kill "$HOG_PID" 2>/dev/null
     [ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
-    if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
-        ids=$(timeout 30 docker ps -aq 2>/dev/null)
-        [ -n "$ids" ] && timeout 60 docker rm -f $ids >/dev/null 2>&1
-        kill -TERM "$DOCKERD_PID"
-        for _ in $(seq 1 100); do
-            kill -0 "$DOCKERD_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$DOCKERD_PID" 2>/dev/null
-    fi
-    # Whatever this daemon started and left behind (its containerd, shims):
-    # found by our private paths in their command lines, killed by pid.
-    pslist=$(ps -eo pid=,args=)
-    while read -r pid args; do
-        case "$args" in
-        *"$ROOT"*) [ "$pid" != "$$" ] && kill -KILL "$pid" 2>/dev/null ;;
-        esac
-    done <<<"$pslist"
-    # Mounts under our root, deepest first.
-    awk -v r="$ROOT" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null; done
-    ip link del "$BR" 2>/dev/null
-    if [ $rc -ne 0 ] && [ -f "$ROOT/dockerd.log" ]; then
-        echo "--- last lines of dockerd.log:"
-        tail -n 40 "$ROOT/dockerd.log"
-    fi
-    rm -rf "$ROOT"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 free_port() {
     # A port free for TCP and UDP on all IPv4 and IPv6 addresses.
@@ -225,30 +117,9 @@ for _ in range(1000):
 EOF
 }
 
-# wait_until SECONDS CMD...: run CMD every 0.2 s until it succeeds.
-wait_until() {
-    local secs=$1; shift
-    local end=$((SECONDS + secs))
-    until "$@"; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.2
-    done
-}
-
-# Proxy processes of our dockerd: "pid exe args" per line.
-proxies() {
-    local pid
-    for pid in $(ps -o pid= --ppid "$DOCKERD_PID"); do
-        local exe
-        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-        case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
-        *-proto*-host-port*) echo "$pid $exe $(tr '\0' ' ' <"/proc/$pid/cmdline")" ;;
-        esac
-    done
-}
+# The proxies (dockerd_lib.sh's proxies) of host port PORT; none.
 proxies_for_port() { proxies | grep -- "-host-port $1 " || true; }
 no_proxies_for_port() { [ -z "$(proxies_for_port "$1")" ]; }
-has_proxy_for_port() { [ -n "$(proxies_for_port "$1")" ]; }
 
 # ---------------------------------------------------------------- daemon
 
@@ -263,55 +134,27 @@ for _ in $(seq 1 50); do
 done
 [ -n "$SUBNET" ] || { echo "FAIL: no free 10.231.x.0/24 for the test bridge"; exit 1; }
 GW=$SUBNET.1
-ip link add name "$BR" type bridge || { echo "FAIL: cannot create bridge $BR"; exit 1; }
-ip addr add "$GW/24" dev "$BR"
-ip link set "$BR" up
+add_bridge "$GW"
 
-mkdir -p "$ROOT/data" "$ROOT/exec" "$DOCKER_CONFIG"
-echo '{}' >"$ROOT/daemon.json"
 if [ $IPTABLES = 1 ]; then
     # As installed: NAT rules, forwarding and masquerading (dockerd's
     # defaults), in this test's namespace.
-    NETFLAGS=(--iptables=true)
+    DOCKERD_NETFLAGS=(--iptables=true)
     NETMODE="iptables on, in a namespace of its own"
 else
-    NETFLAGS=(--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false)
     NETMODE="iptables off"
 fi
 say "starting dockerd $DOCKERD_VERSION ($DOCKERD) in $ROOT (bridge $BR $GW/24, $NETMODE, proxy $BERTH)"
-"$DOCKERD" --config-file "$ROOT/daemon.json" \
-    --data-root "$ROOT/data" --exec-root "$ROOT/exec" \
-    --pidfile "$ROOT/dockerd.pid" -H "$DOCKER_HOST" \
-    --containerd-namespace "berth-e2e-$$" \
-    --containerd-plugins-namespace "berth-e2e-$$-plugins" \
-    --bridge "$BR" "${NETFLAGS[@]}" \
-    --userland-proxy=true --userland-proxy-path="$BERTH" \
-    >"$ROOT/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-
-ping_ok() { curl -sf --max-time 2 --unix-socket "$ROOT/docker.sock" http://d/_ping >/dev/null 2>&1; }
-if ! wait_until 60 ping_ok; then
-    kill -0 "$DOCKERD_PID" 2>/dev/null || { echo "FAIL: dockerd exited"; exit 1; }
-    echo "FAIL: dockerd did not answer /_ping within 60 s"
-    exit 1
-fi
+start_dockerd "$BERTH"
 say "dockerd $DOCKERD_VERSION up (pid $DOCKERD_PID)"
 
 # ---------------------------------------------------------------- image
 
-IMG=$ROOT/img
-mkdir -p "$IMG/bin" "$IMG/www"
-cp "$BUSYBOX" "$IMG/bin/busybox"
-for a in sh httpd nc sleep cat echo hostname dd sha256sum printf; do ln -s busybox "$IMG/bin/$a"; done
+stage_image sh httpd nc sleep cat echo hostname dd sha256sum printf
+mkdir -p "$IMG/www"
 echo hello-from-berth >"$IMG/www/index.html"
-HAVE_UDP=1
-if [ -x "$UDP_ECHO_STATIC" ] && ! ldd "$UDP_ECHO_STATIC" >/dev/null 2>&1; then
-    cp "$UDP_ECHO_STATIC" "$IMG/bin/udp_echo"
-else
-    HAVE_UDP=0
-    echo "NOTE: no static udp_echo at $UDP_ECHO_STATIC: skipping the UDP and echo checks"
-fi
-tar -C "$IMG" -c . | docker import - "$IMAGE" >/dev/null || { echo "FAIL: docker import"; exit 1; }
+[ $HAVE_UDP = 1 ] || echo "NOTE: no static udp_echo at $UDP_ECHO_STATIC: skipping the UDP and echo checks"
+import_image
 
 container_ip() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
 

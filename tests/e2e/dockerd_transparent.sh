@@ -50,13 +50,10 @@
 
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-BERTH=${BERTH:-$REPO/build/berth}
-UDP_ECHO_STATIC=${UDP_ECHO_STATIC:-$REPO/build/tests/e2e/udp_echo_static}
+# shellcheck source=tests/e2e/dockerd_lib.sh
+. "$HERE/dockerd_lib.sh"
 DOCKER_PROXY=${DOCKER_PROXY:-/usr/sbin/docker-proxy}
 TPROXY_SCRIPT=${BERTH_TPROXY:-$REPO/scripts/berth-tproxy}
-PY=/usr/bin/python3
-IMAGE=berth-test/busybox
 HOST_IP=10.252.1.1
 CLIENT_IP=10.252.1.2
 MODERN=0
@@ -68,119 +65,30 @@ for a in "$@"; do
     esac
 done
 
-skip() { echo "SKIP: $*"; exit 77; }
-say() { echo "[$(date +%T)] $*"; }
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-pass() { echo "ok: $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-command -v dockerd >/dev/null && command -v docker >/dev/null || skip "dockerd/docker not installed (apt-get install docker.io)"
-for t in ip unshare nsenter; do
+need_common
+for t in ip nsenter; do
     command -v $t >/dev/null || skip "$t not installed"
 done
 [ -x "$TPROXY_SCRIPT" ] || command -v nft >/dev/null || skip "nft not installed (apt-get install nftables)"
 [ -x "$DOCKER_PROXY" ] || skip "no docker-proxy at $DOCKER_PROXY"
-[ -x "$BERTH" ] || { echo "FAIL: berth not found at $BERTH"; exit 1; }
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && ! ldd "$BUSYBOX" >/dev/null 2>&1 || skip "no static busybox (apt-get install busybox-static)"
-[ -x "$UDP_ECHO_STATIC" ] && ! ldd "$UDP_ECHO_STATIC" >/dev/null 2>&1 ||
-    skip "no static udp_echo at $UDP_ECHO_STATIC (the report server in the container)"
-BERTH=$(readlink -f "$BERTH")
+is_static "$UDP_ECHO_STATIC" || skip "no static udp_echo at $UDP_ECHO_STATIC (the report server in the container)"
 
-# Today's dockerd, fetched before entering the namespace, which has no way out.
-if [ $MODERN = 1 ] && [ -z "${BERTH_TP_IN_NETNS:-}" ]; then
-    err=$(mktemp)
-    if ! tree=$("$REPO/scripts/modern-docker" 2>"$err"); then
-        why=$(cat "$err")
-        rm -f "$err"
-        skip "today's dockerd is not available: ${why:-scripts/modern-docker failed}"
-    fi
-    rm -f "$err"
-    export DOCKERD=$tree/usr/sbin/dockerd
-    [ -x "$tree/usr/sbin/docker-proxy" ] && export DOCKER_PROXY=$tree/usr/sbin/docker-proxy
+if [ $MODERN = 1 ] && fetch_modern_dockerd && [ -x "$MODERN_TREE/usr/sbin/docker-proxy" ]; then
+    DOCKER_PROXY=$MODERN_TREE/usr/sbin/docker-proxy
 fi
-DOCKERD=${DOCKERD:-$(command -v dockerd)}
-[ -x "$DOCKERD" ] || skip "no dockerd at $DOCKERD"
+need_dockerd
 
-# The "host" namespace: this script again, in new network and mount
-# namespaces, with a private /run (its own containerd) and a sysfs view of
-# the new namespace's interfaces (as dockerd_dropin.sh --iptables does).
-if [ -z "${BERTH_TP_IN_NETNS:-}" ]; then
-    case "$(readlink -f "${BERTH_TEST_ROOT:-/tmp}")/" in
-    /run/*) echo "FAIL: BERTH_TEST_ROOT under /run is hidden by the namespace's own /run"; exit 1 ;;
-    esac
-    BERTH_TP_IN_NETNS="$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/mnt)"
-    export BERTH_TP_IN_NETNS DOCKERD DOCKER_PROXY
-    exec unshare --net --mount --propagation slave -- /bin/bash "$0" "${ARGS[@]}"
-fi
-# Never change a namespace that is not this test's own: unshare ran this
-# without forking, so the parent is still in the namespaces recorded above.
-for ns in net mnt; do
-    mine=$(readlink "/proc/$$/ns/$ns")
-    parent=$(readlink "/proc/$PPID/ns/$ns")
-    case " $BERTH_TP_IN_NETNS " in
-    *" $parent "*) ;;
-    *) parent= ;;
-    esac
-    if [ -z "$mine" ] || [ -z "$parent" ] || [ "$mine" = "$parent" ]; then
-        echo "FAIL: not in a $ns namespace of the test's own ($mine, parent ${parent:-unknown})"
-        exit 1
-    fi
-done
+# The "host" namespace: this script again, in network and mount namespaces
+# of its own (dockerd_lib.sh's enter_test_namespaces).
+export DOCKER_PROXY
+enter_test_namespaces "${ARGS[@]}"
+setup_test_namespaces
 HOST_NS=$(readlink /proc/$$/ns/net)
-ip link set lo up || { echo "FAIL: lo up in the test namespace"; exit 1; }
-mount -t tmpfs -o mode=0755 berth-tp-run /run &&
-    mkdir -p /run/berth-sysfs && mount -t sysfs berth-tp-sysfs /run/berth-sysfs &&
-    mount --bind /run/berth-sysfs/class/net /sys/class/net &&
-    mount --bind /run/berth-sysfs/devices/virtual/net /sys/devices/virtual/net ||
-    { echo "FAIL: private /run and sysfs in the test namespace"; exit 1; }
-if ip route show default | grep -q .; then
-    echo "FAIL: the test namespace has a default route"; exit 1
-fi
 
-ROOT=$(mktemp -d "${BERTH_TEST_ROOT:-/tmp}/berth-transparent.XXXXXX")
-BR=berthtp$$
-BR=${BR:0:15}
 GW=10.253.0.1
-DOCKERD_PID=
 CLIENT_PID=
 TPROXY=
-export DOCKER_HOST=unix://$ROOT/docker.sock
-export DOCKER_CONFIG=$ROOT/cli
-
-# Processes this test's dockerd started and left (containerd, shims), found
-# by the private paths in their command lines, killed by pid.
-kill_leftovers() {
-    local pslist pid args
-    pslist=$(ps -eo pid=,args=)
-    while read -r pid args; do
-        case "$args" in
-        *"$ROOT"*) [ "$pid" != "$$" ] && kill -KILL "$pid" 2>/dev/null ;;
-        esac
-    done <<<"$pslist"
-}
-
-# Gone or a zombie (reaped by the wait below).
-exited() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-
-stop_dockerd() {
-    [ -n "$DOCKERD_PID" ] || return 0
-    if kill -0 "$DOCKERD_PID" 2>/dev/null; then
-        local ids
-        ids=$(timeout 30 docker ps -aq 2>/dev/null)
-        [ -n "$ids" ] && timeout 60 docker rm -f $ids >/dev/null 2>&1
-        kill -TERM "$DOCKERD_PID"
-        for _ in $(seq 1 75); do
-            exited "$DOCKERD_PID" && break
-            sleep 0.2
-        done
-        kill -KILL "$DOCKERD_PID" 2>/dev/null
-    fi
-    wait "$DOCKERD_PID" 2>/dev/null
-    DOCKERD_PID=
-    kill_leftovers
-}
+make_test_root berth-transparent berthtp
 
 tproxy_down() {
     case "$TPROXY" in
@@ -194,12 +102,7 @@ tproxy_down() {
     TPROXY=
 }
 
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    stop_dockerd
-    kill_leftovers
+own_cleanup() {
     # The client namespace lives as long as its holder; the veth goes with it.
     if [ -n "$CLIENT_PID" ]; then
         kill -KILL "$CLIENT_PID" 2>/dev/null
@@ -207,28 +110,6 @@ cleanup() {
     fi
     tproxy_down
     ip link del bt-host 2>/dev/null
-    ip link del "$BR" 2>/dev/null
-    awk -v r="$ROOT" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null; done
-    if [ $rc -ne 0 ] && [ -f "$ROOT/dockerd.log" ]; then
-        echo "--- last lines of dockerd.log:"
-        tail -n 30 "$ROOT/dockerd.log"
-    fi
-    rm -rf "$ROOT"
-    # This namespace's /run and sysfs mounts, and the namespaces themselves,
-    # end with this process: nothing of the test stays in another one.
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-wait_until() {
-    local secs=$1; shift
-    local end=$((SECONDS + secs))
-    until "$@"; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.2
-    done
 }
 
 # ---------------------------------------------------------------- topology
@@ -264,44 +145,10 @@ else
     TPROXY_HOW="ip rule fwmark 1 lookup 100, local 0.0.0.0/0 dev lo table 100, nft socket transparent 1 -> mark 1"
 fi
 
-ip link add name "$BR" type bridge && ip addr add "$GW/24" dev "$BR" && ip link set "$BR" up ||
-    { echo "FAIL: cannot create bridge $BR"; exit 1; }
-mkdir -p "$ROOT/data" "$ROOT/exec" "$DOCKER_CONFIG"
-echo '{}' >"$ROOT/daemon.json"
+add_bridge "$GW"
 say "namespaces: client $CLIENT_IP (pid $CLIENT_PID) -- veth -- host $HOST_IP, bridge $BR $GW/24; tproxy: $TPROXY_HOW"
 
 # ---------------------------------------------------------------- dockerd
-
-# start_dockerd PROXY [VAR=VALUE...]: a fresh dockerd on the same roots,
-# with the environment given added to this script's.
-start_dockerd() {
-    local proxy=$1; shift
-    env -u BERTH_TRANSPARENT -u BERTH_PROXY_PROTOCOL -u BERTH_TP_IN_NETNS "$@" "$DOCKERD" --config-file "$ROOT/daemon.json" \
-        --data-root "$ROOT/data" --exec-root "$ROOT/exec" \
-        --pidfile "$ROOT/dockerd.pid" -H "$DOCKER_HOST" \
-        --containerd-namespace "berth-tp-$$" \
-        --containerd-plugins-namespace "berth-tp-$$-plugins" \
-        --bridge "$BR" --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-        --userland-proxy=true --userland-proxy-path="$proxy" \
-        >>"$ROOT/dockerd.log" 2>&1 &
-    DOCKERD_PID=$!
-    ping_ok() { curl -sf --max-time 2 --unix-socket "$ROOT/docker.sock" http://d/_ping >/dev/null 2>&1; }
-    if ! wait_until 60 ping_ok; then
-        echo "FAIL: dockerd ($proxy) did not answer /_ping within 60 s"
-        exit 1
-    fi
-}
-
-# Proxy processes of our dockerd: "pid exe args" per line.
-proxies() {
-    local pid exe
-    for pid in $(ps -o pid= --ppid "$DOCKERD_PID"); do
-        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-        case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
-        *-proto*-host-port*) echo "$pid $exe $(tr '\0' ' ' <"/proc/$pid/cmdline")" ;;
-        esac
-    done
-}
 
 # ask PROTO PORT: from the client namespace, the line the container's
 # report server answers, then the client's own address: "IP PORT|IP PORT".
@@ -350,12 +197,8 @@ run_case() {
     say "--- $name: dockerd $("$DOCKERD" --version | sed 's/^Docker version //'), proxy $proxy, env: ${*:-(no BERTH_*)}"
     start_dockerd "$proxy" "$@"
     if [ $IMPORTED = 0 ]; then
-        local img=$ROOT/img
-        mkdir -p "$img/bin"
-        cp "$BUSYBOX" "$img/bin/busybox" && ln -s busybox "$img/bin/sh" &&
-            cp "$UDP_ECHO_STATIC" "$img/bin/udp_echo" &&
-            tar -C "$img" -c . | docker import - "$IMAGE" >/dev/null ||
-            { echo "FAIL: docker import"; exit 1; }
+        stage_image sh
+        import_image
         IMPORTED=1
     fi
     # Any port: nothing but this test binds in its own namespace.

@@ -24,11 +24,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_util as u  # noqa: E402
+import netns_util as nu  # noqa: E402
 
 IP4, IP6 = "10.250.10.1", "fd00:be:f::1"
 PORT = 8080
@@ -66,97 +66,60 @@ except OSError as e:
 def skip_reason():
     if os.geteuid() != 0:
         return "needs root (ip netns add)"
-    for tool in ("ip", "dig", "dnsmasq"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"needs {tool}"
+    for name in ("ip", "dig", "dnsmasq"):
+        if not os.path.exists(nu.tool(name)):
+            return f"needs {name}"
     return None
-
-
-def tool(name):
-    return shutil.which(name) or f"/usr/sbin/{name}"
 
 
 class Freebind(unittest.TestCase):
     def setUp(self):
         root = os.environ.get("BERTH_TEST_ROOT", "/tmp")
         self.tmp = tempfile.mkdtemp(prefix="berth-freebind-", dir=root)
-        self.ns = f"berthfb{os.getpid()}"
-        self.procs = []
-        self.addCleanup(self.cleanup)
-        self.ip("netns", "add", self.ns)
-        self.ip("-n", self.ns, "link", "set", "lo", "up")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.net = nu.Netns(f"berthfb{os.getpid()}")
+        self.addCleanup(self.net.close)
         # A dummy interface, or where the kernel has no dummy driver a veth
         # pair with both ends inside the namespace.
-        r = subprocess.run([tool("ip"), "-n", self.ns, "link", "add", "fb0", "type",
-                            "dummy"], capture_output=True, timeout=20)
-        if r.returncode != 0:
-            self.ip("-n", self.ns, "link", "add", "fb0", "type", "veth", "peer", "name",
-                    "fb1")
-            self.ip("-n", self.ns, "link", "set", "fb1", "up")
-        self.ip("-n", self.ns, "link", "set", "fb0", "up")
-
-    def ip(self, *args):
-        r = subprocess.run([tool("ip")] + list(args), capture_output=True, text=True,
-                           timeout=20)
-        self.assertEqual(r.returncode, 0, f"ip {' '.join(args)}: {r.stderr}")
-        return r.stdout
-
-    def in_ns(self, argv, **kw):
-        return [tool("ip"), "netns", "exec", self.ns] + argv
-
-    def spawn(self, argv, **kw):
-        p = subprocess.Popen(self.in_ns(argv), start_new_session=True, **kw)
-        self.procs.append(p)
-        return p
+        try:
+            self.net.ip("link", "add", "fb0", "type", "dummy")
+        except AssertionError:
+            self.net.ip("link", "add", "fb0", "type", "veth", "peer", "name", "fb1")
+            self.net.ip("link", "set", "fb1", "up")
+        self.net.ip("link", "set", "fb0", "up")
 
     def run_in(self, argv):
-        r = subprocess.run(self.in_ns(argv), capture_output=True, text=True, timeout=30)
-        return r.stdout.strip()
-
-    def cleanup(self):
-        for p in reversed(self.procs):     # ours, by pid
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
-            if p.stdout:
-                p.stdout.close()
-        subprocess.run([tool("ip"), "netns", "del", self.ns], capture_output=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.net.run(argv, check=False).stdout.strip()
 
     def dig(self, server, name, *extra):
         # From loopback: berth forwards for local and container clients only
         # (a client from 10.250.10.1 itself would get REFUSED).
         src = "::1" if ":" in server else "127.0.0.1"
-        return self.run_in([tool("dig"), f"@{server}", "-b", src, "-p", "53", name,
-                            "+time=2",
-                            "+tries=2", "+noall", "+answer", "+comments"] + list(extra))
+        return self.run_in([nu.tool("dig"), f"@{server}", "-b", src, "-p", "53", name,
+                            "+time=2", "+tries=2", "+noall", "+answer", "+comments"]
+                           + list(extra))
 
     def test_serves_once_the_address_appears(self):
         # The namespace has no route to either address yet.
-        routes = self.ip("-n", self.ns, "route", "show") + \
-            self.ip("-n", self.ns, "-6", "route", "show")
+        routes = self.net.ip("route", "show") + self.net.ip("-6", "route", "show")
         self.assertNotIn("default", routes)
-        echo = self.spawn([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
+        echo = self.net.spawn([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
         backend = int(echo.stdout.readline())
         dns_port = 5353
-        self.spawn([tool("dnsmasq"), "-k", "-p", str(dns_port), "--listen-address=127.0.0.1",
-                    "--bind-interfaces", "--no-resolv", "--no-hosts",
-                    "--address=/example.test/192.0.2.10",
-                    f"--pid-file={os.path.join(self.tmp, 'dnsmasq.pid')}"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.net.spawn([nu.tool("dnsmasq"), "-k", "-p", str(dns_port),
+                        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                        "--no-hosts", "--address=/example.test/192.0.2.10",
+                        f"--pid-file={os.path.join(self.tmp, 'dnsmasq.pid')}"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log_path = os.path.join(self.tmp, "berth.log")
         log = open(log_path, "w")
         self.addCleanup(log.close)
-        berth = self.spawn([u.BERTH, "--no-docker",
-                            "-p", f"{IP4}:{PORT}:127.0.0.1:{backend}",
-                            "-p", f"[{IP6}]:{PORT}:127.0.0.1:{backend}",
-                            "--dns", f"{IP4}:53", "--dns", f"[{IP6}]:53",
-                            "--upstream", f"127.0.0.1:{dns_port}"],
-                           stdout=subprocess.DEVNULL, stderr=log)
+        berth = self.net.spawn([u.BERTH, "--no-docker",
+                                "-p", f"{IP4}:{PORT}:127.0.0.1:{backend}",
+                                "-p", f"[{IP6}]:{PORT}:127.0.0.1:{backend}",
+                                "--dns", f"{IP4}:53", "--dns", f"[{IP6}]:53",
+                                "--upstream", f"127.0.0.1:{dns_port}"],
+                               stdout=subprocess.DEVNULL, stderr=log)
         with open(os.path.join(self.tmp, "berth.pid"), "w") as f:
             f.write(f"{berth.pid}\n")
 
@@ -173,8 +136,8 @@ class Freebind(unittest.TestCase):
                         .startswith("error:"))
         # dockerd makes its bridge: the addresses appear (IPv6 without
         # duplicate address detection, so it is usable at once).
-        self.ip("-n", self.ns, "addr", "add", f"{IP4}/24", "dev", "fb0")
-        self.ip("-n", self.ns, "addr", "add", f"{IP6}/64", "dev", "fb0", "nodad")
+        self.net.ip("addr", "add", f"{IP4}/24", "dev", "fb0")
+        self.net.ip("addr", "add", f"{IP6}/64", "dev", "fb0", "nodad")
         for ip in (IP4, IP6):
             got = self.run_in([sys.executable, "-c", CLIENT, ip, str(PORT)])
             self.assertEqual(got, f"freebind {ip}", f"tcp through [{ip}]:{PORT}\n{text()}")
