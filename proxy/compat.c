@@ -208,6 +208,7 @@ static const char *const env_options[][2] = {
     {"BERTH_IDLE_TIMEOUT", "--idle-timeout"},
     {"BERTH_UDP_TIMEOUT", "--udp-timeout"},
     {"BERTH_LOG_LEVEL", "--log-level"},
+    {"BERTH_LOG_FORMAT", "--log-format"},
     {"BERTH_PROXY_PROTOCOL", "--proxy-protocol"},
 };
 #define NENV (sizeof env_options / sizeof env_options[0])
@@ -246,6 +247,7 @@ int compat_env(struct plan *plan, struct publish_defaults *sw, char *err,
         plan->idle_timeout = c->idle_timeout;
         plan->udp_timeout = c->udp_timeout;
         log_set_level(c->log_level);
+        log_set_format(c->log_format);
     }
     config_free(c);
     return rc;

@@ -43,6 +43,7 @@ static const struct option_def options[] = {
     {"check", 0, K_FLAG, 0, 0},
     {"check-wait", 0, K_UINT, 60, 0},
     {"log-level", 0, K_STRING, 0, 0},
+    {"log-format", 0, K_STRING, 0, 0},
     {"help", 'h', K_FLAG, 0, 0},
     {"version", 0, K_FLAG, 0, 0},
 };
@@ -286,6 +287,13 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
         if (log_level_parse(v, &c->log_level) < 0) {
             snprintf(err, errlen, "%s '%s': want error, warn, info or debug", where,
                      v);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "log-format") == 0) {
+        if (log_format_parse(v, &c->log_format) < 0) {
+            snprintf(err, errlen, "%s '%s': want text or json", where, v);
             return -1;
         }
         return 0;
@@ -685,6 +693,7 @@ void config_usage(const char *prog, FILE *out)
         "      --check-wait SECONDS  how long --check waits for Docker (default 3; 0: do\n"
         "                         not contact it)\n"
         "      --log-level LEVEL  error, warn, info or debug (default info)\n"
+        "      --log-format FORMAT  text or json (one object per line) (default text)\n"
         "  -h, --help             this text\n"
         "      --version          print the version\n"
         "\n"

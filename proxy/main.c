@@ -117,6 +117,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     log_set_level(c->log_level);
+    log_set_format(c->log_format);
     /* Asked once: specs and labels without HOST_IP listen on [::] too. */
     c->host_ipv6 = sock_host_has_ipv6();
 

@@ -52,10 +52,23 @@ struct relay_passed {
     uint64_t last_until_ms; /* past this no mark holds: skip the lookups */
 };
 
+/* A summary's words are "MAPPING<SAID_SEP>message" (limited_say): the
+ * mapping goes out as a field, the separator never appears in a label. */
+#define SAID_SEP '\x1f'
+
 static void say_summary(void *arg, enum log_level level, const char *line)
 {
     (void)arg;
-    log_msg(level, "%s", line);
+    const char *sep = strchr(line, SAID_SEP);
+    if (!sep) { /* the "more lines not shown" line */
+        log_msg(level, "%s", line);
+        return;
+    }
+    char mapping[LOG_LIMIT_TEXT];
+    size_t n = (size_t)(sep - line);
+    memcpy(mapping, line, n);
+    mapping[n] = '\0';
+    log_at(level, mapping, NULL, "%s", sep + 1);
 }
 
 static void arm_said(struct relay_ctx *ctx, uint64_t now)
@@ -222,8 +235,7 @@ void relay_log(enum log_level level, const struct mapping *m,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    log_msg(level, "%s client %s: %s", m->label,
-            addr_format(client, peer, sizeof peer), msg);
+    log_at(level, m->label, addr_format(client, peer, sizeof peer), "%s", msg);
 }
 
 /* Why relay_resolve finds nothing, as relay_unresolved says it. */
@@ -310,10 +322,10 @@ static void limited_say(enum log_level level, const struct mapping *m,
                         const struct addr *client, char *text, const char *msg)
 {
     char peer[ADDR_STRLEN];
-    log_msg(level, "%s client %s: %s", m->label,
-            addr_format(client, peer, sizeof peer), msg);
+    log_at(level, m->label, addr_format(client, peer, sizeof peer), "%s", msg);
     /* The summary says it without the client: it stands for many. */
-    if (snprintf(text, LOG_LIMIT_TEXT, "%s: %s", m->label, msg) >= LOG_LIMIT_TEXT)
+    if (snprintf(text, LOG_LIMIT_TEXT, "%s%c%s", m->label, SAID_SEP, msg) >=
+        LOG_LIMIT_TEXT)
         memcpy(text + LOG_LIMIT_TEXT - 4, "...", 4); /* cut: it still says which */
 }
 

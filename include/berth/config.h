@@ -79,6 +79,7 @@ struct config {
      * before plan_new, so a spec without HOST_IP listens on [::] too. */
     bool host_ipv6;
     enum log_level log_level;
+    enum log_format log_format;
     bool help;
     bool version;
 };
