@@ -33,10 +33,14 @@ struct berth {
     /* SIGINT, SIGTERM: stop; SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: see
      * on_other_signal. None of them may end berth by default action. */
     struct event *sig[6];
-    /* Transparent mode: the packets (TPROXY_* bits) its check covered, and
-     * while it fails, the timer that checks again. */
+    /* Transparent mode: the packets (TPROXY_* bits) its check covered, an
+     * IP target per family (where replies come in), and while it fails,
+     * the timer that checks again; tproxy_once: no re-check (docker-proxy
+     * mode: one process per port, each would spawn nft every 30 s). */
     unsigned tproxy_need;
+    struct addr tproxy_target[2];
     struct event *tproxy_recheck;
+    bool tproxy_once;
 };
 
 static const int caught[6] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
@@ -158,26 +162,72 @@ struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
  * without restarting berth. A check spawns nft (and iptables-save where
  * its rules are) and blocks the loop meanwhile (2-3 ms measured, more on a
  * host with a large ruleset), so it runs only while broken; once it works
- * it is not repeated (a later teardown is not watched). */
+ * it is not repeated (a later teardown is not watched). Nor in docker-proxy
+ * mode (tproxy_once). Each kind of packet (TCP, UDP; the target's IPv4,
+ * IPv6) has its own verdict: IPv6 lacking leaves IPv4 targets transparent. */
 #define TPROXY_RECHECK_S 30
+
+/* One log line for the kinds in bits (TPROXY_*) that share a finding,
+ * named after it: "TCP/IPv4, UDP/IPv4" (the protocol, the target's
+ * family). */
+static void tproxy_log(unsigned bits, enum tproxy_result r, const char *why,
+                       const char *was)
+{
+    static const char *const names[4] = {"TCP/IPv4", "UDP/IPv4", "TCP/IPv6",
+                                         "UDP/IPv6"};
+    char kinds[48] = "";
+    size_t n = 0;
+    for (unsigned i = 0; i < 4; i++)
+        if (bits & 1u << i) {
+            int k = snprintf(kinds + n, sizeof kinds - n, "%s%s", n ? ", " : "",
+                             names[i]);
+            if (k > 0 && (size_t)k < sizeof kinds - n)
+                n += (size_t)k;
+        }
+    /* Said once per reason, not every re-check. */
+    if (r == TPROXY_BROKEN && strcmp(why, was) != 0)
+        log_warn(
+            "transparent mode cannot work: %s; transparent mappings of %s connect "
+            "normally (the target sees berth's address) until it is fixed",
+            why, kinds);
+    else if (r == TPROXY_UNKNOWN)
+        log_warn("transparent mode: %s; for %s", why, kinds);
+    else if (r == TPROXY_WORKS)
+        log_info("transparent mode%s: %s, for %s", was[0] ? " works now" : "", why,
+                 kinds);
+}
 
 static void tproxy_run(struct berth *b)
 {
-    char why[sizeof b->ctx->transparent_broken];
-    enum tproxy_result r = tproxy_check(b->tproxy_need, why, sizeof why);
-    bool was = b->ctx->transparent_broken[0] != '\0';
-    /* Said once per reason, not every re-check. */
-    if (r == TPROXY_BROKEN && strcmp(why, b->ctx->transparent_broken) != 0)
-        log_warn("transparent mode cannot work: %s; transparent mappings connect "
-                 "normally (the target sees berth's address) until it is fixed",
-                 why);
-    else if (r == TPROXY_UNKNOWN)
-        log_warn("transparent mode: %s", why);
-    else if (r == TPROXY_WORKS)
-        log_info("transparent mode%s: %s", was ? " works now" : "", why);
-    snprintf(b->ctx->transparent_broken, sizeof b->ctx->transparent_broken, "%s",
-             r == TPROXY_BROKEN ? why : "");
-    if (r == TPROXY_BROKEN && b->tproxy_recheck) {
+    struct tproxy_report rep;
+    const struct addr *targets[2];
+    for (int v6 = 0; v6 < 2; v6++)
+        targets[v6] = b->tproxy_target[v6].len ? &b->tproxy_target[v6] : NULL;
+    tproxy_check_each(b->tproxy_need, targets, &rep);
+    bool broken = false;
+    unsigned said = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        char *slot = b->ctx->transparent_broken[i >> 1][i & 1]; /* [v6][udp] */
+        if (!(b->tproxy_need & 1u << i) || (said & 1u << i))
+            continue;
+        unsigned bits = 0; /* the kinds with the same finding: one line */
+        for (unsigned j = i; j < 4; j++)
+            if ((b->tproxy_need & 1u << j) && rep.result[j] == rep.result[i] &&
+                strcmp(rep.why[j], rep.why[i]) == 0 &&
+                strcmp(b->ctx->transparent_broken[j >> 1][j & 1], slot) == 0)
+                bits |= 1u << j;
+        said |= bits;
+        tproxy_log(bits, rep.result[i], rep.why[i], slot);
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        if (!(b->tproxy_need & 1u << i))
+            continue;
+        snprintf(b->ctx->transparent_broken[i >> 1][i & 1],
+                 sizeof b->ctx->transparent_broken[0][0], "%s",
+                 rep.result[i] == TPROXY_BROKEN ? rep.why[i] : "");
+        broken = broken || rep.result[i] == TPROXY_BROKEN;
+    }
+    if (broken && b->tproxy_recheck && !b->tproxy_once) {
         struct timeval tv = {.tv_sec = TPROXY_RECHECK_S};
         evtimer_add(b->tproxy_recheck, &tv);
     }
@@ -190,6 +240,19 @@ static void on_tproxy_recheck(evutil_socket_t fd, short what, void *arg)
     tproxy_run(arg);
 }
 
+/* Notes what transparent mapping m needs (its target, where replies come
+ * in); the bits the last check did not cover. */
+static unsigned tproxy_note(struct berth *b, const struct mapping *m)
+{
+    if (!m->transparent)
+        return 0;
+    unsigned need = tproxy_need(m);
+    int v6 = m->target.ss.ss_family == AF_INET6;
+    if (!m->target_name[0] && !b->tproxy_target[v6].len)
+        b->tproxy_target[v6] = m->target;
+    return need & ~b->tproxy_need;
+}
+
 /* Checks the host when transparent mappings need packets (TPROXY_* bits)
  * the last check did not cover (a label's UDP port after the plan's TCP). */
 static void tproxy_add(struct berth *b, unsigned need)
@@ -197,7 +260,11 @@ static void tproxy_add(struct berth *b, unsigned need)
     if ((need & ~b->tproxy_need) == 0)
         return;
     b->tproxy_need |= need;
-    if (!b->tproxy_recheck &&
+    /* A parent that ignores SIGCHLD (some service managers, a shell's
+     * `trap '' CHLD`) leaves it ignored here: the check's children would
+     * then be reaped by the kernel and waitpid fail with ECHILD. */
+    signal(SIGCHLD, SIG_DFL);
+    if (!b->tproxy_once && !b->tproxy_recheck &&
         !(b->tproxy_recheck = evtimer_new(b->base, on_tproxy_recheck, b)))
         log_warn("transparent mode: out of memory for the re-check timer");
     tproxy_run(b);
@@ -266,9 +333,10 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     INVARIANT(b->ports == NULL);
     unsigned need = 0;
+    /* Ports handed over (docker-proxy mode): checked once, see tproxy_once. */
+    b->tproxy_once = fds != NULL;
     for (size_t i = 0; i < b->plan->n; i++)
-        if (b->plan->maps[i].transparent)
-            need |= tproxy_need(&b->plan->maps[i]);
+        need |= tproxy_note(b, &b->plan->maps[i]);
     tproxy_add(b, need);
     for (size_t i = 0; i < b->plan->n; i++) {
         int fd = fds ? fds[i] : -1;
@@ -317,8 +385,7 @@ struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char 
             return NULL;
         }
     }
-    if (m->transparent)
-        tproxy_add(b, tproxy_need(m));
+    tproxy_add(b, tproxy_note(b, m));
     return port_open(b, m, -1, err, errlen);
 }
 

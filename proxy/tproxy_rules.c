@@ -2,11 +2,16 @@
 
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Chains visited per walk and jump depth: loops and huge rulesets end. */
+/* Chains visited per walk and jump depth: loops and huge rulesets end.
+ * nft's walk visits a chain at most once per way in (32), so its bound
+ * only stops what no real ruleset reaches. */
 #define WALK_BUDGET 1024
+#define NFT_BUDGET (1u << 20)
 #define WALK_DEPTH 16
 
 static void marks_add(struct tproxy_marks *out, uint32_t mark, unsigned covers)
@@ -22,10 +27,33 @@ static void marks_add(struct tproxy_marks *out, uint32_t mark, unsigned covers)
     }
 }
 
+/* Notes rule (its text) as ending the packets in bits before they are
+ * marked, for each kind not noted yet. */
+static void shadow_add(struct tproxy_marks *out, unsigned bits, const char *rule,
+                       const char *verb, const char *chain)
+{
+    for (unsigned i = 0; i < 4; i++)
+        if ((bits & 1u << i) && !out->shadow[i][0])
+            snprintf(out->shadow[i], sizeof out->shadow[i],
+                     "rule '%.96s' in chain %.40s %s replies before they are marked",
+                     rule, chain, verb);
+}
+
 /* ---- nft -j list ruleset ---- */
 
+/* One chain of the ruleset, its rules in order, and what walking it gave
+ * per way in (TPROXY_* bits, and whether a socket match came before). */
+struct nft_chain {
+    const char *family, *table, *name;
+    const cJSON **rules;
+    size_t n;
+    uint8_t state[32]; /* 0 not walked, 1 being walked, 2 walked */
+    uint8_t ended[32]; /* bits its verdicts end, per way in */
+};
+
 struct nft_walk {
-    const cJSON *items; /* the "nftables" array */
+    struct nft_chain *chains; /* sorted by family, table, name */
+    size_t n;
     struct tproxy_marks *out;
     unsigned budget;
 };
@@ -49,6 +77,89 @@ static bool u32(const cJSON *o, uint32_t *v)
         return false;
     *v = (uint32_t)o->valuedouble;
     return true;
+}
+
+static int chain_cmp3(const char *f, const char *t, const char *n,
+                      const struct nft_chain *c)
+{
+    int d = strcmp(f, c->family);
+    if (!d)
+        d = strcmp(t, c->table);
+    return d ? d : strcmp(n, c->name);
+}
+
+static int chain_cmp(const void *a, const void *b)
+{
+    const struct nft_chain *x = a;
+    return chain_cmp3(x->family, x->table, x->name, b);
+}
+
+static struct nft_chain *chain_find(const struct nft_walk *w, const char *family,
+                                    const char *table, const char *name)
+{
+    if (!family || !table || !name)
+        return NULL;
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = chain_cmp3(family, table, name, &w->chains[mid]);
+        if (!d)
+            return &w->chains[mid];
+        if (d < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* Indexes items' chains and their rules: 0, or -1 out of memory. */
+static int nft_index(struct nft_walk *w, const cJSON *items)
+{
+    const cJSON *item, *c;
+    size_t n = 0, nrules = 0;
+    cJSON_ArrayForEach(item, items) {
+        n += (c = get(item, "chain")) && str(get(c, "family")) &&
+             str(get(c, "table")) && str(get(c, "name"));
+        nrules += get(item, "rule") != NULL;
+    }
+    w->chains = calloc(n ? n : 1, sizeof *w->chains);
+    const cJSON **rules = calloc(nrules ? nrules : 1, sizeof *rules);
+    if (!w->chains || !rules) {
+        free(rules);
+        return -1;
+    }
+    cJSON_ArrayForEach(item, items) {
+        if ((c = get(item, "chain")) && str(get(c, "family")) &&
+            str(get(c, "table")) && str(get(c, "name")))
+            w->chains[w->n++] = (struct nft_chain){.family = str(get(c, "family")),
+                                                   .table = str(get(c, "table")),
+                                                   .name = str(get(c, "name"))};
+    }
+    qsort(w->chains, w->n, sizeof *w->chains, chain_cmp);
+    struct nft_chain *ch;
+    cJSON_ArrayForEach(item, items) {
+        if ((c = get(item, "rule")) &&
+            (ch = chain_find(w, str(get(c, "family")), str(get(c, "table")),
+                             str(get(c, "chain")))))
+            ch->n++;
+    }
+    /* Each chain's rules one slice of one array, in the ruleset's order. */
+    size_t at = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        w->chains[i].rules = rules + at;
+        at += w->chains[i].n;
+        w->chains[i].n = 0;
+    }
+    if (!w->n)
+        free(rules);
+    cJSON_ArrayForEach(item, items) {
+        if ((c = get(item, "rule")) &&
+            (ch = chain_find(w, str(get(c, "family")), str(get(c, "table")),
+                             str(get(c, "chain")))))
+            ch->rules[ch->n++] = c;
+    }
+    return 0;
 }
 
 /* A mark expression's value for a packet that had mark 0. */
@@ -78,22 +189,28 @@ static bool nft_value(const cJSON *v, int depth, uint32_t *out)
     return false;
 }
 
-/* TPROXY_TCP/UDP bits a protocol value names (others: 0); -1 unknown. */
-static int nft_protos(const cJSON *r)
+/* TPROXY_* bits a protocol (l4: true) or family value names, a set or a
+ * list of them the union (others: 0); -1 unknown. */
+static int nft_bits(const cJSON *r, bool l4)
 {
     uint32_t n;
-    if (cJSON_IsString(r))
-        return streq(r->valuestring, "tcp")   ? TPROXY_TCP
-               : streq(r->valuestring, "udp") ? TPROXY_UDP
-                                              : 0;
-    if (u32(r, &n))
+    const char *s = str(r);
+    if (s && l4)
+        return streq(s, "tcp") ? TPROXY_TCP : streq(s, "udp") ? TPROXY_UDP : 0;
+    if (s)
+        return streq(s, "ipv4") || streq(s, "ip")    ? TPROXY_V4
+               : streq(s, "ipv6") || streq(s, "ip6") ? TPROXY_V6
+                                                     : 0;
+    if (u32(r, &n) && l4)
         return n == IPPROTO_TCP ? TPROXY_TCP : n == IPPROTO_UDP ? TPROXY_UDP : 0;
-    const cJSON *set = get(r, "set"), *e;
+    if (u32(r, &n)) /* NFPROTO_IPV4, NFPROTO_IPV6 */
+        return n == 2 ? TPROXY_V4 : n == 10 ? TPROXY_V6 : 0;
+    const cJSON *set = cJSON_IsArray(r) ? r : get(r, "set"), *e;
     if (!cJSON_IsArray(set))
         return -1;
     int bits = 0;
     cJSON_ArrayForEach(e, set) {
-        int b = nft_protos(cJSON_IsArray(e) ? NULL : e);
+        int b = nft_bits(cJSON_IsArray(e) ? NULL : e, l4);
         if (b < 0)
             return -1;
         bits |= b;
@@ -101,18 +218,35 @@ static int nft_protos(const cJSON *r)
     return bits;
 }
 
+/* Whether a ct state value names established (a reply's state). */
+static bool nft_established(const cJSON *r)
+{
+    const cJSON *set = cJSON_IsArray(r) ? r : get(r, "set"), *e;
+    if (!cJSON_IsArray(set))
+        return streq(str(r), "established");
+    cJSON_ArrayForEach(e, set) {
+        if (streq(str(e), "established"))
+            return true;
+    }
+    return false;
+}
+
 /* Narrows *covers by one match; false when a transparent socket's packet
- * cannot match it. Matches it does not know may match (left alone). */
-static bool nft_match(const cJSON *m, unsigned *covers, bool *sock)
+ * cannot match it. Matches it does not know may match (left alone) and
+ * clear *plain, as a socket match does. */
+static bool nft_match(const cJSON *m, unsigned *covers, bool *sock, bool *plain)
 {
     const char *op = str(get(m, "op"));
     bool eq = !op || streq(op, "==") || streq(op, "in");
-    if (!eq && !streq(op, "!="))
+    if (!eq && !streq(op, "!=")) {
+        *plain = false;
         return true;
+    }
     const cJSON *left = get(m, "left"), *right = get(m, "right"), *k;
     if ((k = get(left, "socket"))) {
         const char *key = str(get(k, "key"));
         uint32_t v;
+        *plain = false;
         if (!u32(right, &v) || !(streq(key, "transparent") || streq(key, "wildcard")))
             return true; /* socket mark, cgroup: say nothing of transparency */
         /* berth's sockets are transparent (1) and bound to one address
@@ -121,94 +255,189 @@ static bool nft_match(const cJSON *m, unsigned *covers, bool *sock)
         *sock = *sock || holds;
         return holds;
     }
+    if (streq(str(get(get(left, "ct"), "key")), "state"))
+        return nft_established(right) == eq; /* a reply is established */
     unsigned fam = TPROXY_ALL;
     int bits = -1;
     const char *key = str(get(get(left, "meta"), "key"));
     const char *pl = str(get(get(left, "payload"), "protocol"));
     const char *field = str(get(get(left, "payload"), "field"));
     if (streq(key, "nfproto") || streq(key, "protocol")) {
-        const char *v = str(right);
-        bits = streq(v, "ipv4") || streq(v, "ip")    ? TPROXY_V4
-               : streq(v, "ipv6") || streq(v, "ip6") ? TPROXY_V6
-                                                     : 0;
+        bits = nft_bits(right, false);
     } else if (streq(key, "l4proto")) {
-        bits = nft_protos(right);
+        bits = nft_bits(right, true);
     } else if ((streq(pl, "ip") && streq(field, "protocol")) ||
                (streq(pl, "ip6") && streq(field, "nexthdr"))) {
         fam = streq(pl, "ip") ? TPROXY_V4 : TPROXY_V6;
-        bits = nft_protos(right);
+        bits = nft_bits(right, true);
+    } else if (!streq(key, "mark") && !streq(key, "iif") && !streq(key, "iifname")) {
+        *plain = false;
     }
     if (bits >= 0)
         *covers &= fam & (eq ? (unsigned)bits : ~(unsigned)bits);
     return *covers != 0;
 }
 
-static void nft_chain(struct nft_walk *w, const char *family, const char *table,
-                      const char *chain, unsigned covers, bool sock, int depth);
+/* A value as nft prints it, roughly: "established,related", "tcp". */
+static void nft_say(const cJSON *v, char *buf, size_t len)
+{
+    const cJSON *set = cJSON_IsArray(v) ? v : get(v, "set"), *e;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (!cJSON_IsArray(set)) {
+        if (str(v))
+            snprintf(buf, len, "%s", str(v));
+        else if (cJSON_IsNumber(v))
+            snprintf(buf, len, "%.0f", v->valuedouble);
+        else
+            snprintf(buf, len, "...");
+        return;
+    }
+    cJSON_ArrayForEach(e, set) {
+        char one[64];
+        nft_say(e, one, sizeof one);
+        int k = snprintf(buf + n, len - n, "%s%s", n ? "," : "", one);
+        if (k < 0 || (size_t)k >= len - n)
+            return;
+        n += (size_t)k;
+    }
+}
 
-static void nft_follow(struct nft_walk *w, const cJSON *rule, const cJSON *verdict,
-                       unsigned covers, bool sock, int depth)
+/* A rule of plain matches and a verdict as nft prints it, roughly. */
+static void nft_text(const cJSON *rule, char *buf, size_t len)
+{
+    const cJSON *e, *m;
+    size_t n = 0;
+    buf[0] = '\0';
+    cJSON_ArrayForEach(e, get(rule, "expr")) {
+        char l[64] = "", r[96] = "";
+        const cJSON *left = get((m = get(e, "match")), "left");
+        if (m && get(left, "ct"))
+            snprintf(l, sizeof l, "ct %s", str(get(get(left, "ct"), "key")));
+        else if (m && get(left, "meta"))
+            snprintf(l, sizeof l, "meta %s", str(get(get(left, "meta"), "key")));
+        else if (m)
+            snprintf(l, sizeof l, "%s %s", str(get(get(left, "payload"), "protocol")),
+                     str(get(get(left, "payload"), "field")));
+        if (m)
+            nft_say(get(m, "right"), r, sizeof r);
+        const char *verb = e->child ? e->child->string : NULL;
+        int k = m ? snprintf(buf + n, len - n, "%s%s%s %s", n ? " " : "", l,
+                             streq(str(get(m, "op")), "!=") ? " !=" : "", r)
+                  : snprintf(buf + n, len - n, "%s%s", n ? " " : "",
+                             verb ? verb : "?");
+        if (k < 0 || (size_t)k >= len - n)
+            return;
+        n += (size_t)k;
+    }
+}
+
+static unsigned nft_chain(struct nft_walk *w, struct nft_chain *c, unsigned covers,
+                          bool sock, int depth);
+
+static unsigned nft_follow(struct nft_walk *w, const cJSON *rule, const cJSON *verdict,
+                           unsigned covers, bool sock, int depth)
 {
     const cJSON *j = get(verdict, "jump");
     if (!j)
         j = get(verdict, "goto");
-    const char *target = str(get(j, "target"));
-    if (target)
-        nft_chain(w, str(get(rule, "family")), str(get(rule, "table")), target, covers,
-                  sock, depth + 1);
+    struct nft_chain *c = chain_find(w, str(get(rule, "family")),
+                                     str(get(rule, "table")), str(get(j, "target")));
+    return c ? nft_chain(w, c, covers, sock, depth + 1) : 0;
 }
 
-static void nft_rule(struct nft_walk *w, const cJSON *rule, unsigned covers, bool sock,
-                     int depth)
+/* Walks one rule; returns the bits it ends before any marking of a later
+ * rule (see tproxy_marks.shadow). */
+static unsigned nft_rule(struct nft_walk *w, const cJSON *rule, unsigned covers,
+                         bool sock, int depth)
 {
-    static const char *const ends[] = {"accept", "drop",  "reject",
-                                       "return", "queue", "goto"};
+    static const char *const ends[] = {"accept", "drop", "reject"};
+    static const char *const others[] = {"return", "queue"};
     const cJSON *e, *x;
+    bool plain = true;
     cJSON_ArrayForEach(e, get(rule, "expr")) {
-        if ((x = get(e, "match")) && !nft_match(x, &covers, &sock))
-            return;
+        if ((x = get(e, "match"))) {
+            if (!nft_match(x, &covers, &sock, &plain))
+                return 0;
+            continue;
+        }
         uint32_t v;
         if ((x = get(e, "mangle")) &&
             streq(str(get(get(get(x, "key"), "meta"), "key")), "mark") && sock &&
             nft_value(get(x, "value"), 0, &v))
             marks_add(w->out, v, covers);
-        if (get(e, "jump") || get(e, "goto"))
-            nft_follow(w, rule, e, covers, sock, depth);
+        if (get(e, "jump") || get(e, "goto")) {
+            unsigned ended = nft_follow(w, rule, e, covers, sock, depth);
+            return plain ? ended : 0;
+        }
         /* A verdict map: any of its chains may be the one. */
         const cJSON *d;
         cJSON_ArrayForEach(d, get(get(get(e, "vmap"), "data"), "set"))
             nft_follow(w, rule, cJSON_GetArrayItem(d, 1), covers, sock, depth);
+        if (get(e, "vmap"))
+            return 0;
         if (get(e, "xt"))
             w->out->xt = true;
-        for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
-            if (get(e, ends[i]))
-                return;
+        for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+            if (!get(e, ends[i]))
+                continue;
+            if (plain && !sock && covers) {
+                char text[128], where[64];
+                nft_text(rule, text, sizeof text);
+                snprintf(where, sizeof where, "%s %s %s", str(get(rule, "family")),
+                         str(get(rule, "table")), str(get(rule, "chain")));
+                shadow_add(w->out, covers, text,
+                           i == 0   ? "accepts"
+                           : i == 1 ? "drops"
+                                    : "rejects",
+                           where);
+                return covers;
+            }
+            return 0;
+        }
+        for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+            if (get(e, others[i]))
+                return 0;
+        /* A statement that may stop a packet (limit, quota, ...). */
+        if (!get(e, "counter") && !get(e, "log") && !get(e, "mangle"))
+            plain = false;
     }
+    return 0;
 }
 
-static void nft_chain(struct nft_walk *w, const char *family, const char *table,
-                      const char *chain, unsigned covers, bool sock, int depth)
+/* Walks chain c for the packets in covers; returns the bits its verdicts
+ * end. Walked once per way in: a ruleset of many chains jumping to the
+ * same ones (kube-proxy's) costs its size, not its paths. */
+static unsigned nft_chain(struct nft_walk *w, struct nft_chain *c, unsigned covers,
+                          bool sock, int depth)
 {
-    if (depth > WALK_DEPTH || w->budget == 0)
-        return;
+    unsigned k = (covers & TPROXY_ALL) | (sock ? 16u : 0u);
+    if (!covers || depth > WALK_DEPTH)
+        return 0;
+    if (c->state[k] == 2)
+        return c->ended[k];
+    if (c->state[k] == 1 || w->budget == 0)
+        return 0; /* a loop (nft refuses them) or too many chains */
     w->budget--;
-    const cJSON *item, *r;
-    cJSON_ArrayForEach(item, w->items) {
-        if ((r = get(item, "rule")) && streq(str(get(r, "family")), family) &&
-            streq(str(get(r, "table")), table) && streq(str(get(r, "chain")), chain))
-            nft_rule(w, r, covers, sock, depth);
-    }
+    c->state[k] = 1;
+    unsigned live = covers;
+    for (size_t i = 0; i < c->n && live; i++)
+        live &= ~nft_rule(w, c->rules[i], live, sock, depth);
+    c->ended[k] = (uint8_t)(covers & ~live);
+    c->state[k] = 2;
+    return c->ended[k];
 }
 
 int tproxy_marks_nft(const char *json, struct tproxy_marks *out)
 {
     cJSON *root = cJSON_Parse(json);
     const cJSON *items = get(root, "nftables"), *item, *c;
-    if (!cJSON_IsArray(items)) {
+    struct nft_walk w = {.out = out, .budget = NFT_BUDGET};
+    if (!cJSON_IsArray(items) || nft_index(&w, items) < 0) {
+        free(w.chains);
         cJSON_Delete(root);
         return -1;
     }
-    struct nft_walk w = {.items = items, .out = out, .budget = WALK_BUDGET};
     cJSON_ArrayForEach(item, items) {
         /* A reply belongs to a connection berth's socket began: nat chains
          * see first packets only. Every prerouting chain comes before the
@@ -221,10 +450,14 @@ int tproxy_marks_nft(const char *json, struct tproxy_marks *out)
                           : streq(fam, "ip6")  ? TPROXY_V6
                           : streq(fam, "inet") ? TPROXY_ALL
                                                : 0;
-        if (covers && str(get(c, "table")) && str(get(c, "name")))
-            nft_chain(&w, fam, str(get(c, "table")), str(get(c, "name")), covers,
-                      false, 0);
+        struct nft_chain *ch = chain_find(&w, fam, str(get(c, "table")),
+                                          str(get(c, "name")));
+        if (covers && ch)
+            nft_chain(&w, ch, covers, false, 0);
     }
+    if (w.n)
+        free(w.chains[0].rules);
+    free(w.chains);
     cJSON_Delete(root);
     return 0;
 }
@@ -263,14 +496,16 @@ struct ipt_walk {
     unsigned budget;
 };
 
-static void ipt_chain(struct ipt_walk *w, const char *chain, unsigned covers,
-                      bool sock, int depth);
+static unsigned ipt_chain(struct ipt_walk *w, const char *chain, unsigned covers,
+                          bool sock, int depth);
 
-static void ipt_rule(struct ipt_walk *w, const char *p, unsigned covers, bool sock,
-                     int depth)
+/* Walks one rule (p: after "-A CHAIN"); returns the bits it ends before
+ * any marking of a later rule (see tproxy_marks.shadow). */
+static unsigned ipt_rule(struct ipt_walk *w, const char *chain, const char *line,
+                         const char *p, unsigned covers, bool sock, int depth)
 {
     char word[128], arg[128];
-    bool neg = false;
+    bool neg = false, plain = true;
     while (ipt_word(&p, word, sizeof word)) {
         if (streq(word, "!")) {
             neg = true;
@@ -283,16 +518,42 @@ static void ipt_rule(struct ipt_walk *w, const char *p, unsigned covers, bool so
                             : streq(arg, "all") || streq(arg, "0")  ? TPROXY_ALL
                                                                     : 0;
             covers &= neg ? ~bits : bits;
-        } else if (streq(word, "-m") && ipt_word(&p, arg, sizeof arg) &&
-                   streq(arg, "socket")) {
-            sock = true; /* with or without --transparent: berth's socket matches */
+        } else if (streq(word, "-m") && ipt_word(&p, arg, sizeof arg)) {
+            /* with or without --transparent: berth's socket matches */
+            sock = sock || streq(arg, "socket");
+            plain = plain && (streq(arg, "conntrack") || streq(arg, "state") ||
+                              streq(arg, "mark") || streq(arg, "comment"));
+        } else if ((streq(word, "--ctstate") || streq(word, "--state")) &&
+                   ipt_word(&p, arg, sizeof arg)) {
+            if ((strstr(arg, "ESTABLISHED") != NULL) == neg)
+                return 0; /* a reply is established */
+        } else if ((streq(word, "-i") || streq(word, "--in-interface") ||
+                    streq(word, "--mark") || streq(word, "--comment")) &&
+                   ipt_word(&p, arg, sizeof arg)) {
+            /* plain matches: the reply may pass them */
         } else if ((streq(word, "-j") || streq(word, "-g")) &&
                    ipt_word(&p, arg, sizeof arg)) {
-            if (!streq(arg, "MARK")) {
-                ipt_chain(w, arg, covers, sock, depth + 1);
-                return;
+            if (!covers)
+                return 0;
+            if (streq(arg, "ACCEPT") || streq(arg, "DROP") || streq(arg, "REJECT")) {
+                if (!plain || sock)
+                    return 0;
+                char text[128];
+                const char *nl = strchr(line, '\n');
+                snprintf(text, sizeof text, "%.*s",
+                         (int)(nl ? nl - line : (ptrdiff_t)strlen(line)), line);
+                shadow_add(w->out, covers, text,
+                           arg[0] == 'A'   ? "accepts"
+                           : arg[0] == 'D' ? "drops"
+                                           : "rejects",
+                           chain);
+                return covers;
             }
-            while (sock && covers && ipt_word(&p, word, sizeof word)) {
+            if (!streq(arg, "MARK")) {
+                unsigned ended = ipt_chain(w, arg, covers, sock, depth + 1);
+                return plain ? ended : 0;
+            }
+            while (sock && ipt_word(&p, word, sizeof word)) {
                 /* --set-xmark v/m is (mark & ~m) ^ v; --or-mark and
                  * --xor-mark v give v too, --and-mark 0, from mark 0. */
                 if (ipt_word(&p, arg, sizeof arg) &&
@@ -305,26 +566,32 @@ static void ipt_rule(struct ipt_walk *w, const char *p, unsigned covers, bool so
                         marks_add(w->out, (uint32_t)v, covers);
                 }
             }
-            return;
+            return 0;
+        } else {
+            plain = false; /* a match (or an option) that may spare a reply */
         }
         neg = false;
     }
+    return 0;
 }
 
-static void ipt_chain(struct ipt_walk *w, const char *chain, unsigned covers,
-                      bool sock, int depth)
+/* Walks chain for the packets in covers; returns the bits it ends. */
+static unsigned ipt_chain(struct ipt_walk *w, const char *chain, unsigned covers,
+                          bool sock, int depth)
 {
     if (depth > WALK_DEPTH || w->budget == 0 || !covers)
-        return;
+        return 0;
     w->budget--;
     size_t clen = strlen(chain);
-    for (const char *l = w->mangle; l && *l && strncmp(l, "COMMIT", 6) != 0;) {
+    unsigned live = covers;
+    for (const char *l = w->mangle; live && l && *l && strncmp(l, "COMMIT", 6) != 0;) {
         if (strncmp(l, "-A ", 3) == 0 && strncmp(l + 3, chain, clen) == 0 &&
             l[3 + clen] == ' ')
-            ipt_rule(w, l + 4 + clen, covers, sock, depth);
+            live &= ~ipt_rule(w, chain, l, l + 4 + clen, live, sock, depth);
         l = strchr(l, '\n');
         l = l ? l + 1 : NULL;
     }
+    return covers & ~live;
 }
 
 void tproxy_marks_iptables(const char *save, unsigned family, struct tproxy_marks *out)

@@ -155,6 +155,14 @@ static int refresh(struct transparent *t)
 
 /* ---- what a fallback says ---- */
 
+/* Why the host is not set up for m's protocol towards target's family. */
+static const char *broken(const struct relay_ctx *ctx, const struct mapping *m,
+                          const struct addr *target)
+{
+    return ctx
+        ->transparent_broken[target->ss.ss_family == AF_INET6][m->proto == PROTO_UDP];
+}
+
 static uint64_t key(enum transparent_why why, int err)
 {
     return relay_key(RELAY_SAID_TRANSPARENT, (int)why << 16 | (err & 0xffff), NULL);
@@ -197,8 +205,11 @@ static void say(struct relay_ctx *ctx, const struct mapping *m,
         return;
     case TRANSPARENT_BROKEN:
         relay_log_limited(ctx, LOG_WARN, m, client, k,
-                          "transparent: the host is not set up: %s" SUFFIX,
-                          ctx->transparent_broken);
+                          "transparent: the host is not set up for %s %s targets: "
+                          "%s" SUFFIX,
+                          target->ss.ss_family == AF_INET6 ? "IPv6" : "IPv4",
+                          m->proto == PROTO_UDP ? "UDP" : "TCP",
+                          broken(ctx, m, target));
         return;
     case TRANSPARENT_LOOPBACK:
         relay_log_limited(ctx, LOG_INFO, m, client, k,
@@ -264,8 +275,11 @@ static void say(struct relay_ctx *ctx, const struct mapping *m,
 bool transparent_bind(struct relay_ctx *ctx, const struct mapping *m,
                       const struct addr *client, const struct addr *target, int fd)
 {
-    if (ctx->transparent_broken[0]) {
-        say(ctx, m, client, target, TRANSPARENT_BROKEN, 0, NULL, NULL);
+    /* By the target's family: an IPv6 client to an IPv4 target is
+     * TRANSPARENT_FAMILY below whatever IPv6's rules are. */
+    if (broken(ctx, m, target)[0]) {
+        say(ctx, m, client, target, TRANSPARENT_BROKEN,
+            target->ss.ss_family == AF_INET6, NULL, NULL);
         return false;
     }
     struct transparent *t = ctx->transparent;

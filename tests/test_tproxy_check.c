@@ -8,12 +8,14 @@
  * child: nothing touches the machine's own namespace). */
 #include "check_run.h"
 #include <check.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/tproxy_check.h"
@@ -161,6 +163,123 @@ START_TEST(test_nft_deep_expression)
 }
 END_TEST
 
+START_TEST(test_nft_shadow)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_shadow.json"), &m), 0);
+    /* inet t: `ct state invalid drop` spares replies; `ct state
+     * established,related accept` ends them before `socket transparent 1
+     * meta mark set 0x1`. */
+    ck_assert_uint_eq(covers(&m, 0x1), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(strstr(m.shadow[i], "rule 'ct state established,related "
+                                          "accept' in chain inet t prerouting "
+                                          "accepts replies before they are marked"),
+                      "shadow %d: %s", i, m.shadow[i]);
+    /* ip u: `iifname "eth0" meta l4proto udp accept` ends UDP only. */
+    ck_assert_uint_eq(covers(&m, 0x2), TPROXY_TCP4);
+    ck_assert_uint_eq(m.n, 1);
+}
+END_TEST
+
+START_TEST(test_nft_nfproto_set)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_nfproto_set.json"), &m), 0);
+    ck_assert_uint_eq(covers(&m, 0x1), TPROXY_ALL); /* meta nfproto { ipv4, ipv6 } */
+    ck_assert_uint_eq(covers(&m, 0x2), 0);          /* != { ipv4, ipv6 } */
+    ck_assert_uint_eq(m.n, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq(m.shadow[i], "");
+}
+END_TEST
+
+START_TEST(test_nft_many_chains)
+{
+    /* kube-proxy's shape: a base chain jumping to thousands of service
+     * chains, each jumping to the same shared one; the marking rule behind
+     * the last. Every chain is walked (no cap of ~1000 visits misses it),
+     * the shared one once per way in, not once per path. */
+    enum { CHAINS = 3000 };
+    size_t cap = (size_t)CHAINS * 800 + 4096, n = 0;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    n +=
+        (size_t)snprintf(json + n, cap - n,
+                         "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": "
+                         "\"t\", \"name\": \"base\", \"type\": \"filter\", \"hook\": "
+                         "\"prerouting\"}}");
+#define RULE(chain, expr)                                                             \
+    n += (size_t)snprintf(json + n, cap - n,                                          \
+                          ",{\"rule\": {\"family\": \"ip\", \"table\": \"t\", "       \
+                          "\"chain\": \"%s\", \"expr\": [%s]}}",                      \
+                          chain, expr)
+    for (int i = 0; i < CHAINS; i++) {
+        char name[16], jump[160];
+        snprintf(name, sizeof name, "s%d", i);
+        snprintf(
+            jump, sizeof jump,
+            "{\"match\": {\"op\": \"==\", \"left\": {\"meta\": {\"key\": "
+            "\"l4proto\"}}, \"right\": \"tcp\"}}, {\"jump\": {\"target\": \"%s\"}}",
+            name);
+        n += (size_t)snprintf(json + n, cap - n,
+                              ",{\"chain\": {\"family\": \"ip\", \"table\": \"t\", "
+                              "\"name\": \"%s\"}}",
+                              name);
+        RULE("base", jump);
+        RULE(name, "{\"jump\": {\"target\": \"shared\"}}");
+        RULE(name, "{\"jump\": {\"target\": \"shared\"}}");
+    }
+    n += (size_t)snprintf(json + n, cap - n,
+                          ",{\"chain\": {\"family\": \"ip\", \"table\": \"t\", "
+                          "\"name\": \"shared\"}},{\"chain\": {\"family\": \"ip\", "
+                          "\"table\": \"t\", \"name\": \"m\"}}");
+    RULE("shared", "{\"counter\": null}");
+    RULE("s2999", "{\"jump\": {\"target\": \"m\"}}");
+    RULE("m", "{\"match\": {\"op\": \"==\", \"left\": {\"socket\": {\"key\": "
+              "\"transparent\"}}, \"right\": 1}}, {\"mangle\": {\"key\": {\"meta\": "
+              "{\"key\": \"mark\"}}, \"value\": 7}}");
+#undef RULE
+    n += (size_t)snprintf(json + n, cap - n, "]}");
+    ck_assert_uint_lt(n, cap);
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(json, &m), 0);
+    ck_assert_uint_eq(covers(&m, 7), TPROXY_TCP4);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_iptables_shadow)
+{
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(slurp("ipt_shadow.txt"), TPROXY_V4, &m);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_msg(strstr(m.shadow[0], "rule '-A PREROUTING -m conntrack --ctstate "
+                                      "RELATED,ESTABLISHED -j ACCEPT' in chain "
+                                      "PREROUTING accepts replies before they are "
+                                      "marked"),
+                  "%s", m.shadow[0]);
+    /* `-m conntrack --ctstate INVALID -j DROP` and `-p tcp -m tcp --dport 22
+     * -j ACCEPT` spare replies: the shadow named is the established one. */
+    struct tproxy_marks k = {.n = 0};
+    tproxy_marks_iptables("*mangle\n-A PREROUTING -m conntrack --ctstate INVALID -j "
+                          "DROP\n-A PREROUTING -p tcp -m tcp --dport 22 -j ACCEPT\n-A "
+                          "PREROUTING -m socket -j MARK --set-mark 3\nCOMMIT\n",
+                          TPROXY_V4, &k);
+    ck_assert_uint_eq(covers(&k, 3), TPROXY_V4);
+    ck_assert_str_eq(k.shadow[0], "");
+    /* A chain jumped to that accepts: the caller's later rules are shadowed
+     * too; -p udp narrows. */
+    struct tproxy_marks j = {.n = 0};
+    tproxy_marks_iptables("*mangle\n-A PREROUTING -p udp -j EARLY\n-A EARLY -j "
+                          "ACCEPT\n-A PREROUTING -m socket -j MARK --set-mark 4\n"
+                          "COMMIT\n",
+                          TPROXY_V4, &j);
+    ck_assert_uint_eq(covers(&j, 4), TPROXY_TCP4);
+    ck_assert(strstr(j.shadow[1], "'-A EARLY -j ACCEPT' in chain EARLY accepts"));
+}
+END_TEST
+
 START_TEST(test_iptables_kernel_doc)
 {
     const char *save = slurp("legacy_kerneldoc.txt");
@@ -221,11 +340,18 @@ END_TEST
 
 START_TEST(test_need)
 {
+    /* The target's family, not the listener's: [::]:8080 to 172.17.0.2
+     * needs IPv4 only. */
     struct mapping m = {.proto = PROTO_UDP, .transparent = true};
-    ck_assert_int_eq(addr_from_ip(&m.listen, "::1", 80), 0);
+    ck_assert_int_eq(addr_from_ip(&m.listen, "::", 80), 0);
+    ck_assert_int_eq(addr_from_ip(&m.target, "2001:db8::5", 80), 0);
     ck_assert_uint_eq(tproxy_need(&m), TPROXY_UDP6);
     m.proto = PROTO_TCP;
-    ck_assert_int_eq(addr_from_ip(&m.listen, "10.0.0.1", 80), 0);
+    ck_assert_int_eq(addr_from_ip(&m.target, "172.17.0.2", 80), 0);
+    ck_assert_uint_eq(tproxy_need(&m), TPROXY_TCP4);
+    /* A name resolves to IPv4 first. */
+    memset(&m.target, 0, sizeof m.target);
+    snprintf(m.target_name, sizeof m.target_name, "web");
     ck_assert_uint_eq(tproxy_need(&m), TPROXY_TCP4);
 }
 END_TEST
@@ -237,7 +363,9 @@ static int in_netns(const char *setup, unsigned need, enum tproxy_result want,
 {
     pid_t pid = fork();
     if (pid == 0) {
-        if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+        /* A mount namespace too: a test may put a fake nft in place. */
+        if (geteuid() != 0 || unshare(CLONE_NEWNET | CLONE_NEWNS) < 0 ||
+            system("mount --make-rprivate / 2>/dev/null") != 0)
             _exit(77);
         char cmd[1024];
         snprintf(cmd, sizeof cmd,
@@ -245,7 +373,12 @@ static int in_netns(const char *setup, unsigned need, enum tproxy_result want,
         if (system(cmd) != 0)
             _exit(3);
         char why[256];
+        time_t t0 = time(NULL);
         enum tproxy_result r = tproxy_check(need, why, sizeof why);
+        if (time(NULL) - t0 > 5) {
+            fprintf(stderr, "check took %ld s\n", (long)(time(NULL) - t0));
+            _exit(1);
+        }
         if (r != want || !strstr(why, want_text)) {
             fprintf(stderr, "check gave %d: \"%s\", want %d \"%s\"\n", (int)r, why,
                     (int)want, want_text);
@@ -287,6 +420,35 @@ START_TEST(test_check_in_netns)
              "replies to transparent sockets are marked 0x10 and delivered locally");
     /* IPv6 packets: the ip table marks none. */
     IN_NETNS(both, TPROXY_TCP6, TPROXY_BROKEN, "no rule marks TCP packets (IPv6)");
+    /* The rule only for packets from lo: a real reply comes in on an
+     * interface (d0 here), and the check asks as the kernel routes it. */
+    const char *dummy =
+        "ip link add v1 type veth peer name d0 && ip link set d0 up && ";
+    char iif[900];
+    snprintf(iif, sizeof iif,
+             "%s%s && ip rule add fwmark 0x10 iif lo lookup 77 && "
+             "ip route add local 0.0.0.0/0 dev lo table 77",
+             dummy, rule);
+    IN_NETNS(iif, TPROXY_TCP4, TPROXY_BROKEN,
+             "IPv4 packets marked 0x10 arriving on d0 are not delivered locally");
+    snprintf(iif, sizeof iif, "%s%s", dummy, both);
+    IN_NETNS(iif, TPROXY_TCP4, TPROXY_WORKS, "marked 0x10 and delivered locally");
+    /* Replies accepted before they are marked. */
+    snprintf(
+        iif, sizeof iif,
+        "nft 'add table inet t; add chain inet t pre { type filter hook "
+        "prerouting priority -150; }; add rule inet t pre ct state "
+        "established,related accept; add rule inet t pre socket transparent 1 "
+        "meta mark set 0x10' && ip rule add fwmark 0x10 lookup 77 && ip route add "
+        "local 0.0.0.0/0 dev lo table 77");
+    IN_NETNS(iif, TPROXY_TCP4, TPROXY_BROKEN,
+             "TCP packets (IPv4) are not marked: rule 'ct state established,related "
+             "accept' in chain inet t pre accepts replies before they are marked");
+    /* An nft that never answers: killed after 2 s, not waited for. */
+    IN_NETNS("f=$(mktemp) && printf '#!/bin/sh\\nexec sleep 60\\n' >$f && chmod +x $f "
+             "&& mount --bind $f /usr/sbin/nft && { ! [ -e /sbin/nft ] || "
+             "[ /sbin/nft -ef /usr/sbin/nft ] || mount --bind $f /sbin/nft; }",
+             TPROXY_TCP4, TPROXY_UNKNOWN, "nft did not answer in 2 s");
     /* A rule in a nat chain never sees a reply. */
     IN_NETNS(
         "nft 'add table ip n; add chain ip n c { type nat hook prerouting priority "
@@ -308,10 +470,25 @@ START_TEST(test_route_local)
                 "rule add fwmark 0x5/0x5 lookup 77 && ip -6 route add local ::/0 dev lo "
                 "table 77") != 0)
             _exit(3);
-        _exit(tproxy_route_local(AF_INET, 5) == 1 &&
-                      tproxy_route_local(AF_INET, 4) == 0 &&
-                      tproxy_route_local(AF_INET6, 0xd) == 1 &&
-                      tproxy_route_local(AF_INET6, 0x8) == 0
+        int d = 0;
+        char name[IF_NAMESIZE];
+        if (system(
+                "PATH=/usr/sbin:/sbin:$PATH; ip link add v1 type veth peer name d0 && ip link "
+                "set d0 up && ip rule add fwmark 0x6 iif lo lookup 77") != 0 ||
+            (d = tproxy_reply_iif(AF_INET, NULL, name)) <= 0 ||
+            strcmp(name, "d0") != 0)
+            _exit(4);
+        /* Output lookups (iif 0), and input ones as for a reply on d0: the
+         * `iif lo` rule holds for the first kind only. */
+        _exit(tproxy_route_local(AF_INET, 5, 0, NULL) == 1 &&
+                      tproxy_route_local(AF_INET, 4, 0, NULL) == 0 &&
+                      tproxy_route_local(AF_INET6, 0xd, 0, NULL) == 1 &&
+                      tproxy_route_local(AF_INET6, 0x8, 0, NULL) == 0 &&
+                      tproxy_route_local(AF_INET, 5, d, NULL) == 1 &&
+                      tproxy_route_local(AF_INET, 4, d, NULL) == 0 &&
+                      tproxy_route_local(AF_INET6, 0xd, d, NULL) == 1 &&
+                      tproxy_route_local(AF_INET, 6, 0, NULL) == 1 &&
+                      tproxy_route_local(AF_INET, 6, d, NULL) == 0
                   ? 0
                   : 1);
     }
@@ -335,6 +512,10 @@ int main(void)
     tcase_add_test(tc, test_nft_iptables_nft_rules);
     tcase_add_test(tc, test_nft_odd_input);
     tcase_add_test(tc, test_nft_deep_expression);
+    tcase_add_test(tc, test_nft_shadow);
+    tcase_add_test(tc, test_nft_nfproto_set);
+    tcase_add_test(tc, test_nft_many_chains);
+    tcase_add_test(tc, test_iptables_shadow);
     tcase_add_test(tc, test_iptables_kernel_doc);
     tcase_add_test(tc, test_iptables_nft_save);
     tcase_add_test(tc, test_iptables_odd_input);

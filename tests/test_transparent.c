@@ -246,8 +246,20 @@ START_TEST(transparent_bind_takes_the_client)
     ck_assert(transparent_bind(ctx, &m, &client, &m.target, b));
     close(a);
     close(b);
-    /* The host not set up: nothing bound whoever the client is. */
-    snprintf(ctx->transparent_broken, sizeof ctx->transparent_broken,
+    /* The host not set up for IPv6, nor for UDP to IPv4 targets: TCP to
+     * this IPv4 target is still transparent (the target's family and the
+     * protocol decide, not the listener's). */
+    snprintf(ctx->transparent_broken[1][0], sizeof ctx->transparent_broken[1][0],
+             "no rule marks TCP packets (IPv6)");
+    snprintf(ctx->transparent_broken[0][1], sizeof ctx->transparent_broken[0][1],
+             "no rule marks UDP packets (IPv4)");
+    ck_assert(bind_for(ctx, &m, "192.0.2.78", SOCK_STREAM, &bound));
+    m.proto = PROTO_UDP;
+    ck_assert(!bind_for(ctx, &m, "192.0.2.78", SOCK_DGRAM, &bound));
+    ck_assert_uint_eq(addr_port(&bound), 0);
+    m.proto = PROTO_TCP;
+    /* Not set up for TCP to IPv4: nothing bound whoever the client is. */
+    snprintf(ctx->transparent_broken[0][0], sizeof ctx->transparent_broken[0][0],
              "no ip rule for fwmark 1");
     ck_assert(!bind_for(ctx, &m, "192.0.2.77", SOCK_STREAM, &bound));
     ck_assert_uint_eq(addr_port(&bound), 0);

@@ -48,10 +48,11 @@ struct relay_ctx {
     uint64_t idle_timeout_ms; /* TCP session without a byte either way; 0 = never */
     unsigned pass_over_ms;    /* how long a replica that failed goes last */
     bool no_splice;           /* force the buffered TCP path */
-    /* Why transparent mappings cannot work on this host, in the start-up
-     * check's words (tproxy_check.h), or "" when they can: with a reason,
-     * each connection of a transparent mapping connects normally. */
-    char transparent_broken[256];
+    /* Why transparent mappings cannot work on this host, per target
+     * family and protocol ([IPv6 target][UDP]), in the start-up check's
+     * words (tproxy_check.h), or "" when they can (or were not checked):
+     * with a reason, each such connection connects normally. */
+    char transparent_broken[2][2][256];
     /* Transparent mode's interface table and what it learnt (no
      * capability), made by the first transparent connection (transparent.h). */
     struct transparent *transparent;

@@ -36,6 +36,15 @@ struct tproxy_marks {
     /* An iptables-nft rule on the way, which nft shows without its values:
      * iptables-nft-save must be read too. */
     bool xt;
+    /* Per packet kind (bit 1 << i): the first rule that ends a reply's walk
+     * of a prerouting chain before a later rule could mark it, "rule '...'
+     * in chain ... accepts replies before they are marked"; "" for none.
+     * Conservative: only a verdict (accept, drop, reject; a jump or goto to
+     * a chain that ends them) whose matches are all ones a reply may pass
+     * and that say nothing of its socket (ct state with established, the
+     * l4 protocol, the family, the mark, the input interface, a comment)
+     * counts; a rule with any other match may spare the reply. */
+    char shadow[4][200];
 };
 
 /* Adds the marks that `nft -j list ruleset` output sets on packets of
@@ -43,14 +52,17 @@ struct tproxy_marks {
  * chain never sees a reply), rules with `socket transparent 1` (or `socket
  * wildcard 0`, true of such a socket) followed by `meta mark set` (a value,
  * `mark | v`, `(mark & a) ^ b`), jumps and gotos followed, l4proto and
- * nfproto matches narrowing which packets. -1 when json is not a ruleset.
- */
+ * nfproto matches (a value or a set) narrowing which packets, a verdict
+ * before the marking ending it (out->shadow). Chains are indexed once and
+ * each is walked once per packet kind it is reached with: linear in the
+ * ruleset's size. -1 when json is not a ruleset (or out of memory). */
 int tproxy_marks_nft(const char *json, struct tproxy_marks *out);
 
 /* The same from iptables-save (or ip6tables-save) text of the mangle table,
  * family TPROXY_V4 or TPROXY_V6: `-m socket` (with or without --transparent)
  * then `-j MARK` in the same rule or in a chain it jumps to (the kernel
- * doc's DIVERT chain); -p narrows. */
+ * doc's DIVERT chain); -p narrows; `-j ACCEPT` (DROP, REJECT) before it
+ * ends it, as in nft (out->shadow). */
 void tproxy_marks_iptables(const char *save, unsigned family,
                            struct tproxy_marks *out);
 

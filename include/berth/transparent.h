@@ -9,7 +9,8 @@
  *
  * Where that cannot work the connection connects normally, from this
  * host's address, and says why once per reason and mapping (then counted,
- * relay_log_limited): the host is not set up (ctx->transparent_broken);
+ * relay_log_limited): the host is not set up for the target's family and
+ * the mapping's protocol (ctx->transparent_broken);
  * the client is on loopback or is one of this host's addresses (its own
  * address would be taken); the target is on this host (the reply is never
  * routed back to berth); the client and the target are in one network of

@@ -12,7 +12,9 @@ namespace's loopback) all run inside it through `ip netns exec`. No packet is
 forwarded: berth is started, its start-up lines read, and stopped by pid.
 
 Cases: berth-tproxy up/status/up again (one rule each)/berth happy/down/down
-again; nothing set up (and, once berth-tproxy up runs, berth's 30 s re-check
+again; up with IPv6 disabled by sysctl (IPv6 skipped with a note); IPv4-only
+rules with a [::] listener to an IPv4 target (IPv4 works, IPv6 named);
+`ct state established,related accept` before the marking rule; nothing set up (and, once berth-tproxy up runs, berth's 30 s re-check
 says it works now); ip rule and route but no marking rule; marking rule but
 no ip rule; the kernel doc's nft rules (mark 1, table 100: TCP works, UDP is
 named missing); the kernel doc's iptables-legacy rules (-m socket -j DIVERT,
@@ -170,7 +172,7 @@ class TproxySetup(unittest.TestCase):
         self.assertIn("transparent mode cannot work: no rule marks TCP packets (IPv4) of "
                       "transparent sockets", text)
         self.assertIn("run `berth-tproxy up`", text)
-        self.assertIn("transparent mappings connect normally", text)
+        self.assertIn("transparent mappings of TCP/IPv4 connect normally", text)
         self.tproxy("up")
         deadline = time.monotonic() + 45
         line = ""
@@ -182,6 +184,61 @@ class TproxySetup(unittest.TestCase):
                       "marked 0x2000000", line)
         p.terminate()
         p.wait(timeout=10)
+
+    def test_sigchld_ignored(self):
+        # A parent that ignores SIGCHLD (SIG_IGN is kept through exec): the
+        # check's children must still be waited for.
+        self.tproxy("up")
+        ign = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+               "os.execv(sys.argv[1], sys.argv[1:])")
+        text = self.berth("127.0.0.1:8080:127.0.0.1:9000",
+                          prefix=[sys.executable, "-c", ign])
+        self.assert_works(text, "0x2000000")
+
+    def test_ipv6_disabled(self):
+        # IPv6 in the kernel (/proc/net/if_inet6) but disabled by sysctl:
+        # up sets IPv4 up and says IPv6 was skipped, status is happy.
+        self.sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        r = self.tproxy("up")
+        self.assertIn("IPv6 is disabled (net.ipv6.conf.lo.disable_ipv6 = 1): IPv6 skipped",
+                      r.stderr)
+        self.assertEqual(len(self.rules("-4")), 1)
+        self.assertEqual(self.tproxy("status").returncode, 0)
+        self.tproxy("down")
+        self.assertEqual(self.rules("-4"), [])
+
+    def test_one_family_missing(self):
+        # IPv4-only rules (the kernel doc's) and a mapping listening on [::]
+        # to an IPv4 target: the target's family decides, IPv4 works.
+        self.sh("nft", "-f", "-", input=KERNEL_DOC_NFT)
+        self.sh("ip", "rule", "add", "fwmark", "1", "lookup", "100")
+        self.sh("ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+        text = self.berth("[::]:8080:127.0.0.1:9000", "0.0.0.0:8080:127.0.0.1:9000",
+                          "[::1]:8081:[::1]:9000")
+        self.assertIn("transparent mode: replies to transparent sockets are marked 0x1 and "
+                      "delivered locally, for TCP/IPv4", text)
+        self.assertIn("transparent mode cannot work: no rule marks TCP packets (IPv6) of "
+                      "transparent sockets", text)
+        self.assertIn("transparent mappings of TCP/IPv6 connect normally", text)
+
+    def test_replies_accepted_before_marked(self):
+        # An earlier `ct state established,related accept` in the marking
+        # chain: replies never reach the marking rule.
+        self.sh("nft", "-f", "-", input="""
+table inet fw {
+    chain pre {
+        type filter hook prerouting priority -150; policy accept;
+        ct state established,related accept
+        socket transparent 1 meta mark set 0x10
+    }
+}
+""")
+        self.sh("ip", "rule", "add", "fwmark", "0x10", "lookup", "100")
+        self.sh("ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+        text = self.berth("127.0.0.1:8080:127.0.0.1:9000")
+        self.assertIn("cannot work: TCP packets (IPv4) are not marked: rule 'ct state "
+                      "established,related accept' in chain inet fw pre accepts replies "
+                      "before they are marked", text)
 
     def test_route_but_no_marking_rule(self):
         self.tproxy("up")
