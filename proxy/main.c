@@ -18,6 +18,7 @@
 #include "berth/registry.h"
 #include "berth/log.h"
 #include "berth/plan.h"
+#include "berth/sd_notify.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -80,6 +81,24 @@ static void log_unconfigured(const struct config *c, const struct plan *p)
                  "(IP_FREEBIND), served once it appears",
                  addr_format_ip(&missing[i], ip, sizeof ip));
     }
+}
+
+/* READY=1 for a Type=notify unit, sent once every listener of the plan
+ * and every DNS address is bound: a unit ordered After=berth.service
+ * finds the ports answering. Ports from labels come and go later and are
+ * not waited for (Docker may be down for minutes). */
+static void notify_ready(struct sd_notifier *n, const struct config *c,
+                         const struct plan *p)
+{
+    char status[160];
+    int k = snprintf(status, sizeof status, "serving %zu port%s", p->n,
+                     p->n == 1 ? "" : "s");
+    if (k > 0 && (size_t)k < sizeof status && c->dns.n)
+        k += snprintf(status + k, sizeof status - (size_t)k, ", DNS on %zu address%s",
+                      c->dns.n, c->dns.n == 1 ? "" : "es");
+    if (k > 0 && (size_t)k < sizeof status && c->labels)
+        snprintf(status + k, sizeof status - (size_t)k, ", publishing Docker labels");
+    sd_notify_ready(n, status);
 }
 
 int main(int argc, char **argv)
@@ -174,6 +193,7 @@ int main(int argc, char **argv)
     struct docker *docker = NULL;
     struct labels *labels = NULL;
     struct dns_server *dns = NULL;
+    struct sd_notifier *notify = NULL;
     if (!base || ((need_docker || c->dns.n) && !(reg = registry_new())) ||
         !(b = berth_new(base, plan, reg))) {
         log_error("out of memory");
@@ -200,9 +220,20 @@ int main(int argc, char **argv)
     }
     if (docker)
         docker_set_stale_after(docker, c->stale_after);
+    /* Native mode only: compat_main never gets here. dockerd, itself a
+     * Type=notify unit, passes its NOTIFY_SOCKET on to every docker-proxy
+     * it spawns; one that said READY=1 or STOPPING=1 would be refused
+     * (NotifyAccess=main) or, worse, taken for dockerd. */
+    notify = sd_notify_new();
+    sd_notify_watchdog_start(notify, base);
+    notify_ready(notify, c, plan);
     if (berth_run(b) == 0)
         rc = EXIT_OK;
+    /* The loop ends on SIGTERM/SIGINT (or its failure): closing every
+     * session below may take a moment, which systemd should know of. */
+    sd_notify_stopping(notify);
 out:
+    sd_notify_free(notify);
     docker_free(docker);
     dns_server_free(dns);
     labels_free(labels);

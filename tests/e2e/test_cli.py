@@ -794,5 +794,85 @@ class Running(unittest.TestCase):
                 c.close()
 
 
+class ManPage(unittest.TestCase):
+    """docs/berth.1 in step with `berth --help`: the same options with the
+    same argument words, the version berth prints, and roff that groff and
+    man render without a warning."""
+
+    PAGE = os.path.join(u.REPO, "docs", "berth.1")
+
+    @staticmethod
+    def help_options(text):
+        """{"--publish": "-p, --publish SPEC", ...} from --help: an option
+        line starts "  -x, --name" or "      --name"; what follows two
+        spaces is its description."""
+        opts = {}
+        for line in text.splitlines():
+            m = re.match(r"^(?:  (-\w), |      )(--[\w-]+)(.*)$", line)
+            if m:
+                syn = re.split(r"\s{2,}", (m.group(2) + m.group(3)).rstrip())[0]
+                opts[m.group(2)] = f"{m.group(1)}, {syn}" if m.group(1) else syn
+        return opts
+
+    @staticmethod
+    def man_options(roff):
+        """The same from the page: each .TP tag line of the OPTIONS
+        section, its font escapes dropped and \\- read as -."""
+        sect = re.search(r"^\.SH OPTIONS\n(.*?)^\.SH ", roff, re.S | re.M)
+        assert sect, "no OPTIONS section"
+        lines = sect.group(1).splitlines()
+        opts = {}
+        for i, line in enumerate(lines):
+            if line == ".TP" and i + 1 < len(lines):
+                tag = re.sub(r"\\f[BIRP]", "", lines[i + 1]).replace("\\-", "-")
+                name = re.search(r"--[\w-]+", tag)
+                assert name, f"a .TP tag without a long option: {lines[i + 1]!r}"
+                opts[name.group(0)] = tag
+        return opts
+
+    def setUp(self):
+        with open(self.PAGE) as f:
+            self.roff = f.read()
+        rc, self.help, err, _ = u.run_berth(["--help"], no_docker=False)
+        self.assertEqual(rc, 0, err)
+
+    def test_every_option_in_both(self):
+        got_help = self.help_options(self.help)
+        got_man = self.man_options(self.roff)
+        self.assertGreaterEqual(len(got_help), 20, got_help)  # the parser saw them
+        self.assertEqual(sorted(set(got_help) - set(got_man)), [],
+                         "in --help, missing from docs/berth.1's OPTIONS")
+        self.assertEqual(sorted(set(got_man) - set(got_help)), [],
+                         "in docs/berth.1's OPTIONS, not in --help")
+        for name in got_help:
+            self.assertEqual(got_man[name], got_help[name],
+                             f"{name}: argument words differ between --help and the page")
+
+    def test_sections_and_version(self):
+        for sect in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "DOCKER-PROXY MODE",
+                     "ENVIRONMENT", "FILES", "EXIT STATUS", "SEE ALSO"):
+            self.assertRegex(self.roff, rf"(?m)^\.SH {re.escape(sect)}$")
+        rc, out, err, _ = u.run_berth(["--version"], no_docker=False)
+        version = out.split()[1]
+        th = re.search(r"(?m)^\.TH BERTH 1 .*\"berth ([^\"]+)\"", self.roff)
+        self.assertIsNotNone(th, "no .TH line naming the version")
+        self.assertEqual(th.group(1), version, "the page's .TH version is not berth's")
+
+    def test_renders_without_warnings(self):
+        groff = shutil.which("groff")
+        if not groff:
+            self.skipTest("groff not installed")
+        r = subprocess.run([groff, "-ww", "-z", "-man", self.PAGE],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        man = shutil.which("man")
+        if man:
+            r = subprocess.run([man, "-l", self.PAGE], capture_output=True, text=True,
+                               timeout=30, env={**os.environ, "MANPAGER": "cat",
+                                                "PAGER": "cat", "MANWIDTH": "80"})
+            self.assertEqual((r.returncode, r.stderr), (0, ""))
+            self.assertIn("--log-format", r.stdout.replace("\u2010", "-"))
+
+
 if __name__ == "__main__":
     u.main()
