@@ -12,15 +12,20 @@
 #include "berth/invariant.h"
 #include "berth/listener.h"
 #include "berth/log.h"
+#include "berth/metrics.h"
 #include "berth/tproxy_check.h"
 #include "berth/udp_relay.h"
 
 /* One published port. Ports live in one list, the plan's first and in its
  * order, so every count and collision check sees all of them. */
 struct berth_port {
-    const struct mapping *m;  /* the plan's, or the publisher's */
+    const struct mapping *m; /* own, or the publisher's */
+    /* A plan's port keeps a copy of its mapping: the plan that made it
+     * may be freed by a reload that keeps the port. NULL: published. */
+    struct mapping *own;
     struct tcp_listener *tcp; /* exactly one of the two */
     struct udp_listener *udp;
+    struct map_stats *stats; /* its counters (NULL: no metrics), freed with it */
     struct berth_port *prev, *next;
 };
 
@@ -28,8 +33,15 @@ struct berth {
     struct event_base *base;
     const struct plan *plan;
     struct relay_ctx *ctx;
+    struct metrics *metrics;     /* NULL: ports count nothing */
     struct berth_port *ports;    /* every port */
     struct berth_port **planned; /* the plan's, by mapping index */
+    /* Ports a reload removed, no longer accepting, until their last
+     * session or flow ends (checked every DRAIN_CHECK_S by drain_timer). */
+    struct berth_port *draining;
+    struct event *drain_timer;
+    berth_reload_fn *reload;
+    void *reload_arg;
     /* SIGINT, SIGTERM: stop; SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: see
      * on_other_signal. None of them may end berth by default action. */
     struct event *sig[6];
@@ -78,7 +90,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     case SIGHUP:
         /* What service managers send for a reload, and what a closing
          * terminal sends: neither may stop the ports. */
-        log_info("SIGHUP: nothing to reload; carrying on");
+        if (b->reload) {
+            log_info("SIGHUP: reloading");
+            b->reload(b->reload_arg);
+        } else
+            log_info("SIGHUP: nothing to reload; carrying on");
         break;
     case SIGUSR1:
         log_info("status: %zu port%s, %zu TCP session%s, %zu UDP flow%s",
@@ -119,17 +135,32 @@ struct berth *berth_new(struct event_base *base, const struct plan *plan,
     return b;
 }
 
-static void port_close(struct berth *b, struct berth_port *p)
+/* Takes p out of the list whose head is *head. */
+static void port_unlink(struct berth_port **head, struct berth_port *p)
 {
     if (p->prev)
         p->prev->next = p->next;
     else
-        b->ports = p->next;
+        *head = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static void port_free(struct berth_port *p)
+{
     tcp_listener_free(p->tcp);
     udp_listener_free(p->udp);
+    /* After the listeners, which count into it to the end. */
+    metrics_port_free(p->stats);
+    free(p->own);
     free(p);
+}
+
+static void port_close(struct berth *b, struct berth_port *p)
+{
+    port_unlink(&b->ports, p);
+    port_free(p);
 }
 
 static void close_all(struct berth *b)
@@ -145,6 +176,13 @@ void berth_free(struct berth *b)
     if (!b)
         return;
     close_all(b);
+    while (b->draining) {
+        struct berth_port *p = b->draining;
+        port_unlink(&b->draining, p);
+        port_free(p);
+    }
+    if (b->drain_timer)
+        event_free(b->drain_timer);
     free(b->planned);
     for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
         if (b->sig[i])
@@ -156,6 +194,8 @@ void berth_free(struct berth *b)
 }
 
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
+
+void berth_set_metrics(struct berth *b, struct metrics *m) { b->metrics = m; }
 
 /* While the host is not set up, checked again every 30 s: an operator who
  * reads the warning and runs `berth-tproxy up` sees transparent mode start
@@ -271,20 +311,25 @@ static void tproxy_add(struct berth *b, unsigned need)
 }
 
 /* Binds m (fd >= 0: takes over that socket instead) and appends the port
- * to the list. */
+ * to the list; a plan's mapping (copy) is copied into the port. */
 static struct berth_port *port_open(struct berth *b, const struct mapping *m, int fd,
-                                    char *err, size_t errlen)
+                                    bool freebind, bool copy, char *err, size_t errlen)
 {
     /* Bound (or taken over) here, for both kinds of listener. */
     fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
-                       fd, b->plan->freebind, err, errlen);
+                       fd, freebind, err, errlen);
     if (fd < 0)
         return NULL;
     struct berth_port *p = calloc(1, sizeof *p);
-    if (!p) {
+    if (!p || (copy && !(p->own = malloc(sizeof *p->own)))) {
         snprintf(err, errlen, "%s: out of memory", m->label);
+        free(p);
         close(fd);
         return NULL;
+    }
+    if (copy) {
+        *p->own = *m;
+        m = p->own;
     }
     p->m = m;
     if (m->proto == PROTO_TCP)
@@ -292,8 +337,24 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
     else
         p->udp = udp_listener_new(b->ctx, m, fd, err, errlen);
     if (!p->tcp && !p->udp) {
+        free(p->own);
         free(p);
         return NULL;
+    }
+    if (b->metrics) {
+        /* Labelled with the port really bound (a 0 in m: the kernel's). */
+        struct addr bound = m->listen;
+        if (addr_port(&bound) == 0) {
+            bound.len = sizeof bound.ss;
+            if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) < 0)
+                bound = m->listen;
+        }
+        /* Out of memory: the port works, uncounted. */
+        p->stats = metrics_port_new(b->metrics, m, &bound);
+        if (p->tcp)
+            tcp_listener_set_stats(p->tcp, p->stats);
+        else
+            udp_listener_set_stats(p->udp, p->stats);
     }
     /* Appended: the plan's ports stay first and in order. */
     struct berth_port **tail = &b->ports, *prev = NULL;
@@ -340,7 +401,8 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
     tproxy_add(b, need);
     for (size_t i = 0; i < b->plan->n; i++) {
         int fd = fds ? fds[i] : -1;
-        if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, err, errlen))) {
+        if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, b->plan->freebind,
+                                        true, err, errlen))) {
             close_all(b);
             for (size_t j = i + 1; fds && j < b->plan->n; j++)
                 if (fds[j] >= 0)
@@ -386,7 +448,7 @@ struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char 
         }
     }
     tproxy_add(b, tproxy_note(b, m));
-    return port_open(b, m, -1, err, errlen);
+    return port_open(b, m, -1, b->plan->freebind, false, err, errlen);
 }
 
 void berth_unpublish(struct berth *b, struct berth_port *p)
@@ -398,6 +460,179 @@ void berth_unpublish(struct berth *b, struct berth_port *p)
     port_close(b, p);
 }
 
+/* ---- reload ---- */
+
+/* How often ports a reload removed are looked at: each is freed once its
+ * last session or flow has ended. */
+#define DRAIN_CHECK_S 1
+
+static size_t port_active(const struct berth_port *p)
+{
+    return p->tcp ? tcp_listener_sessions(p->tcp) : udp_listener_flows(p->udp);
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct berth *b = arg;
+    (void)fd;
+    (void)what;
+    for (struct berth_port *p = b->draining, *next; p; p = next) {
+        next = p->next;
+        if (port_active(p) == 0) {
+            log_info("%s: removed by the reload, its last client is gone",
+                     p->m->label);
+            port_unlink(&b->draining, p);
+            port_free(p);
+        }
+    }
+    if (b->draining) {
+        struct timeval tv = {.tv_sec = DRAIN_CHECK_S};
+        evtimer_add(b->drain_timer, &tv);
+    }
+}
+
+/* A removed port stops taking clients now: TCP closes its listening
+ * socket (new clients are refused), UDP drops datagrams of new clients
+ * (its socket carries the flows' replies); sessions and flows go on. A
+ * port with none is closed at once, and so is a UDP port a new mapping
+ * needs (now: its flows end with it). */
+static void port_retire(struct berth *b, struct berth_port *p, bool now)
+{
+    port_unlink(&b->ports, p);
+    if (p->tcp)
+        tcp_listener_stop(p->tcp);
+    else
+        udp_listener_drain(p->udp);
+    if (now || port_active(p) == 0 ||
+        (!b->drain_timer &&
+         !(b->drain_timer = evtimer_new(b->base, on_drain_check, b)))) {
+        port_free(p);
+        return;
+    }
+    log_info("%s: removed by the reload: %zu %s left to finish", p->m->label,
+             port_active(p), p->tcp ? "session(s)" : "flow(s)");
+    p->next = b->draining;
+    if (b->draining)
+        b->draining->prev = p;
+    b->draining = p;
+    struct timeval tv = {.tv_sec = DRAIN_CHECK_S};
+    evtimer_add(b->drain_timer, &tv);
+}
+
+/* Whether some removed mapping of the old plan (gone[i]) holds what new
+ * mapping m needs: m binds only after those close. */
+static bool needs_removed(const struct plan *old, const bool *gone, size_t ngone,
+                          const struct mapping *m)
+{
+    for (size_t i = 0; ngone && i < old->n; i++)
+        if (gone[i] && mapping_collides(&old->maps[i], m))
+            return true;
+    return false;
+}
+
+int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errlen)
+{
+    const struct plan *old = b->plan;
+    size_t *keep = malloc((nw->n ? nw->n : 1) * sizeof *keep);
+    struct berth_port **planned = calloc(nw->n ? nw->n : 1, sizeof *planned);
+    bool *gone = malloc((old->n ? old->n : 1) * sizeof *gone);
+    /* New mappings that wait for removed ones (same port): bound last. */
+    bool *later = calloc(nw->n ? nw->n : 1, sizeof *later);
+    int rc = -1;
+    if (!keep || !planned || !gone || !later || plan_diff(old, nw, keep) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < old->n; i++)
+        gone[i] = b->planned[i] != NULL;
+    for (size_t j = 0; j < nw->n; j++)
+        if (keep[j] != PLAN_NONE && b->planned[keep[j]]) {
+            planned[j] = b->planned[keep[j]];
+            gone[keep[j]] = false;
+        }
+    /* A new mapping may not take a port a label published. */
+    for (size_t j = 0; j < nw->n; j++) {
+        if (planned[j])
+            continue;
+        for (const struct berth_port *p = b->ports; p; p = p->next) {
+            struct mapping tmp;
+            const struct mapping *held = port_bound(p, &tmp);
+            if (!p->own && mapping_collides(held, &nw->maps[j])) {
+                snprintf(err, errlen, "%s: its port is already published (%s)",
+                         nw->maps[j].label, held->label);
+                goto out;
+            }
+        }
+    }
+    size_t ngone = 0;
+    for (size_t i = 0; i < old->n; i++)
+        ngone += gone[i];
+    unsigned need = 0;
+    for (size_t j = 0; j < nw->n; j++)
+        if (!planned[j])
+            need |= tproxy_note(b, &nw->maps[j]);
+    tproxy_add(b, need);
+    /* Everything new binds before anything changes: a bind that fails
+     * leaves the running ports as they were. */
+    for (size_t j = 0; j < nw->n; j++) {
+        if (planned[j] || (later[j] = needs_removed(old, gone, ngone, &nw->maps[j])))
+            continue;
+        if (!(planned[j] = port_open(b, &nw->maps[j], -1, nw->freebind, true, err,
+                                     errlen))) {
+            for (size_t k = 0; k < j; k++)
+                if (planned[k] && (keep[k] == PLAN_NONE || !b->planned[keep[k]]))
+                    port_close(b, planned[k]);
+            goto out;
+        }
+    }
+    /* Committed from here on. */
+    for (size_t i = 0; i < old->n; i++) {
+        if (!gone[i])
+            continue;
+        bool now = false;
+        for (size_t j = 0; j < nw->n && !now; j++)
+            now = later[j] && nw->maps[j].proto == PROTO_UDP &&
+                  mapping_collides(&old->maps[i], &nw->maps[j]);
+        port_retire(b, b->planned[i], now);
+    }
+    for (size_t j = 0; j < nw->n; j++)
+        if (later[j] && !(planned[j] = port_open(b, &nw->maps[j], -1, nw->freebind,
+                                                 true, err, errlen)))
+            /* Its port was free a moment ago: something else took it. */
+            log_error("reload: %s", err);
+    free(b->planned);
+    b->planned = planned;
+    planned = NULL;
+    b->plan = nw;
+    /* Every flow follows the new UDP timeout; the idle timeout reaches
+     * ports bound from now on (a port's session list keeps the timer it
+     * was made with); keepalive and --max-conns stay: see berth.h. */
+    b->ctx->udp_timeout = nw->udp_timeout;
+    b->ctx->idle_timeout_ms = (uint64_t)nw->idle_timeout * 1000;
+    size_t added = 0, kept = 0, removed = ngone;
+    for (size_t j = 0; j < nw->n; j++) {
+        if (keep[j] != PLAN_NONE)
+            kept++;
+        else
+            added++;
+    }
+    log_info("reload: %zu port%s kept, %zu added, %zu removed", kept,
+             kept == 1 ? "" : "s", added, removed);
+    rc = 0;
+out:
+    free(keep);
+    free(planned);
+    free(gone);
+    free(later);
+    return rc;
+}
+
+void berth_on_reload(struct berth *b, berth_reload_fn *fn, void *arg)
+{
+    b->reload = fn;
+    b->reload_arg = arg;
+}
+
 int berth_run(struct berth *b)
 {
     /* A signal caught during start-up is delivered by the first pass of
@@ -405,10 +640,14 @@ int berth_run(struct berth *b)
     return event_base_dispatch(b->base) < 0 ? -1 : 0;
 }
 
+/* Both count the ports a reload removed too: their clients are served. */
 size_t berth_tcp_sessions(const struct berth *b)
 {
     size_t n = 0;
     for (const struct berth_port *p = b->ports; p; p = p->next)
+        if (p->tcp)
+            n += tcp_listener_sessions(p->tcp);
+    for (const struct berth_port *p = b->draining; p; p = p->next)
         if (p->tcp)
             n += tcp_listener_sessions(p->tcp);
     return n;
@@ -418,6 +657,9 @@ size_t berth_udp_flows(const struct berth *b)
 {
     size_t n = 0;
     for (const struct berth_port *p = b->ports; p; p = p->next)
+        if (p->udp)
+            n += udp_listener_flows(p->udp);
+    for (const struct berth_port *p = b->draining; p; p = p->next)
         if (p->udp)
             n += udp_listener_flows(p->udp);
     return n;
@@ -444,4 +686,26 @@ void berth_raise_fd_limit(void)
             log_warn("cannot raise the fd limit to %llu",
                      (unsigned long long)rl.rlim_max);
     }
+}
+
+/* /status */
+
+const struct berth_port *berth_port_next(const struct berth *b,
+                                         const struct berth_port *p)
+{
+    return p ? p->next : b->ports;
+}
+
+const struct mapping *berth_port_mapping(const struct berth_port *p) { return p->m; }
+
+int berth_port_addr(const struct berth_port *p, struct addr *out)
+{
+    int fd = p->tcp ? tcp_listener_fd(p->tcp) : udp_listener_fd(p->udp);
+    out->len = sizeof out->ss;
+    return getsockname(fd, (struct sockaddr *)&out->ss, &out->len);
+}
+
+size_t berth_port_active(const struct berth_port *p)
+{
+    return p->tcp ? tcp_listener_sessions(p->tcp) : udp_listener_flows(p->udp);
 }

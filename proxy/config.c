@@ -44,6 +44,7 @@ static const struct option_def options[] = {
     {"check-wait", 0, K_UINT, 60, 0},
     {"log-level", 0, K_STRING, 0, 0},
     {"log-format", 0, K_STRING, 0, 0},
+    {"admin", 0, K_STRING, 0, 0},
     {"help", 'h', K_FLAG, 0, 0},
     {"version", 0, K_FLAG, 0, 0},
 };
@@ -100,6 +101,7 @@ void config_free(struct config *c)
     free(c->docker);
     free(c->domain);
     free(c->config_path);
+    free(c->admin);
     free(c);
 }
 
@@ -255,6 +257,16 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             return -1;
         }
         return strlist_add(&c->dns, v);
+    }
+    if (strcmp(name, "admin") == 0) {
+        if (check_hostport(v, 0) < 0) {
+            snprintf(
+                err, errlen,
+                "%s '%s': want ADDR:PORT with an IP address ([::1]:9180 for IPv6)",
+                where, v);
+            return -1;
+        }
+        return set_string(&c->admin, v);
     }
     if (strcmp(name, "upstream") == 0) {
         if (check_hostport(v, 53) < 0) {
@@ -694,6 +706,7 @@ void config_usage(const char *prog, FILE *out)
         "                         not contact it)\n"
         "      --log-level LEVEL  error, warn, info or debug (default info)\n"
         "      --log-format FORMAT  text or json (one object per line) (default text)\n"
+        "      --admin ADDR:PORT  serve HTTP there: /metrics (Prometheus)\n"
         "  -h, --help             this text\n"
         "      --version          print the version\n"
         "\n"

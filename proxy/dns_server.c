@@ -13,6 +13,7 @@
 #include "berth/dns_tcp.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/metrics.h"
 #include "berth/slot_pool.h"
 
 #define BATCH 32
@@ -48,12 +49,14 @@ struct pending {
     struct addr client;
     struct reply_src src;
     struct dns_tcp_conn *conn; /* TCP client; NULL once it is gone */
+    uint64_t sent_ns;          /* with metrics: when it went upstream */
 };
 
 struct dns_server {
     struct event_base *base;
     struct registry *reg;
     bool open_resolver;
+    struct metrics *metrics; /* NULL: nothing counted */
     struct dns_responder *resp;
     struct dns_forwarder *fwd;
     struct dns_udp *udp;
@@ -87,6 +90,11 @@ static void on_forwarded(void *arg, const uint8_t *ans, size_t len)
         out = s->msg;
         len = dns_reply_empty(&p->q, DNS_RA | DNS_TC, ans[3] & DNS_RCODE_MASK, s->msg,
                               limit);
+    }
+    if (s->metrics) {
+        metrics_dns_forward_time(s->metrics, metrics_now_ns() - p->sent_ns);
+        if (len >= 4)
+            metrics_dns_answer(s->metrics, out[3] & DNS_RCODE_MASK, true);
     }
     /* The slot goes back before replying: a reply may start new queries. */
     struct pending c = *p;
@@ -132,6 +140,8 @@ static int forward(struct dns_server *s, const struct dns_query *q, struct dns_u
         p->client = *client;
     if (src)
         p->src = *src;
+    if (s->metrics)
+        p->sent_ns = metrics_now_ns();
     if (dns_forward(s->fwd, &p->q, p->tcp, on_forwarded, p) < 0) {
         slot_put(s->pend, p);
         return -1;
@@ -219,6 +229,9 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             len = 0;
         if (!len)
             continue;
+        /* Forwarded ones are counted when the upstream answers. */
+        if (len >= 4)
+            metrics_dns_answer(s->metrics, b->reply[nout][3] & DNS_RCODE_MASK, false);
         b->out_iov[nout] = (struct iovec){b->reply[nout], len};
         b->out[nout].msg_hdr = (struct msghdr){.msg_name = &b->peer[i].ss,
                                                .msg_namelen = b->peer[i].len,
@@ -247,6 +260,8 @@ static void on_tcp_query(void *arg, struct dns_tcp_conn *c, const struct addr *p
         out = not_ours(s, &q, true, NULL, peer, NULL, c, s->msg, DNS_MSG_MAX);
     else if (act == DNS_DROP)
         out = 0;
+    if (out >= 4)
+        metrics_dns_answer(s->metrics, s->msg[3] & DNS_RCODE_MASK, false);
     if (act != DNS_FORWARD || out)
         dns_tcp_reply(c, s->msg, out);
 }
@@ -382,6 +397,7 @@ struct dns_server *dns_server_new(struct event_base *base, struct registry *reg,
     s->base = base;
     s->reg = reg;
     s->open_resolver = o->open_resolver;
+    s->metrics = o->metrics;
     for (size_t i = 0; i < o->nlisten; i++)
         s->udp[i].fd = -1;
     s->n = o->nlisten;

@@ -16,6 +16,7 @@
 #include "berth/invariant.h"
 #include "berth/line_split.h"
 #include "berth/log.h"
+#include "berth/metrics.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 8000
@@ -56,6 +57,7 @@ struct docker {
     struct http *http;
     struct docker_endpoint ep;
     struct docker_sync *sync; /* the list and the inspects */
+    struct metrics *metrics;  /* NULL: nothing counted */
     char version[16];
     struct http_req *ping, *events, *nets;
     long events_status;
@@ -147,6 +149,8 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
     };
     INVARIANT(follows[p] >> d->phase & 1u);
     d->phase = p;
+    /* Up while the names are current: synced and following events. */
+    metrics_docker_up(d->metrics, p == DOCKER_SYNCED);
     switch (p) {
     case DOCKER_CONNECTING:
         /* Starts from scratch: nothing of the last attempt is running. */
@@ -325,6 +329,7 @@ static void handle_event(void *arg, const char *line, size_t len)
     }
     if (ev.time > d->last_event)
         d->last_event = ev.time;
+    metrics_docker_event(d->metrics);
     log_debug("docker: event %s %s %.12s", ev.type, ev.action, ev.id);
     const char *a = ev.action;
     if (strcmp(ev.type, "network") == 0) {
@@ -517,3 +522,35 @@ void docker_free(struct docker *d)
 }
 
 bool docker_synced(const struct docker *d) { return d->phase == DOCKER_SYNCED; }
+
+void docker_set_metrics(struct docker *d, struct metrics *m)
+{
+    d->metrics = m;
+    metrics_docker_up(m, d->phase == DOCKER_SYNCED);
+}
+
+/* /status */
+
+const char *docker_phase_name(const struct docker *d)
+{
+    switch (d->phase) {
+    case DOCKER_IDLE:
+        return "idle";
+    case DOCKER_CONNECTING:
+        return "connecting";
+    case DOCKER_LISTING:
+        return "listing";
+    case DOCKER_SYNCING:
+        return "syncing";
+    case DOCKER_SYNCED:
+        return "synced";
+    case DOCKER_WAITING:
+        return "waiting";
+    }
+    return "?";
+}
+
+void docker_describe(const struct docker *d, char *out, size_t len)
+{
+    docker_endpoint_describe(&d->ep, out, len);
+}

@@ -158,6 +158,8 @@ static bool publish(struct pass *p, const struct reg_container *c, struct mappin
     l->active = v;
     e->m = *m;
     snprintf(e->owner, sizeof e->owner, "%s", c->name);
+    e->m.origin = MAPPING_LABEL;
+    e->m.owner = e->owner; /* e lives as long as its port */
     char err[300];
     /* berth refuses a port its plan (or anyone else) already publishes. */
     if (!(e->port = berth_publish(l->b, &e->m, err, sizeof err))) {

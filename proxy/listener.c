@@ -27,13 +27,15 @@ static bool at_limit(const struct tcp_listener *l)
 static void on_session_end(void *arg)
 {
     struct tcp_listener *l = arg;
-    if (!at_limit(l))
+    if (l->acc && !at_limit(l))
         acceptor_resume(l->acc);
 }
 
 static void on_client(void *arg, int c, const struct addr *peer)
 {
     struct tcp_listener *l = arg;
+    if (l->sessions.stats)
+        l->sessions.stats->conns++;
     if (!l->m->target_name[0]) {
         tcp_session_new(l->ctx, &l->sessions, l->m, c, peer, NULL, 0, on_session_end,
                         l);
@@ -46,6 +48,8 @@ static void on_client(void *arg, int c, const struct addr *peer)
              * Said with why (the engine may be what is missing), once per
              * reason and 10 s: a client may retry hundreds of times. */
             relay_log_unresolved(l->ctx, l->m, peer, "");
+            if (l->sessions.stats)
+                l->sessions.stats->connect_errors[METRICS_NO_TARGET]++;
             sock_set_reset_on_close(c);
             close(c);
             return;
@@ -107,7 +111,21 @@ void tcp_listener_free(struct tcp_listener *l)
     free(l);
 }
 
+void tcp_listener_stop(struct tcp_listener *l)
+{
+    acceptor_free(l->acc);
+    l->acc = NULL;
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+}
+
 int tcp_listener_fd(const struct tcp_listener *l) { return l->fd; }
+
+void tcp_listener_set_stats(struct tcp_listener *l, struct map_stats *stats)
+{
+    l->sessions.stats = stats;
+}
 
 size_t tcp_listener_sessions(const struct tcp_listener *l)
 {

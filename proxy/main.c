@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "berth/admin.h"
 #include "berth/berth.h"
 #include "berth/check.h"
 #include "berth/compat.h"
@@ -17,8 +19,10 @@
 #include "berth/labels.h"
 #include "berth/registry.h"
 #include "berth/log.h"
+#include "berth/metrics.h"
 #include "berth/plan.h"
 #include "berth/sd_notify.h"
+#include "berth/status.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -41,7 +45,8 @@ static void on_registry_change(void *arg)
 
 /* The DNS responder on every --dns address, answering from reg. */
 static struct dns_server *start_dns(struct event_base *base, struct registry *reg,
-                                    const struct config *c, char *err, size_t errlen)
+                                    const struct config *c, struct metrics *metrics,
+                                    char *err, size_t errlen)
 {
     struct addr *listen = calloc(c->dns.n, sizeof *listen);
     struct addr *up = calloc(c->upstream.n + 1, sizeof *up);
@@ -60,7 +65,8 @@ static struct dns_server *start_dns(struct event_base *base, struct registry *re
                             .upstreams = up,
                             .nupstreams = c->upstream.n,
                             .domain = c->domain,
-                            .ttl = c->ttl};
+                            .ttl = c->ttl,
+                            .metrics = metrics};
     s = dns_server_new(base, reg, &o, err, errlen);
 out:
     free(listen);
@@ -99,6 +105,105 @@ static void notify_ready(struct sd_notifier *n, const struct config *c,
     if (k > 0 && (size_t)k < sizeof status && c->labels)
         snprintf(status + k, sizeof status - (size_t)k, ", publishing Docker labels");
     sd_notify_ready(n, status);
+}
+
+/* What SIGHUP re-reads and where it puts the result: the config and plan
+ * are main's (c and plan there), replaced only by a reload that worked. */
+struct reload {
+    int argc;
+    char **argv;
+    struct config **c;
+    struct plan **plan;
+    struct berth *b;
+    struct labels *labels;
+    struct sd_notifier *notify;
+    struct metrics *metrics; /* NULL without --admin */
+};
+
+static bool strlist_equal(const struct strlist *a, const struct strlist *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Settings a running berth keeps: they are read once, at start. */
+static void log_kept(const struct config *was, const struct config *now)
+{
+    const char *kept[8];
+    size_t n = 0;
+    if ((was->docker == NULL) != (now->docker == NULL) ||
+        (was->docker && strcmp(was->docker, now->docker) != 0))
+        kept[n++] = "docker";
+    if (was->no_docker != now->no_docker)
+        kept[n++] = "no-docker";
+    if (was->labels != now->labels)
+        kept[n++] = "labels";
+    if (!strlist_equal(&was->dns, &now->dns) ||
+        !strlist_equal(&was->upstream, &now->upstream) ||
+        strcmp(was->domain ? was->domain : "", now->domain ? now->domain : "") != 0 ||
+        was->ttl != now->ttl)
+        kept[n++] = "dns, upstream, domain, ttl";
+    if (was->stale_after != now->stale_after)
+        kept[n++] = "stale-after";
+    if (was->max_conns != now->max_conns)
+        kept[n++] = "max-conns";
+    if (memcmp(&was->tcp_keepalive, &now->tcp_keepalive, sizeof was->tcp_keepalive))
+        kept[n++] = "tcp-keepalive";
+    if ((was->admin == NULL) != (now->admin == NULL) ||
+        (was->admin && strcmp(was->admin, now->admin) != 0))
+        kept[n++] = "admin";
+    for (size_t i = 0; i < n; i++)
+        log_warn("reload: %s changed: takes effect at the next restart", kept[i]);
+}
+
+/* SIGHUP: the config file and command line read again (the command line
+ * still wins), the plan they make served instead (berth_reload), labels
+ * synced again (a port the old plan held may be free for one now). A
+ * config that does not parse, or a port that cannot bind, changes
+ * nothing: one error line says why. */
+static void on_reload(void *arg)
+{
+    struct reload *r = arg;
+    sd_notify_reloading(r->notify);
+    char err[512];
+    struct config *c = config_new();
+    struct plan *p = NULL;
+    if (!c)
+        snprintf(err, sizeof err, "out of memory");
+    else if (config_parse_args(c, r->argc, r->argv, err, sizeof err) == 0) {
+        c->host_ipv6 = (*r->c)->host_ipv6;
+        /* A name target needs the Docker connection made at start. */
+        if ((p = plan_new(c, err, sizeof err)) && p->names && !(*r->plan)->names &&
+            !r->labels && !(*r->c)->dns.n) {
+            snprintf(err, sizeof err,
+                     "a container name target needs the Docker API, which berth "
+                     "did not connect to at start: restart berth");
+            plan_free(p);
+            p = NULL;
+        }
+    }
+    if (!p || berth_reload(r->b, p, err, sizeof err) < 0) {
+        log_error("reload refused, serving as before: %s", err);
+        plan_free(p);
+        config_free(c);
+        metrics_reload(r->metrics, false);
+    } else {
+        log_kept(*r->c, c);
+        plan_free(*r->plan);
+        config_free(*r->c);
+        *r->plan = p;
+        *r->c = c;
+        log_set_level(c->log_level);
+        log_set_format(c->log_format);
+        if (r->labels)
+            labels_sync(r->labels);
+        metrics_reload(r->metrics, true);
+    }
+    notify_ready(r->notify, *r->c, *r->plan);
 }
 
 int main(int argc, char **argv)
@@ -194,20 +299,35 @@ int main(int argc, char **argv)
     struct labels *labels = NULL;
     struct dns_server *dns = NULL;
     struct sd_notifier *notify = NULL;
+    /* Counted only when someone can read them (--admin). */
+    struct metrics *metrics = NULL;
+    struct admin *admin = NULL;
+    struct status *status = NULL;
     if (!base || ((need_docker || c->dns.n) && !(reg = registry_new())) ||
-        !(b = berth_new(base, plan, reg))) {
+        !(b = berth_new(base, plan, reg)) ||
+        (c->admin && !(metrics = metrics_new()))) {
         log_error("out of memory");
         goto out;
     }
+    berth_set_metrics(b, metrics);
     if (berth_start(b, NULL, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }
     /* Ports are bound before Docker answers: a name with nothing running
      * behind it yet closes clients at once, then comes alive. */
-    if (c->dns.n && !(dns = start_dns(base, reg, c, err, sizeof err))) {
+    if (c->dns.n && !(dns = start_dns(base, reg, c, metrics, err, sizeof err))) {
         log_error("%s", err);
         goto out;
+    }
+    if (c->admin) {
+        struct addr at;
+        addr_parse_hostport(&at, c->admin, 0); /* validated by config */
+        if (!(admin = admin_new(base, &at, err, sizeof err)) ||
+            admin_route(admin, "/metrics", metrics_http, metrics) < 0) {
+            log_error("%s", admin ? "admin: out of memory" : err);
+            goto out;
+        }
     }
     if (c->labels && !(labels = labels_new(b, reg, c->host_ipv6))) {
         log_error("out of memory");
@@ -218,8 +338,17 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    if (docker)
+    if (docker) {
         docker_set_stale_after(docker, c->stale_after);
+        docker_set_metrics(docker, metrics);
+    }
+    /* /status and / read the ports and the engine afresh per request. */
+    if (admin && (!(status = status_new(b, docker)) ||
+                  admin_route(admin, "/status", status_serve_json, status) < 0 ||
+                  admin_route(admin, "/", status_serve_page, status) < 0)) {
+        log_error("admin: out of memory");
+        goto out;
+    }
     /* Native mode only: compat_main never gets here. dockerd, itself a
      * Type=notify unit, passes its NOTIFY_SOCKET on to every docker-proxy
      * it spawns; one that said READY=1 or STOPPING=1 would be refused
@@ -227,6 +356,15 @@ int main(int argc, char **argv)
     notify = sd_notify_new();
     sd_notify_watchdog_start(notify, base);
     notify_ready(notify, c, plan);
+    struct reload reload = {.argc = argc,
+                            .argv = argv,
+                            .c = &c,
+                            .plan = &plan,
+                            .b = b,
+                            .labels = labels,
+                            .notify = notify,
+                            .metrics = metrics};
+    berth_on_reload(b, on_reload, &reload);
     if (berth_run(b) == 0)
         rc = EXIT_OK;
     /* The loop ends on SIGTERM/SIGINT (or its failure): closing every
@@ -234,10 +372,13 @@ int main(int argc, char **argv)
     sd_notify_stopping(notify);
 out:
     sd_notify_free(notify);
+    admin_free(admin);
+    status_free(status);
     docker_free(docker);
     dns_server_free(dns);
     labels_free(labels);
     berth_free(b);
+    metrics_free(metrics);
     registry_free(reg);
     if (base)
         event_base_free(base);

@@ -71,6 +71,80 @@ static int by_port(const void *x, const void *y)
     return a < b ? -1 : a > b; /* keep publish order inside a group */
 }
 
+bool mapping_same(const struct mapping *a, const struct mapping *b)
+{
+    /* addr_equal compares family, address and port. */
+    return a->proto == b->proto && addr_equal(&a->listen, &b->listen) &&
+           strcmp(a->target_name, b->target_name) == 0 &&
+           (a->target_name[0] ? a->target_port == b->target_port
+                              : addr_equal(&a->target, &b->target)) &&
+           a->transparent == b->transparent && a->proxy_proto == b->proxy_proto;
+}
+
+/* by_port's key without the tie-break: equal for every mapping that can be
+ * the same as another. */
+static int port_key(const struct mapping *m)
+{
+    return (int)addr_port(&m->listen) * 4 + (int)m->proto * 2 +
+           (m->listen.ss.ss_family == AF_INET6);
+}
+
+static const struct mapping **sorted(const struct plan *p)
+{
+    const struct mapping **v = malloc((p->n ? p->n : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < p->n; i++)
+        v[i] = &p->maps[i];
+    qsort(v, p->n, sizeof *v, by_port);
+    return v;
+}
+
+int plan_diff(const struct plan *old, const struct plan *nw, size_t *keep)
+{
+    for (size_t j = 0; j < nw->n; j++)
+        keep[j] = PLAN_NONE;
+    const struct mapping **o = sorted(old), **n = sorted(nw);
+    bool *used = calloc(old->n ? old->n : 1, sizeof *used);
+    int rc = -1;
+    if (!o || !n || !used)
+        goto out;
+    /* A merge walk over both, key group by key group; a group holds the
+     * few mappings of one port (a wildcard and some addresses). */
+    for (size_t i = 0, j = 0; i < old->n && j < nw->n;) {
+        int ko = port_key(o[i]), kn = port_key(n[j]);
+        if (ko != kn) {
+            if (ko < kn)
+                i++;
+            else
+                j++;
+            continue;
+        }
+        size_t ie = i, je = j;
+        while (ie < old->n && port_key(o[ie]) == ko)
+            ie++;
+        while (je < nw->n && port_key(n[je]) == kn)
+            je++;
+        for (size_t y = j; y < je; y++)
+            for (size_t x = i; x < ie; x++) {
+                size_t oi = (size_t)(o[x] - old->maps);
+                if (!used[oi] && mapping_same(o[x], n[y])) {
+                    used[oi] = true;
+                    keep[n[y] - nw->maps] = oi;
+                    break;
+                }
+            }
+        i = ie;
+        j = je;
+    }
+    rc = 0;
+out:
+    free(o);
+    free(n);
+    free(used);
+    return rc;
+}
+
 /* Sorting by port keeps this O(n log n) for 65535-port ranges. */
 static int check_collisions(const struct plan *p, const struct config *c, char *err,
                             size_t errlen)
@@ -160,6 +234,8 @@ struct plan *plan_new(const struct config *c, char *err, size_t errlen)
                 m->source = i;
                 m->transparent = c->publish_opts[i].transparent;
                 m->proxy_proto = c->publish_opts[i].proxy_proto;
+                m->origin = c->publish_opts[i].from_file ? MAPPING_CONFIG
+                                                         : MAPPING_CLI;
             }
         }
     }

@@ -364,3 +364,10 @@ void relay_forget(struct relay_ctx *ctx, const struct mapping *m)
     log_limit_flush_scope(ctx->said, m, clock_ms());
     arm_said(ctx, clock_ms());
 }
+
+/* /status */
+
+bool relay_passed_over(const struct relay_ctx *ctx, const struct addr *a)
+{
+    return ctx->passed && passed_over(ctx->passed, a, clock_ms());
+}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/log.h"
@@ -112,6 +113,22 @@ int sd_notify_ready(struct sd_notifier *n, const char *status)
     if (k < 0)
         return sd_notify_send(n, "READY=1");
     /* A status too long is cut, never the READY=1 before it. */
+    return sd_notify_send(n, msg);
+}
+
+int sd_notify_reloading(struct sd_notifier *n)
+{
+    if (!n)
+        return 0;
+    /* systemd matches the timestamp against its own clock to tell this
+     * reload from an older one: CLOCK_MONOTONIC, not clock_ms's. */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        return sd_notify_send(n, "RELOADING=1\nSTATUS=reloading");
+    char msg[96];
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ull +
+                 (unsigned long long)ts.tv_nsec / 1000u);
     return sd_notify_send(n, msg);
 }
 

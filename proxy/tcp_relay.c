@@ -53,6 +53,7 @@ struct half {
     int *src, *dst;    /* point at the session's fds */
     struct event *rd;  /* src readable */
     struct event *wr;  /* dst writable: armed only while dst is full */
+    uint64_t *bytes;   /* the port's count of this direction, or NULL */
     struct event *hup; /* while reading is paused: a slow poll of src
                               * for a reset; made on the first pause */
     struct tcp_pump pump;
@@ -85,6 +86,7 @@ struct tcp_session {
     struct lru_timer_node young; /* relaying, no keepalive yet: since start */
     tcp_session_end_fn *on_end;
     void *arg;
+    uint64_t started_ns; /* with stats: for the connect's duration */
 };
 
 void tcp_session_free(struct tcp_session *s)
@@ -116,6 +118,8 @@ void tcp_session_free(struct tcp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     s->list->count--;
+    if (s->list->stats)
+        s->list->stats->conns_active--;
     free(s);
 }
 
@@ -303,8 +307,11 @@ static void half_pump(struct half *h)
             half_set_state(h, HALF_EOF);
             continue;
         }
-        if (n > 0)
+        if (n > 0) {
             h->got = true;
+            if (h->bytes)
+                *h->bytes += (uint64_t)n;
+        }
         if (n == -2) {
             session_reset(s, "send", errno);
             return;
@@ -458,9 +465,11 @@ static void start_relaying(struct tcp_session *s, short seen)
 static void on_connected(void *arg, int fd, int err)
 {
     struct tcp_session *s = arg;
-    (void)err;
     session_enter(s);
     s->tfd = fd;
+    if (s->list->stats)
+        metrics_connect_done(s->list->stats, fd >= 0 ? 0 : err,
+                             metrics_now_ns() - s->started_ns);
     if (fd >= 0) {
         /* Before the connect goes: its event keeps the socket registered
          * until the session's are added. */
@@ -503,6 +512,12 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
     list->count++;
     s->up = (struct half){.s = s, .src = &s->cfd, .dst = &s->tfd};
     s->down = (struct half){.s = s, .src = &s->tfd, .dst = &s->cfd};
+    if (list->stats) {
+        list->stats->conns_active++;
+        s->up.bytes = &list->stats->bytes[METRICS_IN];
+        s->down.bytes = &list->stats->bytes[METRICS_OUT];
+        s->started_ns = metrics_now_ns();
+    }
     tcp_pump_init(&s->up.pump);
     tcp_pump_init(&s->down.pump);
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_CLOSED | EV_PERSIST, on_ready,

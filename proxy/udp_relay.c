@@ -44,6 +44,8 @@ struct udp_listener {
     struct lru idle; /* flows by last traffic */
     unsigned rr;     /* replica for the next new flow */
     bool said_full;
+    bool draining;           /* no new flows: udp_listener_drain */
+    struct map_stats *stats; /* the port's counters; NULL: none kept */
 };
 
 /* ---- idle order ---- */
@@ -85,6 +87,8 @@ static void flow_free(struct udp_flow *f)
     }
     lru_unlink(&l->idle, &f->idle);
     l->nflows--;
+    if (l->stats)
+        l->stats->flows_active--;
     if (f->ev)
         event_free(f->ev);
     if (f->fd >= 0)
@@ -193,6 +197,11 @@ static void on_reply(evutil_socket_t fd, short what, void *arg)
         h->msg_namelen = f->client.len;
         reply_src_write(&f->src, l->m->listen.ss.ss_family, h, b->ctrl[i]);
     }
+    if (l->stats) {
+        l->stats->datagrams[METRICS_OUT] += (uint64_t)n;
+        for (int i = first; i < first + n; i++)
+            l->stats->bytes[METRICS_OUT] += b->msgs[i].msg_len;
+    }
     dgram_out_queued(o, n, l->fd, l->m->label);
     /* libevent runs an event made active now after those already active
      * (all one priority): the flush comes once this turn's replies are in. */
@@ -207,13 +216,18 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
 {
     char c[ADDR_STRLEN];
     addr_format(client, c, sizeof c);
-    if (l->nflows >= l->nbuckets && grow(l) < 0)
+    if (l->nflows >= l->nbuckets && grow(l) < 0) {
+        if (l->stats)
+            l->stats->udp_dropped[METRICS_DROP_FLOW]++;
         return NULL;
+    }
     /* A flow sticks to the replica it starts with. */
     struct addr target = l->m->target;
     if (l->m->target_name[0] && relay_resolve(l->ctx, l->m, &l->rr, &target, 1) == 0) {
         /* Why, once per reason and 10 s: every datagram comes here. */
         relay_log_unresolved(l->ctx, l->m, client, "; datagram dropped");
+        if (l->stats)
+            l->stats->udp_dropped[METRICS_DROP_NO_TARGET]++;
         return NULL;
     }
     if (l->nflows >= l->ctx->udp_max_flows && oldest(l)) {
@@ -229,8 +243,11 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         flow_free(oldest(l));
     }
     struct udp_flow *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f) {
+        if (l->stats)
+            l->stats->udp_dropped[METRICS_DROP_FLOW]++;
         return NULL;
+    }
     f->l = l;
     f->client = *client;
     f->target = target;
@@ -252,6 +269,8 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
         if (f->fd >= 0)
             close(f->fd);
         free(f);
+        if (l->stats)
+            l->stats->udp_dropped[METRICS_DROP_FLOW]++;
         return NULL;
     }
     if (l->pktinfo)
@@ -260,6 +279,8 @@ static struct udp_flow *flow_new(struct udp_listener *l, const struct addr *clie
     f->hnext = *b;
     *b = f;
     l->nflows++;
+    if (l->stats)
+        l->stats->flows_active++;
     f->last_ms = now;
     lru_push(&l->idle, &f->idle);
     arm_expiry(l, now);
@@ -316,7 +337,9 @@ static void runs_send(struct udp_listener *l, struct runs *r,
         int len = 0;
         for (int i = r->first[k]; i >= 0; i = r->next[i])
             out[len++] = msgs[i];
-        dgram_send_batch(r->flow[k]->fd, out, len, l->m->label);
+        int lost = dgram_send_batch(r->flow[k]->fd, out, len, l->m->label);
+        if (l->stats)
+            l->stats->udp_dropped[METRICS_DROP_SEND] += (uint64_t)lost;
         r->flow[k]->run = 0;
     }
     r->n = 0;
@@ -335,6 +358,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     uint64_t now = clock_ms();
     struct runs runs;
     runs.n = 0;
+    if (l->stats)
+        l->stats->datagrams[METRICS_IN] += (uint64_t)n;
     for (int i = 0; i < n; i++) {
         struct msghdr *h = &b->msgs[i].msg_hdr;
         struct udp_flow *f = flow_find(l, &b->peer[i]);
@@ -345,6 +370,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         }
         if (f) {
             touch(f, now);
+        } else if (l->draining) {
+            continue; /* a removed port: only its flows go on */
         } else {
             /* A new flow may evict the one idle longest: what waits in the
              * batch leaves first, so no run loses its flow. */
@@ -356,6 +383,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
             continue; /* no flow: this datagram is dropped */
         /* Reuse the header to send on the flow's connected socket. */
         b->iov[i].iov_len = b->msgs[i].msg_len;
+        if (l->stats)
+            l->stats->bytes[METRICS_IN] += b->msgs[i].msg_len;
         h->msg_name = NULL;
         h->msg_namelen = 0;
         h->msg_control = NULL;
@@ -427,6 +456,13 @@ void udp_listener_free(struct udp_listener *l)
     free(l);
 }
 
+void udp_listener_drain(struct udp_listener *l) { l->draining = true; }
+
 size_t udp_listener_flows(const struct udp_listener *l) { return l->nflows; }
+
+void udp_listener_set_stats(struct udp_listener *l, struct map_stats *stats)
+{
+    l->stats = stats;
+}
 
 int udp_listener_fd(const struct udp_listener *l) { return l->fd; }

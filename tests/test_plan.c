@@ -248,6 +248,62 @@ START_TEST(test_tcp_settings)
 }
 END_TEST
 
+/* A reload keeps what is the same, in whatever order, and nothing else:
+ * a changed target, protocol, address or switch is a new mapping. */
+START_TEST(test_diff)
+{
+    char err[512];
+    const char *was[] = {"127.0.0.1:8001:10.0.0.1:80",         /* 0 kept */
+                         "127.0.0.1:8002:10.0.0.1:80",         /* 1 target changes */
+                         "127.0.0.1:8003:10.0.0.1:80/udp",     /* 2 removed */
+                         "127.0.0.1:8004-8005:10.0.0.1:90-91", /* 3, 4 kept */
+                         "127.0.0.1:8006:web:80",              /* 5 kept (name) */
+                         NULL};
+    const char *now[] = {"127.0.0.1:8004-8005:10.0.0.1:90-91", /* 0, 1 */
+                         "127.0.0.1:8002:10.0.0.1:81",         /* 2 new */
+                         "127.0.0.1:8001:10.0.0.1:80",         /* 3 */
+                         "127.0.0.1:8003:10.0.0.1:80",         /* 4 new: TCP now */
+                         "127.0.0.1:8006:web:80",              /* 5 */
+                         "127.0.0.1:8007:web:80",              /* 6 new */
+                         "127.0.0.2:8001:10.0.0.1:80",         /* 7 new address */
+                         NULL};
+    struct plan *a = plan_of(was, err, sizeof err);
+    struct plan *b = plan_of(now, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(a->n, 6);
+    ck_assert_uint_eq(b->n, 8);
+    size_t keep[8];
+    ck_assert_int_eq(plan_diff(a, b, keep), 0);
+    const size_t want[8] = {3, 4, PLAN_NONE, 0, PLAN_NONE, 5, PLAN_NONE, PLAN_NONE};
+    for (size_t j = 0; j < 8; j++)
+        ck_assert_uint_eq(keep[j], want[j]);
+
+    /* A switch makes it another mapping; the same plan keeps everything. */
+    struct mapping m = a->maps[0];
+    ck_assert(mapping_same(&m, &a->maps[0]));
+    m.proxy_proto = PROXY_PROTO_V1;
+    ck_assert(!mapping_same(&m, &a->maps[0]));
+    m = a->maps[0];
+    m.transparent = true;
+    ck_assert(!mapping_same(&m, &a->maps[0]));
+    m = a->maps[5];
+    m.target_port = 81;
+    ck_assert(!mapping_same(&m, &a->maps[5]));
+    ck_assert_int_eq(plan_diff(a, a, keep), 0);
+    for (size_t j = 0; j < a->n; j++)
+        ck_assert_uint_eq(keep[j], j);
+    /* To and from an empty plan. */
+    struct plan empty = PLAN_INIT;
+    ck_assert_int_eq(plan_diff(&empty, a, keep), 0);
+    for (size_t j = 0; j < a->n; j++)
+        ck_assert_uint_eq(keep[j], PLAN_NONE);
+    ck_assert_int_eq(plan_diff(a, &empty, keep), 0);
+    plan_free(a);
+    plan_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -260,6 +316,7 @@ int main(void)
     tcase_add_test(tc, test_freebind);
     tcase_add_test(tc, test_print);
     tcase_add_test(tc, test_tcp_settings);
+    tcase_add_test(tc, test_diff);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/sd_notify.h"
@@ -86,6 +87,40 @@ START_TEST(test_path_socket)
     sd_notify_free(n);
     close(fd);
     unlink(path);
+}
+END_TEST
+
+/* A reload: RELOADING=1 stamped with CLOCK_MONOTONIC in µs, as
+ * Type=notify-reload asks, between the clock read before and after. */
+START_TEST(test_reloading)
+{
+    char name[64];
+    snprintf(name, sizeof name, "@berth-sdn-reload-%d", (int)getpid());
+    int fd = manager_socket(name);
+    struct sd_notifier *n = sd_notify_new();
+    ck_assert_ptr_nonnull(n);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(sd_notify_reloading(n), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    char buf[512];
+    const char *got = next_msg(fd, buf, sizeof buf);
+    unsigned long long usec = 0;
+    char status[32] = "";
+    ck_assert_int_eq(sscanf(got, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%31s",
+                            &usec, status),
+                     2);
+    ck_assert_str_eq(status, "reloading");
+    ck_assert_uint_ge(usec, (unsigned long long)t0.tv_sec * 1000000ull +
+                                (unsigned long long)t0.tv_nsec / 1000u);
+    ck_assert_uint_le(usec, (unsigned long long)t1.tv_sec * 1000000ull +
+                                (unsigned long long)t1.tv_nsec / 1000u);
+    ck_assert_int_eq(sd_notify_ready(n, NULL), 0);
+    ck_assert_str_eq(next_msg(fd, buf, sizeof buf), "READY=1");
+    sd_notify_free(n);
+    /* No manager: a no-op. */
+    ck_assert_int_eq(sd_notify_reloading(NULL), 0);
+    close(fd);
 }
 END_TEST
 
@@ -219,6 +254,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_unset_is_a_no_op);
     tcase_add_test(tc, test_path_socket);
     tcase_add_test(tc, test_abstract_socket);
+    tcase_add_test(tc, test_reloading);
     tcase_add_test(tc, test_long_status_keeps_ready);
     tcase_add_test(tc, test_unusable_names);
     tcase_add_test(tc, test_watchdog_variables);

@@ -16,17 +16,22 @@
 
 struct berth;
 struct berth_port;
+struct metrics;
 struct registry;
 
 /* An event_base tuned for berth: one thread, no locks, epoll changes
  * batched into the next epoll_wait. */
 struct event_base *berth_event_base_new(void);
 
-/* The plan and reg (NULL: IP targets only) must outlive the instance.
+/* The plan stays the caller's and must live until berth_free or until a
+ * berth_reload replaces it (the plan's ports copy their mappings: the
+ * caller frees a replaced plan at once). reg (NULL: IP targets only) must
+ * outlive the instance.
  * Signals are caught from here on: SIGINT and SIGTERM end berth_run (one
- * that arrives while starting up still means a clean stop); SIGHUP is
- * logged (nothing to reload yet), SIGUSR1 logs a status line (ports,
- * sessions, flows), SIGUSR2 and SIGALRM are ignored. */
+ * that arrives while starting up still means a clean stop); SIGHUP calls
+ * the berth_on_reload function (none: logged, nothing else), SIGUSR1
+ * logs a status line (ports, sessions, flows), SIGUSR2 and SIGALRM are
+ * ignored. */
 struct berth *berth_new(struct event_base *base, const struct plan *plan,
                         struct registry *reg);
 /* Closes every port and every session and flow on them. */
@@ -34,6 +39,10 @@ void berth_free(struct berth *b);
 
 /* The shared relay settings, adjustable before berth_start. */
 struct relay_ctx *berth_ctx(struct berth *b);
+
+/* Ports opened from now on count into m (metrics.h), each its own block
+ * from publishing to closing; m must outlive them (NULL: none). */
+void berth_set_metrics(struct berth *b, struct metrics *m);
 
 /* Binds every mapping of the plan, in order; nothing stays bound on
  * failure (the fds given are closed too). fds, when not NULL, gives per
@@ -50,6 +59,27 @@ struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char 
 /* Closes a port published by berth_publish, with its sessions and flows. */
 void berth_unpublish(struct berth *b, struct berth_port *p);
 
+/* What SIGHUP does: the front end re-reads its settings and calls
+ * berth_reload. */
+typedef void berth_reload_fn(void *arg);
+void berth_on_reload(struct berth *b, berth_reload_fn *fn, void *arg);
+
+/* Serves plan nw instead of the running one (after berth_start): mappings
+ * the same in both (mapping_same) keep their sockets, sessions and flows;
+ * new ones bind; removed ones stop taking clients (a TCP port's listening
+ * socket closes at once) and close once their last session or flow ends
+ * (UDP flows on --udp-timeout). -1 with the reason in err when a new
+ * mapping cannot bind or takes a port a label holds: then nothing has
+ * changed. A new mapping on the port of a removed one binds after it
+ * closes (a removed UDP port then closes with its flows); a bind that
+ * still fails then is logged and that mapping left out. --udp-timeout
+ * follows nw on every port (flows open now too); --idle-timeout only on
+ * ports the reload binds (each port's session list was made with its
+ * timer); --tcp-keepalive and --max-conns do not change (set on the
+ * listening sockets). nw: as for berth_new; the old plan may be freed
+ * once this returned 0. */
+int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errlen);
+
 /* Runs the loop until SIGINT or SIGTERM (also one caught before the call).
  * Returns 0, or -1 if the loop failed. */
 int berth_run(struct berth *b);
@@ -64,5 +94,16 @@ int berth_local_addr(const struct berth *b, size_t i, struct addr *out);
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit. */
 void berth_raise_fd_limit(void);
+
+/* /status: every published port, read-only. */
+/* The port after p (NULL: the first), the plan's first and in order, then
+ * those published later; NULL after the last. */
+const struct berth_port *berth_port_next(const struct berth *b,
+                                         const struct berth_port *p);
+const struct mapping *berth_port_mapping(const struct berth_port *p);
+/* The address p is bound to (a port 0 reads back as the kernel's choice). */
+int berth_port_addr(const struct berth_port *p, struct addr *out);
+/* Sessions (a TCP port) or flows (a UDP port) open on p now. */
+size_t berth_port_active(const struct berth_port *p);
 
 #endif

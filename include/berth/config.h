@@ -73,6 +73,7 @@ struct config {
     unsigned idle_timeout; /* seconds without a byte either way; 0 = never */
     unsigned stale_after;  /* seconds without the engine; 0 = never stale */
     char *config_path;
+    char *admin; /* --admin ADDR:PORT, validated; NULL: no HTTP listener */
     bool check;
     unsigned check_wait; /* --check: seconds to wait for Docker; 0 = ask none */
     /* Not an option: the host has IPv6 (sock_host_has_ipv6), set by main

@@ -20,6 +20,8 @@
 #include "berth/registry.h"
 #include "berth/sockaddr.h"
 
+struct metrics;
+
 struct dns_options {
     const struct addr *listen; /* --dns addresses (with port) */
     size_t nlisten;
@@ -28,6 +30,7 @@ struct dns_options {
     const char *domain;           /* "docker" */
     unsigned ttl;                 /* --ttl */
     bool open_resolver;           /* forward for any client */
+    struct metrics *metrics;      /* replies and upstream times; NULL: none */
     /* Tunables; 0 takes the default. */
     const char *resolv_conf;      /* "/etc/resolv.conf" */
     unsigned upstream_timeout_ms; /* per upstream try: 2000 */

@@ -14,6 +14,7 @@
 #include "berth/registry.h"
 
 struct docker;
+struct metrics;
 
 /* Called soon after the client changed the registry: at once (from the
  * loop) when synced, at most every 200 ms while a sync runs (it changes
@@ -37,5 +38,16 @@ void docker_set_stale_after(struct docker *d, unsigned seconds);
 
 /* True once the first full sync finished (and after each resync). */
 bool docker_synced(const struct docker *d);
+
+/* Counts events read and whether the engine is followed (synced) in m
+ * (metrics.h; NULL: none). */
+void docker_set_metrics(struct docker *d, struct metrics *m);
+
+/* /status: what the client is doing now, one word ("connecting",
+ * "listing", "syncing", "synced", "waiting" after a failure, "idle"). */
+const char *docker_phase_name(const struct docker *d);
+/* The engine followed, as docker_endpoint_describe says it:
+ * "unix:///var/run/docker.sock (default)". */
+void docker_describe(const struct docker *d, char *out, size_t len);
 
 #endif

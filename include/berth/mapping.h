@@ -17,6 +17,10 @@ enum proto { PROTO_TCP, PROTO_UDP };
  * target as the first bytes of each TCP connection: opt-in per mapping. */
 enum proxy_proto { PROXY_PROTO_NONE, PROXY_PROTO_V1, PROXY_PROTO_V2 };
 
+/* Who asked for a port (what /status shows): a --publish on the command
+ * line, an entry of the --config file, a container's berth.publish label. */
+enum mapping_origin { MAPPING_CLI, MAPPING_CONFIG, MAPPING_LABEL };
+
 /* A Docker name target at most (a DNS name's length). */
 #define MAPPING_NAME_MAX 253
 #define MAPPING_LABEL_MAX 128
@@ -36,6 +40,10 @@ struct mapping {
      * (IP_TRANSPARENT), where that can work; see transparent.h. */
     bool transparent;
     enum proxy_proto proxy_proto; /* TCP only */
+    enum mapping_origin origin;
+    /* MAPPING_LABEL: the container's name, owned by the publisher (labels)
+     * for as long as the port is published; else NULL. */
+    const char *owner;
 };
 
 #endif

@@ -47,6 +47,19 @@ int plan_add_named(struct plan *p, enum proto proto, const struct addr *listen,
  * address or a wildcard of that family. */
 bool mapping_collides(const struct mapping *a, const struct mapping *b);
 
+/* The same port doing the same thing: protocol, listen address, target
+ * (IP, or name and port) and switches (transparent, PROXY protocol).
+ * Where a mapping came from (source, label) does not count. */
+bool mapping_same(const struct mapping *a, const struct mapping *b);
+
+/* No mapping of the old plan: see plan_diff. */
+#define PLAN_NONE ((size_t)-1)
+/* What a reload keeps: keep[j] is the index in old of a mapping the same
+ * as nw's mapping j (mapping_same), or PLAN_NONE when j is new. Each old
+ * mapping is kept at most once; one no keep[] names is removed. O(n log n)
+ * (ranges of 65535 ports). 0, or -1 when out of memory. */
+int plan_diff(const struct plan *old, const struct plan *nw, size_t *keep);
+
 /* Fills m's label from its fields. */
 void mapping_label(struct mapping *m);
 void plan_print(const struct plan *p, FILE *out);

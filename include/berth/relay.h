@@ -144,4 +144,8 @@ void relay_log_unresolved(struct relay_ctx *ctx, const struct mapping *m,
 /* m's port goes away: the summaries of its lines are said now. */
 void relay_forget(struct relay_ctx *ctx, const struct mapping *m);
 
+/* /status: whether relay_resolve passes a over now (a TCP replica that
+ * failed within the last ctx->pass_over_ms). */
+bool relay_passed_over(const struct relay_ctx *ctx, const struct addr *a);
+
 #endif

@@ -25,6 +25,10 @@ void sd_notify_free(struct sd_notifier *n);
 int sd_notify_send(struct sd_notifier *n, const char *msg);
 /* READY=1, with STATUS=status when status is not NULL. */
 int sd_notify_ready(struct sd_notifier *n, const char *status);
+/* RELOADING=1 with MONOTONIC_USEC=<CLOCK_MONOTONIC now, in µs> (what a
+ * Type=notify-reload unit must send) and STATUS=reloading: a reload
+ * starts; READY=1 (sd_notify_ready) says it ended, applied or refused. */
+int sd_notify_reloading(struct sd_notifier *n);
 /* STOPPING=1: shutting down was asked for (SIGTERM, SIGINT). */
 int sd_notify_stopping(struct sd_notifier *n);
 

@@ -22,6 +22,7 @@
 
 #include "berth/lru_timer.h"
 #include "berth/mapping.h"
+#include "berth/metrics.h"
 #include "berth/relay.h"
 #include "berth/sockaddr.h"
 
@@ -33,12 +34,13 @@ struct tcp_session;
 struct tcp_session_list {
     struct tcp_session *head;
     size_t count;
-    struct lru_timer idle;  /* off without an idle timeout */
-    struct lru_timer young; /* relaying, keepalive not yet on the target's
+    struct lru_timer idle;   /* off without an idle timeout */
+    struct lru_timer young;  /* relaying, keepalive not yet on the target's
                              * socket, in order of start; off without
                              * keepalive */
-    unsigned eager_skip;    /* sessions left that wait for the client's first
+    unsigned eager_skip;     /* sessions left that wait for the client's first
                              * bytes instead of reading them at the connect */
+    struct map_stats *stats; /* the port's counters; NULL: none kept */
 };
 
 /* An empty list for sessions on ctx (ctx->idle_timeout_ms as it is now).
