@@ -1,9 +1,14 @@
 """Network namespaces of a test's own, for the end-to-end tests that need
 root (Python 3.11 stdlib only): traffic stays inside them, and close()
 stops what was started in them, by pid, and deletes them."""
+import os
 import shutil
 import signal
 import subprocess
+import sys
+import unittest
+
+import e2e_util as u
 
 
 def tool(name):
@@ -84,3 +89,19 @@ class Netns:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def main_needing_root(name, tools):
+    """A test file's __main__: exits 77 (ctest: skipped) saying why, as
+    `NAME: skipped: needs ...` on stderr, without root or one of tools;
+    then needs berth (e2e_util.require_berth) and runs the tests."""
+    why = None
+    if os.geteuid() != 0:
+        why = "needs root (ip netns add)"
+    else:
+        why = next((f"needs {t}" for t in tools if not os.path.exists(tool(t))), None)
+    if why:
+        print(f"{name}: skipped: {why}", file=sys.stderr)
+        sys.exit(77)
+    u.require_berth()
+    unittest.main(verbosity=2)

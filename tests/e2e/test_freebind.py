@@ -63,15 +63,6 @@ except OSError as e:
 """
 
 
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (ip netns add)"
-    for name in ("ip", "dig", "dnsmasq"):
-        if not os.path.exists(nu.tool(name)):
-            return f"needs {name}"
-    return None
-
-
 class Freebind(unittest.TestCase):
     def setUp(self):
         root = os.environ.get("BERTH_TEST_ROOT", "/tmp")
@@ -152,9 +143,4 @@ class Freebind(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = skip_reason()
-    if why:
-        print(f"test_freebind: skipped: {why}", file=sys.stderr)
-        sys.exit(77)
-    u.require_berth()
-    unittest.main(verbosity=2)
+    nu.main_needing_root("test_freebind", ("ip", "dig", "dnsmasq"))

@@ -27,7 +27,6 @@ Needs root, ip, nft, iptables-legacy and iptables-nft: exits 77 (ctest:
 skipped) naming what is missing."""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,9 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import netns_util as nu  # noqa: E402
+
 SCRIPT = os.path.join(HERE, "..", "..", "scripts", "berth-tproxy")
 BERTH = os.environ.get("BERTH", "berth")
 PREF = "7425"
@@ -42,6 +44,9 @@ TOOLS = ("ip", "nft", "iptables-legacy", "iptables-nft", "ip6tables-legacy")
 
 
 def tool(name):
+    # The system's own tools first, in the directories berth's check looks
+    # in, rather than nu.tool()'s PATH first: the rules the cases set and
+    # read are made by the nft and iptables berth runs; None when missing.
     for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
         if os.access(f"{d}/{name}", os.X_OK):
             return f"{d}/{name}"
@@ -71,42 +76,22 @@ table ip filter {
 
 class TproxySetup(unittest.TestCase):
     def setUp(self):
-        self.ns = f"berth-tproxy-{os.getpid()}-{self._testMethodName[5:20]}"
-        self.procs = []
-        subprocess.run([tool("ip"), "netns", "add", self.ns], check=True)
-        self.addCleanup(self.cleanup)
-        self.sh("ip", "link", "set", "lo", "up")
-
-    def cleanup(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            if p.stdout and not p.stdout.closed:
-                p.stdout.close()
-        subprocess.run([tool("ip"), "netns", "del", self.ns], capture_output=True)
-
-    def run_ns(self, argv, check=True, **kw):
-        r = subprocess.run([tool("ip"), "netns", "exec", self.ns] + argv,
-                           capture_output=True, text=True, timeout=60, **kw)
-        if check and r.returncode != 0:
-            self.fail(f"{' '.join(argv)}: exit {r.returncode}: {r.stdout}{r.stderr}")
-        return r
+        self.net = nu.Netns(f"berth-tproxy-{os.getpid()}-{self._testMethodName[5:20]}")
+        self.addCleanup(self.net.close)
 
     def sh(self, name, *args, check=True, **kw):
-        return self.run_ns([tool(name)] + list(args), check=check, **kw)
+        return self.net.run([tool(name)] + list(args), check=check, timeout=60, **kw)
 
     def tproxy(self, *args, check=True):
-        return self.run_ns(["/bin/bash", SCRIPT] + list(args), check=check)
+        return self.net.run(["/bin/bash", SCRIPT] + list(args), check=check, timeout=60)
 
     def berth(self, *publish, prefix=(), wait_for="listening:", keep=False):
         """Starts berth with --transparent and these --publish specs, reads
         its lines until wait_for; returns them (and the process if keep)."""
-        argv = [tool("ip"), "netns", "exec", self.ns] + list(prefix) + [BERTH, "--transparent"]
+        argv = list(prefix) + [BERTH, "--transparent"]
         for p in publish:
             argv += ["-p", p]
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.procs.append(p)
+        p = self.net.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -305,9 +290,9 @@ table inet fw {
     def test_script_without_nft(self):
         # nft lives in /usr/sbin only: hidden by an empty tmpfs in a mount
         # namespace of the script's own.
-        r = self.run_ns([tool("unshare"), "--mount", "--propagation", "private", "/bin/sh",
-                         "-c", 'mount -t tmpfs tmpfs /usr/sbin && exec /bin/bash "$0" up',
-                         SCRIPT], check=False)
+        r = self.net.run([tool("unshare"), "--mount", "--propagation", "private", "/bin/sh",
+                          "-c", 'mount -t tmpfs tmpfs /usr/sbin && exec /bin/bash "$0" up',
+                          SCRIPT], check=False, timeout=60)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertEqual(r.stderr, "berth-tproxy: 'nft' not found (install nftables)\n")
         self.assertEqual(self.sh("nft", "list", "ruleset").stdout, "")

@@ -51,6 +51,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_util as u  # noqa: E402
+import netns_util as nu  # noqa: E402
 
 TPROXY = os.path.join(u.REPO, "scripts", "berth-tproxy")
 SERVER_PORT = 9000
@@ -158,19 +159,6 @@ for s in socks:
 """
 
 
-def tool(name):
-    return shutil.which(name) or f"/usr/sbin/{name}"
-
-
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (ip netns add)"
-    for name in ("ip", "nft"):
-        if not os.path.exists(tool(name)):
-            return f"needs {name}"
-    return None
-
-
 class Transparent(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -178,8 +166,7 @@ class Transparent(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="berth-transparent-", dir=root)
         pid = os.getpid()
         cls.ns = {k: f"berthtp-{k}-{pid}" for k in ("c", "h", "t", "t2")}
-        cls.procs = []
-        cls.made = []
+        cls.net = {}  # filled one by one: cleanup() closes those made
         try:
             cls.build()
         except BaseException:
@@ -193,48 +180,18 @@ class Transparent(unittest.TestCase):
     # ---- plumbing ----
 
     @classmethod
-    def ip(cls, *args, check=True):
-        r = subprocess.run([tool("ip")] + list(args), capture_output=True, text=True,
-                           timeout=20)
-        if check and r.returncode != 0:
-            raise AssertionError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout
-
-    @classmethod
-    def in_ns(cls, ns, argv):
-        return [tool("ip"), "netns", "exec", cls.ns[ns]] + argv
-
-    @classmethod
-    def sh(cls, ns, *argv, check=True, stdin=None):
-        r = subprocess.run(cls.in_ns(ns, list(argv)), capture_output=True, text=True,
-                           timeout=30, input=stdin)
-        if check and r.returncode != 0:
-            raise AssertionError(f"{ns}: {' '.join(argv)}: {r.stderr.strip()}")
-        return r.stdout
-
-    @classmethod
-    def spawn(cls, ns, argv, **kw):
-        p = subprocess.Popen(cls.in_ns(ns, argv), start_new_session=True, **kw)
-        cls.procs.append(p)
-        return p
-
-    @classmethod
     def build(cls):
         for k in ("c", "h", "t", "t2"):
-            cls.ip("netns", "add", cls.ns[k])
-            cls.made.append(cls.ns[k])
-            cls.ip("-n", cls.ns[k], "link", "set", "lo", "up")
+            cls.net[k] = nu.Netns(cls.ns[k])
         n = cls.ns
-        h = ["-n", n["h"]]
+        h = cls.net["h"]
         # veth pairs made inside the namespaces: the host end first.
-        cls.ip(*h, "link", "add", "vc", "type", "veth", "peer", "name", "eth0",
-               "netns", n["c"])
-        cls.ip(*h, "link", "add", "br0", "type", "bridge")
+        h.ip("link", "add", "vc", "type", "veth", "peer", "name", "eth0", "netns", n["c"])
+        h.ip("link", "add", "br0", "type", "bridge")
         for k, v in (("t", "vt"), ("t2", "vt2")):
-            cls.ip(*h, "link", "add", v, "type", "veth", "peer", "name", "eth0",
-                   "netns", n[k])
-            cls.ip(*h, "link", "set", v, "master", "br0")
-            cls.ip(*h, "link", "set", v, "up")
+            h.ip("link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", n[k])
+            h.ip("link", "set", v, "master", "br0")
+            h.ip("link", "set", v, "up")
         cls.addr("h", "vc", "10.251.1.1/24", "fd00:251:1::1/64")
         cls.addr("h", "br0", "10.251.2.1/24", "fd00:251:2::1/64")
         cls.addr("c", "eth0", "10.251.1.2/24", "fd00:251:1::2/64")
@@ -242,42 +199,31 @@ class Transparent(unittest.TestCase):
         cls.addr("t2", "eth0", "10.251.2.3/24", "fd00:251:2::3/64")
         # Each side reaches the other's network through the host; nothing
         # else is routed anywhere.
-        cls.ip("-n", n["c"], "route", "add", "10.251.2.0/24", "via", "10.251.1.1")
-        cls.ip("-n", n["c"], "-6", "route", "add", "fd00:251:2::/64", "via",
-               "fd00:251:1::1")
+        cls.net["c"].ip("route", "add", "10.251.2.0/24", "via", "10.251.1.1")
+        cls.net["c"].ip("-6", "route", "add", "fd00:251:2::/64", "via", "fd00:251:1::1")
         for k in ("t", "t2"):
-            cls.ip("-n", n[k], "route", "add", "10.251.1.0/24", "via", "10.251.2.1")
-            cls.ip("-n", n[k], "-6", "route", "add", "fd00:251:1::/64", "via",
-                   "fd00:251:2::1")
-        cls.sh("h", "sysctl", "-qw", "net.ipv4.ip_forward=1",
-               "net.ipv6.conf.all.forwarding=1")
+            cls.net[k].ip("route", "add", "10.251.1.0/24", "via", "10.251.2.1")
+            cls.net[k].ip("-6", "route", "add", "fd00:251:1::/64", "via", "fd00:251:2::1")
+        h.run(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
         # The client reuses a port of a connection it closed a second ago.
-        cls.sh("c", "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1")
-        srv = cls.spawn("t", [sys.executable, "-c", SERVER, str(SERVER_PORT)],
-                        stdout=subprocess.PIPE, text=True)
+        cls.net["c"].run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
+        srv = cls.net["t"].spawn([sys.executable, "-c", SERVER, str(SERVER_PORT)],
+                                 stdout=subprocess.PIPE, text=True)
         if srv.stdout.readline().strip() != "ready":
             raise AssertionError("the server in the container namespace did not start")
 
     @classmethod
     def addr(cls, ns, dev, v4, v6):
-        cls.ip("-n", cls.ns[ns], "addr", "add", v4, "dev", dev)
-        cls.ip("-n", cls.ns[ns], "addr", "add", v6, "dev", dev, "nodad")
-        cls.ip("-n", cls.ns[ns], "link", "set", dev, "up")
+        net = cls.net[ns]
+        net.ip("addr", "add", v4, "dev", dev)
+        net.ip("addr", "add", v6, "dev", dev, "nodad")
+        net.ip("link", "set", dev, "up")
 
     @classmethod
     def cleanup(cls):
-        for p in reversed(cls.procs):  # ours, by pid
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
-            if p.stdout:
-                p.stdout.close()
-        for name in reversed(cls.made):  # the links and rules go with them
-            subprocess.run([tool("ip"), "netns", "del", name], capture_output=True)
+        # Each stops its processes by pid; the links and rules go with it.
+        for net in reversed(list(cls.net.values())):
+            net.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- the host's tproxy setup ----
@@ -291,18 +237,18 @@ class Transparent(unittest.TestCase):
 """
 
     def kernel_doc_up(self):
-        h = ["-n", self.ns["h"]]
+        h = self.net["h"]
         for f, net in (("-4", "0.0.0.0/0"), ("-6", "::/0")):
-            self.ip(*h, f, "rule", "add", "fwmark", "1", "lookup", "100")
-            self.ip(*h, f, "route", "add", "local", net, "dev", "lo", "table", "100")
-        self.sh("h", tool("nft"), "-f", "-", stdin=self.KERNEL_DOC)
+            h.ip(f, "rule", "add", "fwmark", "1", "lookup", "100")
+            h.ip(f, "route", "add", "local", net, "dev", "lo", "table", "100")
+        h.run([nu.tool("nft"), "-f", "-"], input=self.KERNEL_DOC)
 
     def kernel_doc_down(self):
-        h = ["-n", self.ns["h"]]
+        h = self.net["h"]
         for f, net in (("-4", "0.0.0.0/0"), ("-6", "::/0")):
-            self.ip(*h, f, "rule", "del", "fwmark", "1", "lookup", "100")
-            self.ip(*h, f, "route", "del", "local", net, "dev", "lo", "table", "100")
-        self.sh("h", tool("nft"), "delete", "table", "inet", "t")
+            h.ip(f, "rule", "del", "fwmark", "1", "lookup", "100")
+            h.ip(f, "route", "del", "local", net, "dev", "lo", "table", "100")
+        h.run([nu.tool("nft"), "delete", "table", "inet", "t"])
 
     # ---- berth and clients ----
 
@@ -310,8 +256,8 @@ class Transparent(unittest.TestCase):
         log_path = os.path.join(self.tmp, f"{name}.log")
         log = open(log_path, "w")
         self.addCleanup(log.close)
-        p = self.spawn("h", [u.BERTH, "--no-docker"] + list(args),
-                       stdout=subprocess.DEVNULL, stderr=log)
+        p = self.net["h"].spawn([u.BERTH, "--no-docker"] + list(args),
+                                stdout=subprocess.DEVNULL, stderr=log)
         with open(os.path.join(self.tmp, f"{name}.pid"), "w") as f:
             f.write(f"{p.pid}\n")
         want = sum(1 for a in args if a == "-p")
@@ -335,7 +281,7 @@ class Transparent(unittest.TestCase):
         argv = [sys.executable, "-c", CLIENT, proto, host, str(port)]
         if src:
             argv.append(str(src))
-        got = self.sh(ns, *argv).strip()
+        got = self.net[ns].run(argv).stdout.strip()
         sys.stderr.write(f"    {ns:>2} {proto} -> [{host}]:{port}: {got}\n")
         return got
 
@@ -378,7 +324,7 @@ class Transparent(unittest.TestCase):
     def test_2_berth_tproxy(self):
         if not os.access(TPROXY, os.X_OK):
             self.skipTest(f"{TPROXY} is not there")
-        self.sh("h", TPROXY, "up")
+        self.net["h"].run([TPROXY, "up"])
         sys.stderr.write("    berth-tproxy up:\n")
         try:
             text = self.berth(
@@ -390,7 +336,7 @@ class Transparent(unittest.TestCase):
             self.transparent_cases(text)
         finally:
             self.doCleanups()  # berth first, then the rules
-            self.sh("h", TPROXY, "down")
+            self.net["h"].run([TPROXY, "down"])
 
     def test_3_fallbacks_connect_normally(self):
         self.kernel_doc_up()
@@ -418,8 +364,8 @@ class Transparent(unittest.TestCase):
         # takes over (timestamps on): the target sees the client again.
         first = self.client("c", "tcp", "10.251.1.1", 8080, src=40001)
         self.assert_sees(first, "10.251.1.2", same_port=True)
-        tw = self.sh("h", tool("ss"), "-Htan", "state", "time-wait", "src",
-                     "10.251.1.2:40001")
+        tw = self.net["h"].run([nu.tool("ss"), "-Htan", "state", "time-wait", "src",
+                                "10.251.1.2:40001"]).stdout
         self.assertIn("10.251.2.2:9000", tw, "berth's socket is in TIME_WAIT")
         time.sleep(1.2)  # the client's own TIME_WAIT may be reused (tw_reuse)
         again = self.client("c", "tcp", "10.251.1.1", 8080, src=40001)
@@ -427,8 +373,8 @@ class Transparent(unittest.TestCase):
         # Two connections from one client port at once, through two ports of
         # berth to the same server: the second would repeat the first's
         # addresses (EADDRNOTAVAIL) and goes normally.
-        pair = self.sh("c", sys.executable, "-c", PAIR, "10.251.1.1", "8080", "8083",
-                       "40002").strip().splitlines()
+        pair = self.net["c"].run([sys.executable, "-c", PAIR, "10.251.1.1", "8080", "8083",
+                                  "40002"]).stdout.strip().splitlines()
         sys.stderr.write("".join(f"     c tcp pair from 40002: {x}\n" for x in pair))
         self.assertEqual(len(pair), 2, pair)
         self.assert_sees(pair[0], "10.251.1.2", same_port=True)
@@ -458,10 +404,9 @@ class Transparent(unittest.TestCase):
         # client, and the connection would hang).
         for setup in ("none", "no nft rule"):
             if setup == "no nft rule":
-                h = ["-n", self.ns["h"]]
-                self.ip(*h, "rule", "add", "fwmark", "1", "lookup", "100")
-                self.ip(*h, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table",
-                        "100")
+                self.net["h"].ip("rule", "add", "fwmark", "1", "lookup", "100")
+                self.net["h"].ip("route", "add", "local", "0.0.0.0/0", "dev", "lo", "table",
+                                 "100")
             text = self.berth(
                 f"broken-{setup.replace(' ', '-')}", "--transparent",
                 "-p", "10.251.1.1:8080:10.251.2.2:9000",
@@ -480,13 +425,8 @@ class Transparent(unittest.TestCase):
             # Once per mapping (TCP, UDP) for four connections.
             self.assertEqual(len(said), 2, text())
             self.doCleanups()
-        self.ip("-n", self.ns["h"], "rule", "del", "fwmark", "1", "lookup", "100")
+        self.net["h"].ip("rule", "del", "fwmark", "1", "lookup", "100")
 
 
 if __name__ == "__main__":
-    why = skip_reason()
-    if why:
-        print(f"test_transparent: skipped: {why}", file=sys.stderr)
-        sys.exit(77)
-    u.require_berth()
-    unittest.main(verbosity=2)
+    nu.main_needing_root("test_transparent", ("ip", "nft"))
