@@ -9,11 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/drain.h"
 #include "berth/invariant.h"
 #include "berth/listener.h"
 #include "berth/log.h"
 #include "berth/metrics.h"
-#include "berth/tproxy_check.h"
+#include "berth/tproxy_watch.h"
 #include "berth/udp_relay.h"
 
 /* One published port. Ports live in one list, the plan's first and in its
@@ -37,22 +38,16 @@ struct berth {
     struct berth_port *ports;    /* every port */
     struct berth_port **planned; /* the plan's, by mapping index */
     /* Ports a reload removed, no longer accepting, until their last
-     * session or flow ends (checked every DRAIN_CHECK_S by drain_timer). */
-    struct berth_port *draining;
-    struct event *drain_timer;
+     * session or flow ends (looked at every DRAIN_CHECK_MS, drain.h). */
+    struct drain *draining;
     berth_reload_fn *reload;
     void *reload_arg;
     /* SIGINT, SIGTERM: stop; SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: see
      * on_other_signal. None of them may end berth by default action. */
     struct event *sig[6];
-    /* Transparent mode: the packets (TPROXY_* bits) its check covered, an
-     * IP target per family (where replies come in), and while it fails,
-     * the timer that checks again; tproxy_once: no re-check (docker-proxy
-     * mode: one process per port, each would spawn nft every 30 s). */
-    unsigned tproxy_need;
-    struct addr tproxy_target[2];
-    struct event *tproxy_recheck;
-    bool tproxy_once;
+    /* Transparent mode's host check, run when a transparent mapping
+     * needs packets it did not cover yet. */
+    struct tproxy_watch *tproxy;
 };
 
 static const int caught[6] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
@@ -108,33 +103,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-struct berth *berth_new(struct event_base *base, const struct plan *plan,
-                        struct registry *reg)
-{
-    struct berth *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
-    b->base = base;
-    b->plan = plan;
-    if (!(b->ctx = relay_ctx_new(base, reg)) ||
-        !(b->planned = calloc(plan->n ? plan->n : 1, sizeof *b->planned))) {
-        berth_free(b);
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++) {
-        if (!(b->sig[i] = evsignal_new(base, caught[i], on_signal, b)) ||
-            evsignal_add(b->sig[i], NULL) < 0) {
-            berth_free(b);
-            return NULL;
-        }
-    }
-    b->ctx->udp_timeout = plan->udp_timeout;
-    b->ctx->max_conns = plan->max_conns;
-    b->ctx->tcp_keepalive = plan->tcp_keepalive;
-    b->ctx->idle_timeout_ms = (uint64_t)plan->idle_timeout * 1000;
-    return b;
-}
-
 /* Takes p out of the list whose head is *head. */
 static void port_unlink(struct berth_port **head, struct berth_port *p)
 {
@@ -157,6 +125,17 @@ static void port_free(struct berth_port *p)
     free(p);
 }
 
+/* Sessions (a TCP port) or flows open on p: drain's question too. */
+static size_t port_active(const void *p) { return berth_port_active(p); }
+
+static void port_drained(void *p, bool idle)
+{
+    if (idle)
+        log_info("%s: removed by the reload, its last client is gone",
+                 ((struct berth_port *)p)->m->label);
+    port_free(p);
+}
+
 static void port_close(struct berth *b, struct berth_port *p)
 {
     port_unlink(&b->ports, p);
@@ -171,24 +150,47 @@ static void close_all(struct berth *b)
         memset(b->planned, 0, (b->plan->n ? b->plan->n : 1) * sizeof *b->planned);
 }
 
+struct berth *berth_new(struct event_base *base, const struct plan *plan,
+                        struct registry *reg)
+{
+    struct berth *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->base = base;
+    b->plan = plan;
+    if (!(b->ctx = relay_ctx_new(base, reg)) ||
+        !(b->planned = calloc(plan->n ? plan->n : 1, sizeof *b->planned)) ||
+        !(b->draining = drain_new(base, DRAIN_CHECK_MS, port_active, port_drained)) ||
+        !(b->tproxy = tproxy_watch_new(base, b->ctx, TPROXY_WATCH_RECHECK_MS, NULL,
+                                       NULL))) {
+        berth_free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++) {
+        if (!(b->sig[i] = evsignal_new(base, caught[i], on_signal, b)) ||
+            evsignal_add(b->sig[i], NULL) < 0) {
+            berth_free(b);
+            return NULL;
+        }
+    }
+    b->ctx->udp_timeout = plan->udp_timeout;
+    b->ctx->max_conns = plan->max_conns;
+    b->ctx->tcp_keepalive = plan->tcp_keepalive;
+    b->ctx->idle_timeout_ms = (uint64_t)plan->idle_timeout * 1000;
+    return b;
+}
+
 void berth_free(struct berth *b)
 {
     if (!b)
         return;
     close_all(b);
-    while (b->draining) {
-        struct berth_port *p = b->draining;
-        port_unlink(&b->draining, p);
-        port_free(p);
-    }
-    if (b->drain_timer)
-        event_free(b->drain_timer);
+    drain_free(b->draining);
     free(b->planned);
     for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
         if (b->sig[i])
             event_free(b->sig[i]);
-    if (b->tproxy_recheck)
-        event_free(b->tproxy_recheck);
+    tproxy_watch_free(b->tproxy);
     relay_ctx_free(b->ctx);
     free(b);
 }
@@ -196,119 +198,6 @@ void berth_free(struct berth *b)
 struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
 
 void berth_set_metrics(struct berth *b, struct metrics *m) { b->metrics = m; }
-
-/* While the host is not set up, checked again every 30 s: an operator who
- * reads the warning and runs `berth-tproxy up` sees transparent mode start
- * without restarting berth. A check spawns nft (and iptables-save where
- * its rules are) and blocks the loop meanwhile (2-3 ms measured, more on a
- * host with a large ruleset), so it runs only while broken; once it works
- * it is not repeated (a later teardown is not watched). Nor in docker-proxy
- * mode (tproxy_once). Each kind of packet (TCP, UDP; the target's IPv4,
- * IPv6) has its own verdict: IPv6 lacking leaves IPv4 targets transparent. */
-#define TPROXY_RECHECK_S 30
-
-/* One log line for the kinds in bits (TPROXY_*) that share a finding,
- * named after it: "TCP/IPv4, UDP/IPv4" (the protocol, the target's
- * family). */
-static void tproxy_log(unsigned bits, enum tproxy_result r, const char *why,
-                       const char *was)
-{
-    static const char *const names[4] = {"TCP/IPv4", "UDP/IPv4", "TCP/IPv6",
-                                         "UDP/IPv6"};
-    char kinds[48] = "";
-    size_t n = 0;
-    for (unsigned i = 0; i < 4; i++)
-        if (bits & 1u << i) {
-            int k = snprintf(kinds + n, sizeof kinds - n, "%s%s", n ? ", " : "",
-                             names[i]);
-            if (k > 0 && (size_t)k < sizeof kinds - n)
-                n += (size_t)k;
-        }
-    /* Said once per reason, not every re-check. */
-    if (r == TPROXY_BROKEN && strcmp(why, was) != 0)
-        log_warn(
-            "transparent mode cannot work: %s; transparent mappings of %s connect "
-            "normally (the target sees berth's address) until it is fixed",
-            why, kinds);
-    else if (r == TPROXY_UNKNOWN)
-        log_warn("transparent mode: %s; for %s", why, kinds);
-    else if (r == TPROXY_WORKS)
-        log_info("transparent mode%s: %s, for %s", was[0] ? " works now" : "", why,
-                 kinds);
-}
-
-static void tproxy_run(struct berth *b)
-{
-    struct tproxy_report rep;
-    const struct addr *targets[2];
-    for (int v6 = 0; v6 < 2; v6++)
-        targets[v6] = b->tproxy_target[v6].len ? &b->tproxy_target[v6] : NULL;
-    tproxy_check_each(b->tproxy_need, targets, &rep);
-    bool broken = false;
-    unsigned said = 0;
-    for (unsigned i = 0; i < 4; i++) {
-        char *slot = b->ctx->transparent_broken[i >> 1][i & 1]; /* [v6][udp] */
-        if (!(b->tproxy_need & 1u << i) || (said & 1u << i))
-            continue;
-        unsigned bits = 0; /* the kinds with the same finding: one line */
-        for (unsigned j = i; j < 4; j++)
-            if ((b->tproxy_need & 1u << j) && rep.result[j] == rep.result[i] &&
-                strcmp(rep.why[j], rep.why[i]) == 0 &&
-                strcmp(b->ctx->transparent_broken[j >> 1][j & 1], slot) == 0)
-                bits |= 1u << j;
-        said |= bits;
-        tproxy_log(bits, rep.result[i], rep.why[i], slot);
-    }
-    for (unsigned i = 0; i < 4; i++) {
-        if (!(b->tproxy_need & 1u << i))
-            continue;
-        snprintf(b->ctx->transparent_broken[i >> 1][i & 1],
-                 sizeof b->ctx->transparent_broken[0][0], "%s",
-                 rep.result[i] == TPROXY_BROKEN ? rep.why[i] : "");
-        broken = broken || rep.result[i] == TPROXY_BROKEN;
-    }
-    if (broken && b->tproxy_recheck && !b->tproxy_once) {
-        struct timeval tv = {.tv_sec = TPROXY_RECHECK_S};
-        evtimer_add(b->tproxy_recheck, &tv);
-    }
-}
-
-static void on_tproxy_recheck(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    tproxy_run(arg);
-}
-
-/* Notes what transparent mapping m needs (its target, where replies come
- * in); the bits the last check did not cover. */
-static unsigned tproxy_note(struct berth *b, const struct mapping *m)
-{
-    if (!m->transparent)
-        return 0;
-    unsigned need = tproxy_need(m);
-    int v6 = m->target.ss.ss_family == AF_INET6;
-    if (!m->target_name[0] && !b->tproxy_target[v6].len)
-        b->tproxy_target[v6] = m->target;
-    return need & ~b->tproxy_need;
-}
-
-/* Checks the host when transparent mappings need packets (TPROXY_* bits)
- * the last check did not cover (a label's UDP port after the plan's TCP). */
-static void tproxy_add(struct berth *b, unsigned need)
-{
-    if ((need & ~b->tproxy_need) == 0)
-        return;
-    b->tproxy_need |= need;
-    /* A parent that ignores SIGCHLD (some service managers, a shell's
-     * `trap '' CHLD`) leaves it ignored here: the check's children would
-     * then be reaped by the kernel and waitpid fail with ECHILD. */
-    signal(SIGCHLD, SIG_DFL);
-    if (!b->tproxy_once && !b->tproxy_recheck &&
-        !(b->tproxy_recheck = evtimer_new(b->base, on_tproxy_recheck, b)))
-        log_warn("transparent mode: out of memory for the re-check timer");
-    tproxy_run(b);
-}
 
 /* Binds m (fd >= 0: takes over that socket instead) and appends the port
  * to the list; a plan's mapping (copy) is copied into the port. */
@@ -394,11 +283,11 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     INVARIANT(b->ports == NULL);
     unsigned need = 0;
-    /* Ports handed over (docker-proxy mode): checked once, see tproxy_once. */
-    b->tproxy_once = fds != NULL;
+    /* Ports handed over (docker-proxy mode): checked once (tproxy_watch.h). */
+    tproxy_watch_set_once(b->tproxy, fds != NULL);
     for (size_t i = 0; i < b->plan->n; i++)
-        need |= tproxy_note(b, &b->plan->maps[i]);
-    tproxy_add(b, need);
+        need |= tproxy_watch_note(b->tproxy, &b->plan->maps[i]);
+    tproxy_watch_add(b->tproxy, need);
     for (size_t i = 0; i < b->plan->n; i++) {
         int fd = fds ? fds[i] : -1;
         if (!(b->planned[i] = port_open(b, &b->plan->maps[i], fd, b->plan->freebind,
@@ -447,7 +336,7 @@ struct berth_port *berth_publish(struct berth *b, const struct mapping *m, char 
             return NULL;
         }
     }
-    tproxy_add(b, tproxy_note(b, m));
+    tproxy_watch_add(b->tproxy, tproxy_watch_note(b->tproxy, m));
     return port_open(b, m, -1, b->plan->freebind, false, err, errlen);
 }
 
@@ -462,35 +351,6 @@ void berth_unpublish(struct berth *b, struct berth_port *p)
 
 /* ---- reload ---- */
 
-/* How often ports a reload removed are looked at: each is freed once its
- * last session or flow has ended. */
-#define DRAIN_CHECK_S 1
-
-static size_t port_active(const struct berth_port *p)
-{
-    return p->tcp ? tcp_listener_sessions(p->tcp) : udp_listener_flows(p->udp);
-}
-
-static void on_drain_check(evutil_socket_t fd, short what, void *arg)
-{
-    struct berth *b = arg;
-    (void)fd;
-    (void)what;
-    for (struct berth_port *p = b->draining, *next; p; p = next) {
-        next = p->next;
-        if (port_active(p) == 0) {
-            log_info("%s: removed by the reload, its last client is gone",
-                     p->m->label);
-            port_unlink(&b->draining, p);
-            port_free(p);
-        }
-    }
-    if (b->draining) {
-        struct timeval tv = {.tv_sec = DRAIN_CHECK_S};
-        evtimer_add(b->drain_timer, &tv);
-    }
-}
-
 /* A removed port stops taking clients now: TCP closes its listening
  * socket (new clients are refused), UDP drops datagrams of new clients
  * (its socket carries the flows' replies); sessions and flows go on. A
@@ -503,20 +363,12 @@ static void port_retire(struct berth *b, struct berth_port *p, bool now)
         tcp_listener_stop(p->tcp);
     else
         udp_listener_drain(p->udp);
-    if (now || port_active(p) == 0 ||
-        (!b->drain_timer &&
-         !(b->drain_timer = evtimer_new(b->base, on_drain_check, b)))) {
+    if (now || port_active(p) == 0 || drain_add(b->draining, p) < 0) {
         port_free(p);
         return;
     }
     log_info("%s: removed by the reload: %zu %s left to finish", p->m->label,
              port_active(p), p->tcp ? "session(s)" : "flow(s)");
-    p->next = b->draining;
-    if (b->draining)
-        b->draining->prev = p;
-    b->draining = p;
-    struct timeval tv = {.tv_sec = DRAIN_CHECK_S};
-    evtimer_add(b->drain_timer, &tv);
 }
 
 /* Whether some removed mapping of the old plan (gone[i]) holds what new
@@ -570,8 +422,8 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
     unsigned need = 0;
     for (size_t j = 0; j < nw->n; j++)
         if (!planned[j])
-            need |= tproxy_note(b, &nw->maps[j]);
-    tproxy_add(b, need);
+            need |= tproxy_watch_note(b->tproxy, &nw->maps[j]);
+    tproxy_watch_add(b->tproxy, need);
     /* Everything new binds before anything changes: a bind that fails
      * leaves the running ports as they were. */
     for (size_t j = 0; j < nw->n; j++) {
@@ -640,30 +492,25 @@ int berth_run(struct berth *b)
     return event_base_dispatch(b->base) < 0 ? -1 : 0;
 }
 
-/* Both count the ports a reload removed too: their clients are served. */
-size_t berth_tcp_sessions(const struct berth *b)
+/* Sessions (tcp) or flows open on every port, those a reload removed
+ * too: their clients are served. */
+static size_t count_active(const struct berth *b, bool tcp)
 {
     size_t n = 0;
     for (const struct berth_port *p = b->ports; p; p = p->next)
-        if (p->tcp)
-            n += tcp_listener_sessions(p->tcp);
-    for (const struct berth_port *p = b->draining; p; p = p->next)
-        if (p->tcp)
-            n += tcp_listener_sessions(p->tcp);
+        if (!p->tcp == !tcp)
+            n += port_active(p);
+    for (size_t i = 0; i < drain_count(b->draining); i++) {
+        const struct berth_port *p = drain_item(b->draining, i);
+        if (!p->tcp == !tcp)
+            n += port_active(p);
+    }
     return n;
 }
 
-size_t berth_udp_flows(const struct berth *b)
-{
-    size_t n = 0;
-    for (const struct berth_port *p = b->ports; p; p = p->next)
-        if (p->udp)
-            n += udp_listener_flows(p->udp);
-    for (const struct berth_port *p = b->draining; p; p = p->next)
-        if (p->udp)
-            n += udp_listener_flows(p->udp);
-    return n;
-}
+size_t berth_tcp_sessions(const struct berth *b) { return count_active(b, true); }
+
+size_t berth_udp_flows(const struct berth *b) { return count_active(b, false); }
 
 int berth_local_addr(const struct berth *b, size_t i, struct addr *out)
 {
