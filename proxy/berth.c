@@ -199,6 +199,11 @@ struct relay_ctx *berth_ctx(struct berth *b) { return b->ctx; }
 
 void berth_set_metrics(struct berth *b, struct metrics *m) { b->metrics = m; }
 
+void berth_set_docker_proxy(struct berth *b)
+{
+    tproxy_watch_set_once(b->tproxy, true);
+}
+
 /* Binds m (fd >= 0: takes over that socket instead) and appends the port
  * to the list; a plan's mapping (copy) is copied into the port. */
 static struct berth_port *port_open(struct berth *b, const struct mapping *m, int fd,
@@ -283,8 +288,6 @@ int berth_start(struct berth *b, const int *fds, char *err, size_t errlen)
 {
     INVARIANT(b->ports == NULL);
     unsigned need = 0;
-    /* Ports handed over (docker-proxy mode): checked once (tproxy_watch.h). */
-    tproxy_watch_set_once(b->tproxy, fds != NULL);
     for (size_t i = 0; i < b->plan->n; i++)
         need |= tproxy_watch_note(b->tproxy, &b->plan->maps[i]);
     tproxy_watch_add(b->tproxy, need);

@@ -297,12 +297,16 @@ int compat_main(int argc, char **argv)
         snprintf(err, sizeof err, "out of memory");
         if (fd >= 0)
             close(fd);
-    } else if (berth_start(b, &fd, err, sizeof err) == 0) {
-        report(have_status_fd, NULL);
-        have_status_fd = false;
-        rc = berth_run(b) == 0 ? 0 : 1;
-        if (rc)
-            snprintf(err, sizeof err, "event loop failed");
+    } else {
+        /* One process per port: transparent mode's host check runs once. */
+        berth_set_docker_proxy(b);
+        if (berth_start(b, &fd, err, sizeof err) == 0) {
+            report(have_status_fd, NULL);
+            have_status_fd = false;
+            rc = berth_run(b) == 0 ? 0 : 1;
+            if (rc)
+                snprintf(err, sizeof err, "event loop failed");
+        }
     }
     if (rc) {
         log_error("%s", err);

@@ -17,6 +17,7 @@
 #include "berth/docker.h"
 #include "berth/docker_endpoint.h"
 #include "berth/labels.h"
+#include "berth/listen_fds.h"
 #include "berth/registry.h"
 #include "berth/log.h"
 #include "berth/metrics.h"
@@ -206,6 +207,47 @@ static void on_reload(void *arg)
     notify_ready(r->notify, *r->c, *r->plan);
 }
 
+/* The sockets systemd passed (listen_fds.h), each to the plan's mapping
+ * listening on exactly its address with its protocol: *out is berth_start's
+ * fds (NULL: none passed). -1 with err when a passed socket matches no
+ * mapping (the fds are closed then). */
+static int adopt_passed(const struct plan *plan, struct listen_fds *lf, int **out,
+                        char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!lf || lf->n == 0)
+        return 0;
+    int *fds = malloc((plan->n ? plan->n : 1) * sizeof *fds);
+    if (!fds) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct mapping *m = &plan->maps[i];
+        fds[i] = listen_fds_take(lf, &m->listen,
+                                 m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM);
+    }
+    const struct listen_fd *f = listen_fds_untaken(lf);
+    if (f) {
+        char d[LISTEN_FD_NAME_MAX + ADDR_STRLEN + 32];
+        snprintf(err, errlen,
+                 "LISTEN_FDS: %s matches no mapping (a --publish or config entry "
+                 "listening on that address with that protocol)",
+                 listen_fd_describe(f, d, sizeof d));
+        for (size_t i = 0; i < plan->n; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        free(fds);
+        return -1;
+    }
+    for (size_t i = 0; i < plan->n; i++)
+        if (fds[i] >= 0)
+            log_info("%s: on fd %d, passed by the service manager",
+                     plan->maps[i].label, fds[i]);
+    *out = fds;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* open() takes the lowest free number, so this never lands on the
@@ -288,6 +330,17 @@ int main(int argc, char **argv)
     if (ep && *ep->warning)
         log_warn("docker: %s", ep->warning);
     free(ep);
+    /* Read (and unset) before anything could spawn a child. */
+    int *passed = NULL;
+    struct listen_fds *lf = listen_fds_from_env(err, sizeof err);
+    if (!lf || adopt_passed(plan, lf, &passed, err, sizeof err) < 0) {
+        fprintf(stderr, "berth: %s\n", err);
+        listen_fds_free(lf);
+        plan_free(plan);
+        config_free(c);
+        return EXIT_RUNTIME;
+    }
+    listen_fds_free(lf); /* every fd was taken */
     berth_raise_fd_limit();
     log_unconfigured(c, plan);
 
@@ -310,7 +363,10 @@ int main(int argc, char **argv)
         goto out;
     }
     berth_set_metrics(b, metrics);
-    if (berth_start(b, NULL, err, sizeof err) < 0) {
+    int start = berth_start(b, passed, err, sizeof err);
+    free(passed);
+    passed = NULL; /* adopted, or closed by berth_start */
+    if (start < 0) {
         log_error("%s", err);
         goto out;
     }
@@ -371,6 +427,11 @@ int main(int argc, char **argv)
      * session below may take a moment, which systemd should know of. */
     sd_notify_stopping(notify);
 out:
+    /* Not handed to berth_start (out of memory before it). */
+    for (size_t i = 0; passed && i < plan->n; i++)
+        if (passed[i] >= 0)
+            close(passed[i]);
+    free(passed);
     sd_notify_free(notify);
     admin_free(admin);
     status_free(status);

@@ -44,9 +44,14 @@ struct relay_ctx *berth_ctx(struct berth *b);
  * from publishing to closing; m must outlive them (NULL: none). */
 void berth_set_metrics(struct berth *b, struct metrics *m);
 
+/* docker-proxy mode: one process per port, so transparent mode's host
+ * check runs once, never again every 30 s (tproxy_watch_set_once). */
+void berth_set_docker_proxy(struct berth *b);
+
 /* Binds every mapping of the plan, in order; nothing stays bound on
  * failure (the fds given are closed too). fds, when not NULL, gives per
- * mapping an already bound socket to adopt (or -1). Comes before any
+ * mapping an already bound socket to adopt (or -1): docker-proxy mode's
+ * fd 4, systemd's passed sockets (listen_fds.h). Comes before any
  * berth_publish: the plan's ports are the first. */
 int berth_start(struct berth *b, const int *fds, char *err, size_t errlen);
 
