@@ -427,6 +427,16 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
         if (!planned[j])
             need |= tproxy_watch_note(b->tproxy, &nw->maps[j]);
     tproxy_watch_add(b->tproxy, need);
+    /* A UDP port removed by an earlier reload and still draining holds its
+     * socket: a new mapping on that address takes it over, its flows end
+     * (as a removed UDP port a new mapping needs, below). A TCP one has
+     * closed its listener already. */
+    for (size_t j = 0; j < nw->n; j++)
+        for (size_t i = drain_count(b->draining); !planned[j] && i-- > 0;) {
+            const struct berth_port *p = drain_item(b->draining, i);
+            if (p->udp && mapping_collides(p->m, &nw->maps[j]))
+                drain_release(b->draining, i);
+        }
     /* Everything new binds before anything changes: a bind that fails
      * leaves the running ports as they were. */
     for (size_t j = 0; j < nw->n; j++) {

@@ -75,6 +75,15 @@ int drain_add(struct drain *d, void *item)
     return 0;
 }
 
+void drain_release(struct drain *d, size_t i)
+{
+    size_t at = d->n - 1 - i;
+    void *item = d->items[at];
+    memmove(&d->items[at], &d->items[at + 1], (d->n - at - 1) * sizeof *d->items);
+    d->n--;
+    d->release(item, false);
+}
+
 size_t drain_count(const struct drain *d) { return d->n; }
 
 void *drain_item(const struct drain *d, size_t i) { return d->items[d->n - 1 - i]; }

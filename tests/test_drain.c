@@ -126,6 +126,34 @@ START_TEST(test_add_moves_next_look)
 }
 END_TEST
 
+/* An item whose resources are needed again goes at once, clients or not,
+ * and the rest stay held in order. */
+START_TEST(test_release_now)
+{
+    struct event_base *base = event_base_new();
+    int releases = 0;
+    struct item a = {.clients = 1, .releases = &releases};
+    struct item b = {.clients = 1, .releases = &releases};
+    struct item c = {.clients = 1, .releases = &releases};
+    struct drain *d = drain_new(base, PERIOD_MS, item_active, item_release);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(drain_add(d, &a), 0);
+    ck_assert_int_eq(drain_add(d, &b), 0);
+    ck_assert_int_eq(drain_add(d, &c), 0);
+    drain_release(d, 1); /* b: the middle one, newest first */
+    ck_assert_int_eq(b.released, 1);
+    ck_assert(!b.idle);
+    ck_assert_uint_eq(drain_count(d), 2);
+    ck_assert_ptr_eq(drain_item(d, 0), &c);
+    ck_assert_ptr_eq(drain_item(d, 1), &a);
+    t_pump_for(base, 3 * PERIOD_MS);
+    ck_assert_int_eq(b.released, 1); /* never again */
+    drain_free(d);
+    ck_assert_int_eq(a.released + c.released, 2);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("drain");
@@ -134,6 +162,7 @@ int main(void)
     tcase_add_test(tc, test_released_when_idle);
     tcase_add_test(tc, test_released_together_newest_first);
     tcase_add_test(tc, test_add_moves_next_look);
+    tcase_add_test(tc, test_release_now);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -30,6 +30,10 @@ void drain_free(struct drain *d);
  * item's next look moves there too). -1: out of memory, item not held. */
 int drain_add(struct drain *d, void *item);
 
+/* Hands item i (as drain_item counts) back now, clients or not (idle
+ * false): what it holds is needed. */
+void drain_release(struct drain *d, size_t i);
+
 /* The items held now, newest first: [0, drain_count). */
 size_t drain_count(const struct drain *d);
 void *drain_item(const struct drain *d, size_t i);

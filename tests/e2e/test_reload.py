@@ -159,6 +159,32 @@ class Reload(unittest.TestCase):
                          what="the removed UDP port to close after its flow expired")
             self.assertEqual(b.stop(signal.SIGTERM), 0, b.log_tail())
 
+    def test_udp_port_back_while_draining(self):
+        """A UDP port removed by one reload, its flow still alive, put back
+        by the next: the draining port gives its socket over (its flow
+        ends) and the new one serves."""
+        E = u.free_port()
+        udp = u.UdpEcho()
+        self.addCleanup(udp.close)
+        spec = f"127.0.0.1:{E}:127.0.0.1:{udp.port}/udp"
+        self.write({"publish": [spec]})
+        with u.Berth(["--config", self.path]) as b:
+            b.wait_bound([("udp", E)])
+            old = u.udp_socket()
+            self.addCleanup(old.close)
+            self.assertEqual(u.udp_roundtrip(old, b"x", ("127.0.0.1", E))[0], b"x")
+            self.write({"publish": []})
+            self.reload(b, "reload: 0 ports kept, 0 added, 1 removed")
+            self.assertEqual(u.udp_roundtrip(old, b"y", ("127.0.0.1", E))[0], b"y")
+            self.write({"publish": [spec]})
+            self.reload(b, "reload: 0 ports kept, 1 added, 0 removed")
+            self.assertNotIn("reload refused", b.stderr(), b.log_tail())
+            new = u.udp_socket()
+            self.addCleanup(new.close)
+            self.assertEqual(u.udp_roundtrip(new, b"z", ("127.0.0.1", E))[0], b"z")
+            self.assertEqual(u.udp_roundtrip(old, b"w", ("127.0.0.1", E))[0], b"w")
+            self.assertEqual(b.stop(signal.SIGTERM), 0, b.log_tail())
+
     def test_refused_changes_nothing(self):
         P = u.free_ports(3)
         A, C, E = P, P + 1, P + 2
