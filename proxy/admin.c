@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include "berth/log.h"
+#include "berth/metrics.h"
 
 /* A scraper or a browser sends a few hundred bytes of headers and no body;
  * anything much larger is not one of them. */
 #define ADMIN_MAX_HEADERS 8192
 #define ADMIN_MAX_BODY 1024
+/* Also what bounds connections: libevent 2.1 has no cap on their number,
+ * so an idle or slow one is closed after this long (see admin.h). */
 #define ADMIN_TIMEOUT_S 10
 #define ADMIN_MAX_ROUTES 16
 
@@ -60,8 +63,8 @@ static void on_route(struct evhttp_request *req, void *arg)
 static void on_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    if (method_ok(req))
-        evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
+    if (method_ok(req)) /* a HEAD's 404 without evhttp's error page */
+        metrics_http_reply(req, HTTP_NOTFOUND, "Not Found", NULL, NULL);
 }
 
 struct admin *admin_new(struct event_base *base, const struct addr *addr, char *err,

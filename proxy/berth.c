@@ -362,6 +362,7 @@ void berth_unpublish(struct berth *b, struct berth_port *p)
 static void port_retire(struct berth *b, struct berth_port *p, bool now)
 {
     port_unlink(&b->ports, p);
+    metrics_port_draining(p->stats); /* its series now say state="draining" */
     if (p->tcp)
         tcp_listener_stop(p->tcp);
     else

@@ -32,8 +32,8 @@ static const char *const bound_text[METRICS_BUCKETS] = {"0.0005", "0.001", "0.00
 
 static const char *const connect_reason[METRICS_CONNECT_REASONS] = {
     "refused", "timeout", "unreachable", "resource", "other", "no_target"};
-static const char *const drop_reason[METRICS_UDP_DROPS] = {"no_target", "flow",
-                                                           "send"};
+static const char *const drop_reason[METRICS_UDP_DROPS] = {"no_target", "flow", "send",
+                                                           "draining"};
 static const char *const rcode_name[16] = {"NOERROR",  "FORMERR", "SERVFAIL",
                                            "NXDOMAIN", "NOTIMP",  "REFUSED",
                                            "YXDOMAIN", "YXRRSET", "NXRRSET",
@@ -99,6 +99,12 @@ void metrics_port_free(struct map_stats *s)
             s->next->prev = s->prev;
     }
     free(s);
+}
+
+void metrics_port_draining(struct map_stats *s)
+{
+    if (s)
+        s->draining = true;
 }
 
 enum metrics_connect_reason metrics_connect_reason(int err)
@@ -201,14 +207,15 @@ static void family(FILE *out, const char *name, const char *type, const char *he
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A port's labels without the braces: listen="…",proto="…",target="…". */
+/* A port's labels without the braces: listen="…",proto="…",target="…",
+ * and state="draining" on a port a reload removed. */
 static void port_labels(FILE *out, const struct map_stats *s)
 {
     fputs("listen=\"", out);
     put_value(out, s->listen);
     fprintf(out, "\",proto=\"%s\",target=\"", proto_name(s->proto));
     put_value(out, s->target);
-    fputc('"', out);
+    fputs(s->draining ? "\",state=\"draining\"" : "\"", out);
 }
 
 static void port_series(FILE *out, const char *name, const struct map_stats *s,
@@ -263,7 +270,8 @@ static void render_ports(const struct metrics *m, FILE *out)
         if (s->proto == PROTO_TCP)
             port_series(out, "berth_connections_active", s, NULL, s->conns_active);
     family(out, "berth_bytes_total", "counter",
-           "Payload bytes relayed (in: client to target; out: target to client).");
+           "Payload bytes relayed (in: client to target, as the kernel took them; "
+           "out: target to client).");
     for (s = m->ports; s; s = s->next)
         for (int d = 0; d < 2; d++)
             port_series(out, "berth_bytes_total", s,
@@ -288,7 +296,8 @@ static void render_ports(const struct metrics *m, FILE *out)
         if (s->proto == PROTO_UDP)
             port_series(out, "berth_udp_flows_active", s, NULL, s->flows_active);
     family(out, "berth_udp_datagrams_total", "counter",
-           "UDP datagrams received (in: from clients; out: replies from targets).");
+           "UDP datagrams received (in: from clients, relayed or dropped; out: "
+           "replies from targets).");
     for (s = m->ports; s; s = s->next)
         if (s->proto == PROTO_UDP)
             for (int d = 0; d < 2; d++)
@@ -297,7 +306,7 @@ static void render_ports(const struct metrics *m, FILE *out)
                                             : ",direction=\"out\"",
                             s->datagrams[d]);
     family(out, "berth_udp_dropped_total", "counter",
-           "UDP datagrams from clients not relayed, by reason.");
+           "UDP datagrams received from clients and not relayed, by reason.");
     for (s = m->ports; s; s = s->next)
         if (s->proto == PROTO_UDP)
             for (int r = 0; r < METRICS_UDP_DROPS; r++) {
@@ -432,6 +441,30 @@ int metrics_render(const struct metrics *m, FILE *out)
     return ferror(out) ? -1 : 0;
 }
 
+void metrics_http_reply(struct evhttp_request *req, int code, const char *reason,
+                        const char *type, struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+    if (!body) {
+        if (head)
+            evhttp_send_reply(req, code, reason, NULL);
+        else
+            evhttp_send_error(req, code, reason);
+        return;
+    }
+    if (type)
+        evhttp_add_header(h, "Content-Type", type);
+    if (!head) {
+        evhttp_send_reply(req, code, reason, body);
+        return;
+    }
+    char len[24];
+    snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+    evhttp_add_header(h, "Content-Length", len);
+    evhttp_send_reply(req, code, reason, NULL);
+}
+
 void metrics_http(struct evhttp_request *req, void *arg)
 {
     char *text = NULL;
@@ -445,12 +478,11 @@ void metrics_http(struct evhttp_request *req, void *arg)
         free(text);
         if (body)
             evbuffer_free(body);
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        metrics_http_reply(req, HTTP_INTERNAL, "out of memory", NULL, NULL);
         return;
     }
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, HTTP_OK, "OK", body);
+    metrics_http_reply(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                       body);
     evbuffer_free(body);
 }

@@ -12,6 +12,7 @@
 #include "berth/clock.h"
 #include "berth/docker.h"
 #include "berth/log.h"
+#include "berth/metrics.h"
 #include "berth/registry.h"
 #include "berth/relay.h"
 #include "berth/spec.h"
@@ -438,15 +439,15 @@ static void serve(struct evhttp_request *req, struct status *s, const char *type
     struct evbuffer *body = evbuffer_new();
     if (!body || render(s, body) < 0) {
         log_warn("admin: %s: out of memory", evhttp_request_get_uri(req));
-        evbuffer_free(body);
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        if (body) /* evbuffer_free does not take NULL */
+            evbuffer_free(body);
+        metrics_http_reply(req, HTTP_INTERNAL, "out of memory", NULL, NULL);
         return;
     }
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", type);
     /* A snapshot: a cache must not hand out an old one. */
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_send_reply(req, HTTP_OK, "OK", body);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+                      "no-store");
+    metrics_http_reply(req, HTTP_OK, "OK", type, body);
     evbuffer_free(body);
 }
 

@@ -335,11 +335,18 @@ static void runs_send(struct udp_listener *l, struct runs *r,
     struct mmsghdr out[DGRAM_BATCH];
     for (int k = 0; k < r->n; k++) {
         int len = 0;
-        for (int i = r->first[k]; i >= 0; i = r->next[i])
-            out[len++] = msgs[i];
+        for (int i = r->first[k]; i >= 0; i = r->next[i]) {
+            out[len] = msgs[i];
+            /* sendmmsg writes what it sent of each datagram here and leaves
+             * a refused one's 0: bytes[IN] counts what the kernel took. */
+            out[len++].msg_len = 0;
+        }
         int lost = dgram_send_batch(r->flow[k]->fd, out, len, l->m->label);
-        if (l->stats)
+        if (l->stats) {
             l->stats->udp_dropped[METRICS_DROP_SEND] += (uint64_t)lost;
+            for (int i = 0; i < len; i++)
+                l->stats->bytes[METRICS_IN] += out[i].msg_len;
+        }
         r->flow[k]->run = 0;
     }
     r->n = 0;
@@ -358,6 +365,8 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
     uint64_t now = clock_ms();
     struct runs runs;
     runs.n = 0;
+    /* Each is then relayed (bytes[IN], in runs_send) or counted under one
+     * reason of udp_dropped: metrics.h. */
     if (l->stats)
         l->stats->datagrams[METRICS_IN] += (uint64_t)n;
     for (int i = 0; i < n; i++) {
@@ -371,7 +380,10 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
         if (f) {
             touch(f, now);
         } else if (l->draining) {
-            continue; /* a removed port: only its flows go on */
+            /* A removed port: only its flows go on. */
+            if (l->stats)
+                l->stats->udp_dropped[METRICS_DROP_DRAINING]++;
+            continue;
         } else {
             /* A new flow may evict the one idle longest: what waits in the
              * batch leaves first, so no run loses its flow. */
@@ -383,8 +395,6 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
             continue; /* no flow: this datagram is dropped */
         /* Reuse the header to send on the flow's connected socket. */
         b->iov[i].iov_len = b->msgs[i].msg_len;
-        if (l->stats)
-            l->stats->bytes[METRICS_IN] += b->msgs[i].msg_len;
         h->msg_name = NULL;
         h->msg_namelen = 0;
         h->msg_control = NULL;

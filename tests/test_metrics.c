@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "berth/metrics.h"
 
@@ -196,6 +198,114 @@ START_TEST(test_port_series_leave_with_it)
 }
 END_TEST
 
+/* How many samples repeat an earlier one's name and labels (the line
+ * without its value): a scrape of a page with any fails ("duplicate sample
+ * for timestamp"), though promtool check metrics does not look for them. */
+static int duplicate_series(const char *text)
+{
+    int dup = 0;
+    char *copy = strdup(text);
+    ck_assert_ptr_nonnull(copy);
+    size_t n = 0, cap = 256;
+    char **keys = calloc(cap, sizeof *keys);
+    ck_assert_ptr_nonnull(keys);
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        char *sp = strrchr(line, ' ');
+        ck_assert_ptr_nonnull(sp);
+        *sp = '\0';
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(keys[k], line) == 0) {
+                fprintf(stderr, "series twice: %s\n", line);
+                dup++;
+            }
+        if (n == cap) {
+            cap *= 2;
+            keys = realloc(keys, cap * sizeof *keys);
+            ck_assert_ptr_nonnull(keys);
+        }
+        keys[n++] = line;
+    }
+    ck_assert_uint_gt(n, 0);
+    free(keys);
+    free(copy);
+    return dup;
+}
+
+/* promtool's lint of the page, when installed (Debian package prometheus):
+ * 0 when it passed or is missing, else its exit status. */
+static int promtool_check(const char *text)
+{
+    const char *tool = "/usr/bin/promtool";
+    if (access(tool, X_OK) != 0) {
+        fprintf(stderr, "%s not installed: the page was not linted\n", tool);
+        return 0;
+    }
+    FILE *p = popen("/usr/bin/promtool check metrics >&2", "w");
+    ck_assert_ptr_nonnull(p);
+    fputs(text, p);
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* A reload replaced a port by one with other switches (transparent,
+ * proxy-protocol): the same listen, proto and target twice, the removed
+ * one draining. */
+START_TEST(test_draining_port_has_own_series)
+{
+    struct metrics *m = metrics_new();
+    struct mapping tm = tcp_map("127.0.0.1:8080", "10.0.0.2:80");
+    struct mapping um = tcp_map("127.0.0.1:5353", "10.0.0.2:53");
+    um.proto = PROTO_UDP;
+    struct map_stats *old_t = metrics_port_new(m, &tm, &tm.listen);
+    struct map_stats *old_u = metrics_port_new(m, &um, &um.listen);
+    old_t->conns = 5;
+    old_u->udp_dropped[METRICS_DROP_DRAINING] = 3;
+    metrics_port_draining(old_t);
+    metrics_port_draining(old_u);
+    metrics_port_draining(NULL);
+    struct map_stats *new_t = metrics_port_new(m, &tm, &tm.listen);
+    struct map_stats *new_u = metrics_port_new(m, &um, &um.listen);
+    new_t->conns = 2;
+    char *t = render(m);
+    const char *l = "{listen=\"127.0.0.1:8080\",proto=\"tcp\",target=\"10.0.0.2:80\"";
+    char want[512];
+    snprintf(want, sizeof want, "berth_connections_total%s,state=\"draining\"} 5\n",
+             l);
+    ck_assert_ptr_nonnull(strstr(t, want));
+    snprintf(want, sizeof want, "berth_connections_total%s} 2\n", l);
+    ck_assert_ptr_nonnull(strstr(t, want));
+    snprintf(
+        want, sizeof want,
+        "berth_connect_duration_seconds_bucket%s,state=\"draining\",le=\"+Inf\"} 0\n",
+        l);
+    ck_assert_ptr_nonnull(strstr(t, want));
+    ck_assert_ptr_nonnull(
+        strstr(t,
+               "berth_udp_dropped_total{listen=\"127.0.0.1:5353\",proto=\"udp\","
+               "target=\"10.0.0.2:53\",state=\"draining\",reason=\"draining\"} 3\n"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "berth_udp_dropped_total{listen=\"127.0.0.1:5353\",proto=\"udp\","
+                  "target=\"10.0.0.2:53\",reason=\"draining\"} 0\n"));
+    ck_assert_int_eq(duplicate_series(t), 0);
+    ck_assert_int_eq(promtool_check(t), 0);
+    free(t);
+    /* Without the mark, the page Prometheus refused: every TCP series
+     * twice (connections 2, bytes 2, reasons, 16 of the histogram). */
+    old_t->draining = false;
+    t = render(m);
+    ck_assert_int_eq(duplicate_series(t), 2 + 2 + METRICS_CONNECT_REASONS + 16);
+    free(t);
+    metrics_port_free(old_t);
+    metrics_port_free(old_u);
+    metrics_port_free(new_t);
+    metrics_port_free(new_u);
+    metrics_free(m);
+}
+END_TEST
+
 START_TEST(test_dns_docker_reloads_process)
 {
     struct metrics *m = metrics_new();
@@ -256,6 +366,7 @@ int main(void)
     tcase_add_test(tc, test_connect_reasons);
     tcase_add_test(tc, test_port_series_leave_with_it);
     tcase_add_test(tc, test_dns_docker_reloads_process);
+    tcase_add_test(tc, test_draining_port_has_own_series);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -1,8 +1,12 @@
 /* The --admin HTTP listener (evhttp): GET and HEAD of exact paths that
  * other modules register (/metrics, /status, /). Bounded: 8 KiB of
- * headers, 1 KiB of body, 10 s per request, 64 connections at once;
- * an unknown path gets 404, any other method 405. Not in docker-proxy
- * mode: one listener per port's process would make no sense. */
+ * headers, 1 KiB of body, and 10 s: a connection idle, or slow to send a
+ * request or read a reply, that long is closed. The number of connections
+ * open at once has no cap of its own (libevent 2.1 offers none): only the
+ * timeout and the process's file limit, shared with the ports, bound it,
+ * which is why --admin belongs on loopback or a trusted network. An
+ * unknown path gets 404, any other method 405. Not in docker-proxy mode:
+ * one listener per port's process would make no sense. */
 #ifndef BERTH_ADMIN_H
 #define BERTH_ADMIN_H
 

@@ -16,6 +16,7 @@
 #include "berth/mapping.h"
 #include "berth/sockaddr.h"
 
+struct evbuffer;
 struct evhttp_request;
 struct metrics;
 
@@ -31,7 +32,16 @@ struct histogram {
     double sum; /* seconds */
 };
 
-enum { METRICS_IN, METRICS_OUT }; /* in: client to target; out: back */
+/* in: client to target; out: back. For UDP, per port:
+ *   datagrams[IN]  datagrams received from clients;
+ *   bytes[IN]      payload of those relayed: the kernel took them towards
+ *                  the target;
+ *   udp_dropped[r] those received but not relayed, by reason;
+ * so datagrams[IN] = relayed + the sum of udp_dropped. datagrams[OUT] and
+ * bytes[OUT] are replies received from targets and queued to their clients
+ * (the queue is shared by all ports: a send to a client the kernel refuses
+ * is logged at debug level, not counted). */
+enum { METRICS_IN, METRICS_OUT };
 
 enum metrics_connect_reason {
     METRICS_REFUSED,
@@ -47,6 +57,7 @@ enum metrics_udp_drop {
     METRICS_DROP_NO_TARGET, /* a name with nothing running behind it */
     METRICS_DROP_FLOW,      /* no flow could be opened (socket, connect) */
     METRICS_DROP_SEND,      /* the kernel refused it towards the target */
+    METRICS_DROP_DRAINING,  /* a new client of a port a reload removed */
     METRICS_UDP_DROPS
 };
 
@@ -63,6 +74,7 @@ struct map_stats {
     uint64_t datagrams[2];
     uint64_t udp_dropped[METRICS_UDP_DROPS];
     /* Owned by metrics.c. */
+    bool draining; /* metrics_port_draining: rendered with state="draining" */
     struct metrics *owner;
     struct map_stats *prev, *next;
     enum proto proto;
@@ -78,6 +90,12 @@ void metrics_free(struct metrics *m);
 struct map_stats *metrics_port_new(struct metrics *m, const struct mapping *map,
                                    const struct addr *listen);
 void metrics_port_free(struct map_stats *s);
+
+/* Port s was removed by a reload and drains. Its series gain the label
+ * state="draining": the port that replaces it (same listen, proto and
+ * target, other switches) has its own series, and Prometheus refuses two
+ * samples of one series. NULL counts nothing. */
+void metrics_port_draining(struct map_stats *s);
 
 /* A TCP connect ended after ns: err 0 (connected, observed in the
  * histogram) or its errno, counted under metrics_connect_reason(err). */
@@ -107,5 +125,14 @@ int metrics_render(const struct metrics *m, FILE *out);
 
 /* An admin_handler_fn: GET /metrics, arg the struct metrics. */
 void metrics_http(struct evhttp_request *req, void *arg);
+
+/* The admin endpoint's answer to a GET or HEAD: code with body of type, or
+ * with body NULL, evhttp's error page. A HEAD gets the headers its GET
+ * would, Content-Length included, and no body: evhttp (2.1) sends a body
+ * given after a HEAD's headers, and a client reading the connection's next
+ * response reads that body instead. Here (not admin.c, a layer above) as
+ * /metrics answers through it too. */
+void metrics_http_reply(struct evhttp_request *req, int code, const char *reason,
+                        const char *type, struct evbuffer *body);
 
 #endif

@@ -5,8 +5,10 @@ way, 23 UDP datagrams, one connection to a target that refuses, DNS
 queries through dig (answered locally, and forwarded to a dnsmasq this test
 starts), then the real curl binary reads /metrics and every number is
 checked exactly; `promtool check metrics` lints the page when promtool is
-installed (Debian package prometheus). Also: 404, 405, HEAD, the content
-type, the config file key, and an address in use ending berth at start.
+installed (Debian package prometheus). Also: 404, 405, HEAD (no body, and
+the keep-alive connection goes on with a GET), UDP datagrams received =
+relayed + dropped against a target that refuses, the content type, the
+config file key, and an address in use ending berth at start.
 
 Traffic goes to loopback only; DNS never leaves for the machine's resolver."""
 
@@ -14,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +68,32 @@ def parse(text):
     return out
 
 
+def read_head(f):
+    """(status code, {lowercased header: value}) of one response's head
+    read from file f, leaving f at its first body byte."""
+    status = f.readline().decode()
+    m = re.match(r"HTTP/1\.1 (\d{3}) ", status)
+    if not m:
+        raise AssertionError("not a status line: %r" % status)
+    hdr = {}
+    for line in iter(f.readline, b"\r\n"):
+        if not line:
+            raise AssertionError("connection closed inside a response head")
+        k, _, v = line.decode().partition(":")
+        hdr[k.strip().lower()] = v.strip()
+    return int(m.group(1)), hdr
+
+
+def read_exact(f, n):
+    data = b""
+    while len(data) < n:
+        chunk = f.read(n - len(data))
+        if not chunk:
+            raise AssertionError("closed after %d of %d body bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
 def labels(listen, proto, target):
     return 'listen="%s",proto="%s",target="%s"' % (listen, proto, target)
 
@@ -92,17 +121,18 @@ class Metrics(unittest.TestCase):
         cls.echo = u.EchoServer(greet=GREET)
         cls.uecho = u.UdpEcho()
         cls.dnsmasq = Dnsmasq() if DNSMASQ and DIG else None
-        base = u.free_ports(5, ("127.0.0.1",))
-        tp, up, rp, ap, dp = range(base, base + 5)
+        base = u.free_ports(6, ("127.0.0.1",))
+        tp, up, rp, ap, dp, xp = range(base, base + 6)
         cls.dead = u.free_port()  # nothing listens: connects are refused
-        while base <= cls.dead < base + 5:
+        while base <= cls.dead < base + 6 or u.port_in_use("udp", cls.dead):
             cls.dead = u.free_port()
-        cls.tp, cls.up, cls.rp, cls.ap, cls.dp = tp, up, rp, ap, dp
+        cls.tp, cls.up, cls.rp, cls.ap, cls.dp, cls.xp = tp, up, rp, ap, dp, xp
         args = ["-p", "127.0.0.1:%d:127.0.0.1:%d" % (tp, cls.echo.port),
                 "-p", "127.0.0.1:%d:127.0.0.1:%d/udp" % (up, cls.uecho.port),
                 "-p", "127.0.0.1:%d:127.0.0.1:%d" % (rp, cls.dead),
+                "-p", "127.0.0.1:%d:127.0.0.1:%d/udp" % (xp, cls.dead),
                 "--admin", "127.0.0.1:%d" % ap]
-        binds = [("tcp", tp), ("udp", up), ("tcp", rp), ("tcp", ap)]
+        binds = [("tcp", tp), ("udp", up), ("tcp", rp), ("udp", xp), ("tcp", ap)]
         if cls.dnsmasq:
             args += ["--dns", "127.0.0.1:%d" % dp,
                      "--upstream", "127.0.0.1:%d" % cls.dnsmasq.port]
@@ -189,6 +219,9 @@ class Metrics(unittest.TestCase):
             'berth_bytes_total{%s,direction="out"}' % ul: usent,
             "berth_udp_flows_active{%s}" % ul: 1,
             'berth_udp_dropped_total{%s,reason="no_target"}' % ul: 0,
+            'berth_udp_dropped_total{%s,reason="flow"}' % ul: 0,
+            'berth_udp_dropped_total{%s,reason="send"}' % ul: 0,
+            'berth_udp_dropped_total{%s,reason="draining"}' % ul: 0,
             'berth_build_info{version="%s"}' % self.version(): 1,
         }
         for k, v in want.items():
@@ -202,6 +235,82 @@ class Metrics(unittest.TestCase):
         self.assertGreater(m["process_resident_memory_bytes"], 100000)
         self.assertNotIn("berth_docker_up", m)  # --no-docker: no engine followed
         self.promtool(body)
+
+    def test_udp_received_is_relayed_plus_dropped(self):
+        """A UDP target that refuses (ICMP port unreachable): the kernel
+        refuses some sends towards it. Each datagram received is relayed
+        (its bytes counted) or dropped under one reason, never both."""
+        n, size = 40, 50
+        # Sent while berth is stopped, they are read in one batch and leave
+        # in one sendmmsg: the refusal the first one causes (ICMP, at once on
+        # loopback) meets the next, which the kernel refuses. Sent one by
+        # one, berth would read each refusal on the flow's socket first.
+        os.kill(self.berth.pid, signal.SIGSTOP)
+        try:
+            with u.udp_socket() as s:
+                for _ in range(n):
+                    s.sendto(b"x" * size, ("127.0.0.1", self.xp))
+        finally:
+            os.kill(self.berth.pid, signal.SIGCONT)
+        xl = labels("127.0.0.1:%d" % self.xp, "udp", "127.0.0.1:%d" % self.dead)
+        key = 'berth_udp_datagrams_total{%s,direction="in"}' % xl
+
+        def all_in():
+            return parse(self.scrape()[1]).get(key) == n
+        self.assertTrue(u.poll_until(all_in, 10), self.scrape()[1])
+        m = parse(self.scrape()[1])
+        dropped = {r: m['berth_udp_dropped_total{%s,reason="%s"}' % (xl, r)]
+                   for r in ("no_target", "flow", "send", "draining")}
+        relayed_bytes = m['berth_bytes_total{%s,direction="in"}' % xl]
+        self.assertEqual(relayed_bytes % size, 0)
+        self.assertEqual(relayed_bytes / size + sum(dropped.values()), n,
+                         "%s bytes in, dropped %s" % (relayed_bytes, dropped))
+        self.assertEqual(dropped["no_target"] + dropped["flow"] + dropped["draining"], 0)
+        self.assertGreater(dropped["send"], 0)
+        self.assertEqual(m['berth_udp_datagrams_total{%s,direction="out"}' % xl], 0)
+        print("\nrefusing UDP target: %d of %d datagrams dropped (send)"
+              % (dropped["send"], n), file=sys.stderr)
+
+    def test_head_then_get_on_one_connection(self):
+        """HEAD carries GET's Content-Length and no body: the next response
+        on the same keep-alive connection is read from its first byte."""
+        with socket.create_connection(("127.0.0.1", self.ap), timeout=10) as c:
+            # Unbuffered: a body sent after a HEAD stays in the socket, where
+            # the peek below sees it.
+            f = c.makefile("rb", buffering=0)
+            lengths = {}
+            for path in ("/metrics", "/status", "/"):
+                c.sendall(b"HEAD %s HTTP/1.1\r\nHost: berth\r\n\r\n" % path.encode())
+                code, hdr = read_head(f)
+                self.assertEqual(code, 200, hdr)
+                self.assertIn("content-length", hdr, path)
+                lengths[path] = int(hdr["content-length"])
+                self.assertGreater(lengths[path], 100, path)
+                # Nothing follows the headers.
+                c.settimeout(0.3)
+                with self.assertRaises(socket.timeout, msg=path):
+                    extra = c.recv(1, socket.MSG_PEEK)
+                    self.fail("%r followed HEAD %s" % (extra, path))
+                c.settimeout(10)
+            c.sendall(b"HEAD /nope HTTP/1.1\r\nHost: berth\r\n\r\n")
+            self.assertEqual(read_head(f)[0], 404)
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: berth\r\n\r\n")
+            code, hdr = read_head(f)
+            self.assertEqual(code, 200, hdr)
+            self.assertEqual(hdr["content-type"], CTYPE)
+            body = read_exact(f, int(hdr["content-length"])).decode()
+            self.assertTrue(body.startswith("# HELP berth_connections_total "), body[:80])
+            self.assertTrue(body.endswith("\n"))
+            # The process figures may change between the two: same families.
+            self.assertIn('berth_build_info{version="%s"} 1\n' % self.version(), body)
+            self.assertLess(abs(len(body) - lengths["/metrics"]), 64)
+            c.sendall(b"GET /status HTTP/1.1\r\nHost: berth\r\n\r\n")
+            code, hdr = read_head(f)
+            self.assertEqual(code, 200, hdr)
+            self.assertEqual(hdr["content-type"], "application/json")
+            doc = json.loads(read_exact(f, int(hdr["content-length"])))
+            self.assertIn("version", doc)
+            f.close()
 
     def version(self):
         return subprocess.run([u.BERTH, "--version"], capture_output=True,
@@ -257,6 +366,64 @@ class Metrics(unittest.TestCase):
         code = curl(base + "/metrics", "-H", "X-Big: " + "a" * 9000)[0]
         self.assertIn(code, (400, 413, 431))
         self.assertEqual(self.scrape()[1].count("# TYPE berth_build_info gauge"), 1)
+
+
+class Draining(unittest.TestCase):
+    def test_udp_port_removed_by_reload(self):
+        """A UDP port a reload removed keeps its flow; a new client's
+        datagrams are counted as dropped for reason="draining", and received
+        = relayed + dropped still holds."""
+        uecho = u.UdpEcho()
+        self.addCleanup(uecho.close)
+        d = tempfile.TemporaryDirectory(prefix="berth-metrics-",
+                                        dir=os.environ.get("BERTH_TEST_ROOT", "/tmp"))
+        self.addCleanup(d.cleanup)
+        path = os.path.join(d.name, "berth.json")
+        base = u.free_ports(3, ("127.0.0.1",))
+        up, tp, ap = base, base + 1, base + 2
+
+        def write(publish):
+            with open(path + ".new", "w") as f:
+                json.dump({"publish": publish, "admin": "127.0.0.1:%d" % ap}, f)
+            os.replace(path + ".new", path)
+        write(["127.0.0.1:%d:127.0.0.1:%d/udp" % (up, uecho.port)])
+        url = "http://127.0.0.1:%d/metrics" % ap
+        with u.Berth(["--config", path]) as b, \
+                u.udp_socket() as kept, u.udp_socket() as late:
+            b.wait_bound([("udp", up), ("tcp", ap)])
+            kept.sendto(b"k" * 10, ("127.0.0.1", up))
+            self.assertEqual(kept.recvfrom(100)[0], b"k" * 10)
+            write(["127.0.0.1:%d:127.0.0.1:9" % tp])
+            b.send_signal(signal.SIGHUP)
+            self.assertTrue(u.poll_until(lambda: 'result="ok"} 1\n' in curl(url)[2], 10),
+                            b.log_tail())
+            for _ in range(3):
+                late.sendto(b"n" * 7, ("127.0.0.1", up))
+            for i in range(2):
+                kept.sendto(b"k" * (20 + i), ("127.0.0.1", up))
+                self.assertEqual(kept.recvfrom(100)[0], b"k" * (20 + i))
+            ul = labels("127.0.0.1:%d" % up, "udp", "127.0.0.1:%d" % uecho.port)
+            # berth.c marks a retired port (metrics_port_draining): its
+            # series then carry state="draining", and no unmarked one is left.
+            page = curl(url)[2]
+            ours = [ln for ln in page.splitlines() if "{%s" % ul in ln]
+            self.assertTrue(ours, page)
+            unmarked = [ln for ln in ours if 'state="draining"' not in ln]
+            self.assertEqual(unmarked, [], "a retired port's series left unmarked")
+            ul += ',state="draining"'
+
+            def counted():
+                m = parse(curl(url)[2])
+                return m.get('berth_udp_datagrams_total{%s,direction="in"}' % ul) == 6
+            self.assertTrue(u.poll_until(counted, 10), curl(url)[2])
+            m = parse(curl(url)[2])
+            self.assertEqual(m['berth_udp_dropped_total{%s,reason="draining"}' % ul], 3)
+            self.assertEqual(m['berth_bytes_total{%s,direction="in"}' % ul], 10 + 20 + 21)
+            self.assertEqual(m['berth_udp_datagrams_total{%s,direction="out"}' % ul], 3)
+            self.assertEqual(m["berth_udp_flows_active{%s}" % ul], 1)
+            for r in ("no_target", "flow", "send"):
+                self.assertEqual(m['berth_udp_dropped_total{%s,reason="%s"}' % (ul, r)], 0)
+            self.assertEqual(b.stop(), 0, b.log_tail())
 
 
 class Startup(unittest.TestCase):
