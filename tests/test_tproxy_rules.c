@@ -1,0 +1,359 @@
+/* Which marks packets of transparent sockets get, read from real `nft -j
+ * list ruleset` and iptables-save output (tests/fixtures/tproxy/, captured
+ * from nftables 1.0.6 and iptables 1.8.9 in a scratch network namespace:
+ * the kernel doc's rules, berth-tproxy's, iptables-legacy and iptables-nft
+ * ones, chains reached by jump, goto and verdict maps, a nat chain, rules
+ * that take replies before they are marked), and odd input survived. */
+#include "check_run.h"
+#include <check.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth/tproxy_rules.h"
+
+#define TPROXY_FIXTURES FIXTURES "/../tproxy/"
+
+static char *slurp(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s%s", TPROXY_FIXTURES, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The TPROXY_* bits mark carries in m, or 0 when it is not there. */
+static unsigned covers(const struct tproxy_marks *m, uint32_t mark)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->mark[i] == mark)
+            return m->covers[i];
+    return 0;
+}
+
+START_TEST(test_nft_berth_tproxy)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_berth.json"), &m), 0);
+    ck_assert_uint_eq(m.n, 1);
+    /* `meta mark set meta mark | 0x2000000` in an inet table, tcp and udp. */
+    ck_assert_uint_eq(covers(&m, 0x2000000), TPROXY_ALL);
+    ck_assert(!m.xt);
+}
+END_TEST
+
+START_TEST(test_nft_kernel_doc)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_kerneldoc.json"), &m), 0);
+    ck_assert_uint_eq(m.n, 1);
+    /* table ip, meta l4proto tcp: IPv4 TCP only. */
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP4);
+}
+END_TEST
+
+START_TEST(test_nft_jump_and_masks)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_jump.json"), &m), 0);
+    /* `ip protocol udp jump sub`, then `socket wildcard 0 meta mark set
+     * meta mark & 0xffff00ff ^ 0x300` (nft shows it as (mark & a) | b). */
+    ck_assert_uint_eq(m.n, 1);
+    ck_assert_uint_eq(covers(&m, 0x300), TPROXY_UDP4);
+}
+END_TEST
+
+START_TEST(test_nft_mixed)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_mixed.json"), &m), 0);
+    ck_assert_uint_eq(covers(&m, 0x77), 0); /* a nat chain: replies never pass */
+    ck_assert_uint_eq(covers(&m, 0x99), 0); /* socket transparent 0 */
+    ck_assert_uint_eq(covers(&m, 0x88), 0); /* a chain nothing jumps to */
+    /* nfproto ipv6, vmap { tcp : jump six, udp : goto six }, mark ^ 0x400. */
+    ck_assert_uint_eq(covers(&m, 0x400), TPROXY_V6);
+    ck_assert_uint_eq(m.n, 1);
+}
+END_TEST
+
+START_TEST(test_nft_iptables_nft_rules)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_xt.json"), &m), 0);
+    /* iptables-nft's rules show as xt expressions without values. */
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert(m.xt);
+    struct tproxy_marks e = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_empty.json"), &e), 0);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert(!e.xt);
+}
+END_TEST
+
+START_TEST(test_nft_odd_input)
+{
+    static const char *const odd[] = {
+        "",
+        "not json",
+        "{\"nftables\": 5}",
+        "[1,2,3]",
+        "{\"nftables\": [null, 1, \"x\", {\"chain\": 3}, {\"rule\": []}]}",
+        /* A base chain whose rules are malformed in every way. */
+        "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": "
+        "\"c\", \"type\": \"filter\", \"hook\": \"prerouting\"}},"
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": 7}},"
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": "
+        "[{\"match\": 1}, {\"match\": {\"left\": {\"socket\": 1}, \"right\": -1}},"
+        "{\"match\": {\"op\": \"==\", \"left\": {\"socket\": {\"key\": \"transparent\"}},"
+        "\"right\": 1}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": 1e20}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": -1}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": 1.5}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"|\": [1]}}},"
+        "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"ct\": 1}}},"
+        "{\"vmap\": {\"data\": {\"set\": [1, [2], [\"tcp\", 3]]}}},"
+        "{\"jump\": {\"target\": 5}}, {\"goto\": null}]}},"
+        /* A chain that jumps to itself. */
+        "{\"rule\": {\"family\": \"ip\", \"table\": \"t\", \"chain\": \"c\", \"expr\": "
+        "[{\"jump\": {\"target\": \"c\"}}]}}]}",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct tproxy_marks m = {.n = 0};
+        int r = tproxy_marks_nft(odd[i], &m);
+        ck_assert_msg(i < 4 ? r == -1 : r == 0, "input %zu: %d", i, r);
+        ck_assert_uint_eq(m.n, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_nft_deep_expression)
+{
+    /* A mark expression nested past any bound is refused, not recursed. */
+    char json[8192];
+    size_t n = (size_t)snprintf(
+        json, sizeof json,
+        "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": \"t\", \"name\": \"c\", "
+        "\"type\": \"filter\", \"hook\": \"prerouting\"}}, {\"rule\": {\"family\": \"ip\", "
+        "\"table\": \"t\", \"chain\": \"c\", \"expr\": [{\"match\": {\"op\": \"==\", \"left\": "
+        "{\"socket\": {\"key\": \"transparent\"}}, \"right\": 1}}, {\"mangle\": {\"key\": "
+        "{\"meta\": {\"key\": \"mark\"}}, \"value\": ");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "{\"|\": [1, ");
+    n += (size_t)snprintf(json + n, sizeof json - n, "2");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "]}");
+    snprintf(json + n, sizeof json - n, "}}]}}]}");
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(json, &m), 0);
+    ck_assert_uint_eq(m.n, 0);
+}
+END_TEST
+
+START_TEST(test_nft_shadow)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_shadow.json"), &m), 0);
+    /* inet t: `ct state invalid drop` spares replies; `ct state
+     * established,related accept` ends them before `socket transparent 1
+     * meta mark set 0x1`. */
+    ck_assert_uint_eq(covers(&m, 0x1), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(strstr(m.shadow[i], "rule 'ct state established,related "
+                                          "accept' in chain inet t prerouting "
+                                          "accepts replies before they are marked"),
+                      "shadow %d: %s", i, m.shadow[i]);
+    /* ip u: `iifname "eth0" meta l4proto udp accept` ends UDP only. */
+    ck_assert_uint_eq(covers(&m, 0x2), TPROXY_TCP4);
+    ck_assert_uint_eq(m.n, 1);
+}
+END_TEST
+
+START_TEST(test_nft_nfproto_set)
+{
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(slurp("nft_nfproto_set.json"), &m), 0);
+    ck_assert_uint_eq(covers(&m, 0x1), TPROXY_ALL); /* meta nfproto { ipv4, ipv6 } */
+    ck_assert_uint_eq(covers(&m, 0x2), 0);          /* != { ipv4, ipv6 } */
+    ck_assert_uint_eq(m.n, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq(m.shadow[i], "");
+}
+END_TEST
+
+START_TEST(test_nft_many_chains)
+{
+    /* kube-proxy's shape: a base chain jumping to thousands of service
+     * chains, each jumping to the same shared one; the marking rule behind
+     * the last. Every chain is walked (no cap of ~1000 visits misses it),
+     * the shared one once per way in, not once per path. */
+    enum { CHAINS = 3000 };
+    size_t cap = (size_t)CHAINS * 800 + 4096, n = 0;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    n +=
+        (size_t)snprintf(json + n, cap - n,
+                         "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\": "
+                         "\"t\", \"name\": \"base\", \"type\": \"filter\", \"hook\": "
+                         "\"prerouting\"}}");
+#define RULE(chain, expr)                                                             \
+    n += (size_t)snprintf(json + n, cap - n,                                          \
+                          ",{\"rule\": {\"family\": \"ip\", \"table\": \"t\", "       \
+                          "\"chain\": \"%s\", \"expr\": [%s]}}",                      \
+                          chain, expr)
+    for (int i = 0; i < CHAINS; i++) {
+        char name[16], jump[160];
+        snprintf(name, sizeof name, "s%d", i);
+        snprintf(
+            jump, sizeof jump,
+            "{\"match\": {\"op\": \"==\", \"left\": {\"meta\": {\"key\": "
+            "\"l4proto\"}}, \"right\": \"tcp\"}}, {\"jump\": {\"target\": \"%s\"}}",
+            name);
+        n += (size_t)snprintf(json + n, cap - n,
+                              ",{\"chain\": {\"family\": \"ip\", \"table\": \"t\", "
+                              "\"name\": \"%s\"}}",
+                              name);
+        RULE("base", jump);
+        RULE(name, "{\"jump\": {\"target\": \"shared\"}}");
+        RULE(name, "{\"jump\": {\"target\": \"shared\"}}");
+    }
+    n += (size_t)snprintf(json + n, cap - n,
+                          ",{\"chain\": {\"family\": \"ip\", \"table\": \"t\", "
+                          "\"name\": \"shared\"}},{\"chain\": {\"family\": \"ip\", "
+                          "\"table\": \"t\", \"name\": \"m\"}}");
+    RULE("shared", "{\"counter\": null}");
+    RULE("s2999", "{\"jump\": {\"target\": \"m\"}}");
+    RULE("m", "{\"match\": {\"op\": \"==\", \"left\": {\"socket\": {\"key\": "
+              "\"transparent\"}}, \"right\": 1}}, {\"mangle\": {\"key\": {\"meta\": "
+              "{\"key\": \"mark\"}}, \"value\": 7}}");
+#undef RULE
+    n += (size_t)snprintf(json + n, cap - n, "]}");
+    ck_assert_uint_lt(n, cap);
+    struct tproxy_marks m = {.n = 0};
+    ck_assert_int_eq(tproxy_marks_nft(json, &m), 0);
+    ck_assert_uint_eq(covers(&m, 7), TPROXY_TCP4);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_iptables_shadow)
+{
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(slurp("ipt_shadow.txt"), TPROXY_V4, &m);
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_msg(strstr(m.shadow[0], "rule '-A PREROUTING -m conntrack --ctstate "
+                                      "RELATED,ESTABLISHED -j ACCEPT' in chain "
+                                      "PREROUTING accepts replies before they are "
+                                      "marked"),
+                  "%s", m.shadow[0]);
+    /* `-m conntrack --ctstate INVALID -j DROP` and `-p tcp -m tcp --dport 22
+     * -j ACCEPT` spare replies: the shadow named is the established one. */
+    struct tproxy_marks k = {.n = 0};
+    tproxy_marks_iptables("*mangle\n-A PREROUTING -m conntrack --ctstate INVALID -j "
+                          "DROP\n-A PREROUTING -p tcp -m tcp --dport 22 -j ACCEPT\n-A "
+                          "PREROUTING -m socket -j MARK --set-mark 3\nCOMMIT\n",
+                          TPROXY_V4, &k);
+    ck_assert_uint_eq(covers(&k, 3), TPROXY_V4);
+    ck_assert_str_eq(k.shadow[0], "");
+    /* A chain jumped to that accepts: the caller's later rules are shadowed
+     * too; -p udp narrows. */
+    struct tproxy_marks j = {.n = 0};
+    tproxy_marks_iptables("*mangle\n-A PREROUTING -p udp -j EARLY\n-A EARLY -j "
+                          "ACCEPT\n-A PREROUTING -m socket -j MARK --set-mark 4\n"
+                          "COMMIT\n",
+                          TPROXY_V4, &j);
+    ck_assert_uint_eq(covers(&j, 4), TPROXY_TCP4);
+    ck_assert(strstr(j.shadow[1], "'-A EARLY -j ACCEPT' in chain EARLY accepts"));
+}
+END_TEST
+
+START_TEST(test_iptables_kernel_doc)
+{
+    const char *save = slurp("legacy_kerneldoc.txt");
+    struct tproxy_marks m = {.n = 0};
+    /* -p tcp -m socket -j DIVERT; DIVERT: MARK --set-xmark 0x1/0xffffffff. */
+    tproxy_marks_iptables(save, TPROXY_V4, &m);
+    ck_assert_uint_eq(m.n, 1);
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP4);
+    tproxy_marks_iptables(save, TPROXY_V6, &m);
+    ck_assert_uint_eq(covers(&m, 1), TPROXY_TCP);
+}
+END_TEST
+
+START_TEST(test_iptables_nft_save)
+{
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(slurp("nft_iptables_save.txt"), TPROXY_V4, &m);
+    ck_assert_uint_eq(covers(&m, 0x5), TPROXY_V4);    /* --set-mark 0x5 */
+    ck_assert_uint_eq(covers(&m, 0x40), TPROXY_UDP4); /* -p udp --or-mark 0x40 */
+    ck_assert_uint_eq(covers(&m, 0x10), TPROXY_V4);   /* --set-xmark 0x10/0xff */
+    ck_assert_uint_eq(covers(&m, 0x9), 0);            /* -m mark --mark 0x9 */
+    ck_assert_uint_eq(m.n, 3);
+}
+END_TEST
+
+START_TEST(test_iptables_odd_input)
+{
+    static const char *const odd[] = {
+        "",
+        "*mangle",
+        "*filter\n-A PREROUTING -m socket -j MARK --set-mark 1\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j MARK --set-xmark zz/0x1\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j MARK --set-xmark 0x1ffffffff\nCOMMIT\n",
+        "*mangle\n-A PREROUTING -m socket -j\n-A PREROUTING -m\n-A PREROUTING -p\n",
+        "*mangle\n-A PREROUTING -m comment --comment \"unterminated -j MARK --set-mark 1\n",
+        "*mangle\n-A PREROUTING ! -p tcp ! -p udp -m socket -j MARK --set-mark 1\nCOMMIT\n",
+        /* Chains that jump to each other forever. */
+        "*mangle\n-A PREROUTING -m socket -j A\n-A A -j B\n-A B -j A\nCOMMIT\n",
+        /* A mark after COMMIT is another table's. */
+        "*mangle\nCOMMIT\n-A PREROUTING -m socket -j MARK --set-mark 1\n",
+        /* No socket match on the way: every packet's mark, not ours. */
+        "*mangle\n-A PREROUTING -j D\n-A D -j MARK --set-mark 1\nCOMMIT\n",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct tproxy_marks m = {.n = 0};
+        tproxy_marks_iptables(odd[i], TPROXY_V4, &m);
+        ck_assert_msg(m.n == 0, "input %zu gave %zu marks", i, m.n);
+    }
+    /* A comment's quoted words are one word. */
+    struct tproxy_marks m = {.n = 0};
+    tproxy_marks_iptables(
+        "*mangle\n-A PREROUTING -m comment --comment \"a -j ACCEPT\" -m "
+        "socket --transparent -j MARK --set-xmark 0x8/0x8\nCOMMIT\n",
+        TPROXY_V4, &m);
+    ck_assert_uint_eq(covers(&m, 0x8), TPROXY_V4);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tproxy_rules");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_nft_berth_tproxy);
+    tcase_add_test(tc, test_nft_kernel_doc);
+    tcase_add_test(tc, test_nft_jump_and_masks);
+    tcase_add_test(tc, test_nft_mixed);
+    tcase_add_test(tc, test_nft_iptables_nft_rules);
+    tcase_add_test(tc, test_nft_odd_input);
+    tcase_add_test(tc, test_nft_deep_expression);
+    tcase_add_test(tc, test_nft_shadow);
+    tcase_add_test(tc, test_nft_nfproto_set);
+    tcase_add_test(tc, test_nft_many_chains);
+    tcase_add_test(tc, test_iptables_shadow);
+    tcase_add_test(tc, test_iptables_kernel_doc);
+    tcase_add_test(tc, test_iptables_nft_save);
+    tcase_add_test(tc, test_iptables_odd_input);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
