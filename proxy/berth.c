@@ -36,6 +36,8 @@ struct berth {
     struct relay_ctx *ctx;
     struct metrics *metrics;     /* NULL: ports count nothing */
     struct berth_port *ports;    /* every port */
+    struct berth_port *last;     /* the tail of ports: appending is O(1) */
+    size_t nlabel;               /* ports of labels (no copy of their own) */
     struct berth_port **planned; /* the plan's, by mapping index */
     /* Ports a reload removed, no longer accepting, until their last
      * session or flow ends (looked at every DRAIN_CHECK_MS, drain.h). */
@@ -103,15 +105,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-/* Takes p out of the list whose head is *head. */
-static void port_unlink(struct berth_port **head, struct berth_port *p)
+/* Takes p out of b's ports. */
+static void port_unlink(struct berth *b, struct berth_port *p)
 {
     if (p->prev)
         p->prev->next = p->next;
     else
-        *head = p->next;
+        b->ports = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    else
+        b->last = p->prev;
+    if (!p->own)
+        b->nlabel--;
     p->prev = p->next = NULL;
 }
 
@@ -138,7 +144,7 @@ static void port_drained(void *p, bool idle)
 
 static void port_close(struct berth *b, struct berth_port *p)
 {
-    port_unlink(&b->ports, p);
+    port_unlink(b, p);
     port_free(p);
 }
 
@@ -251,13 +257,14 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
             udp_listener_set_stats(p->udp, p->stats);
     }
     /* Appended: the plan's ports stay first and in order. */
-    struct berth_port **tail = &b->ports, *prev = NULL;
-    while (*tail) {
-        prev = *tail;
-        tail = &(*tail)->next;
-    }
-    p->prev = prev;
-    *tail = p;
+    p->prev = b->last;
+    if (b->last)
+        b->last->next = p;
+    else
+        b->ports = p;
+    b->last = p;
+    if (!p->own)
+        b->nlabel++;
     return p;
 }
 
@@ -361,7 +368,7 @@ void berth_unpublish(struct berth *b, struct berth_port *p)
  * needs (now: its flows end with it). */
 static void port_retire(struct berth *b, struct berth_port *p, bool now)
 {
-    port_unlink(&b->ports, p);
+    port_unlink(b, p);
     metrics_port_draining(p->stats); /* its series now say state="draining" */
     if (p->tcp)
         tcp_listener_stop(p->tcp);
@@ -407,7 +414,7 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
             gone[keep[j]] = false;
         }
     /* A new mapping may not take a port a label published. */
-    for (size_t j = 0; j < nw->n; j++) {
+    for (size_t j = 0; b->nlabel && j < nw->n; j++) {
         if (planned[j])
             continue;
         for (const struct berth_port *p = b->ports; p; p = p->next) {
