@@ -382,17 +382,6 @@ static void port_retire(struct berth *b, struct berth_port *p, bool now)
              port_active(p), p->tcp ? "session(s)" : "flow(s)");
 }
 
-/* Whether some removed mapping of the old plan (gone[i]) holds what new
- * mapping m needs: m binds only after those close. */
-static bool needs_removed(const struct plan *old, const bool *gone, size_t ngone,
-                          const struct mapping *m)
-{
-    for (size_t i = 0; ngone && i < old->n; i++)
-        if (gone[i] && mapping_collides(&old->maps[i], m))
-            return true;
-    return false;
-}
-
 int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errlen)
 {
     const struct plan *old = b->plan;
@@ -401,8 +390,11 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
     bool *gone = malloc((old->n ? old->n : 1) * sizeof *gone);
     /* New mappings that wait for removed ones (same port): bound last. */
     bool *later = calloc(nw->n ? nw->n : 1, sizeof *later);
+    bool *fresh = calloc(nw->n ? nw->n : 1, sizeof *fresh);
+    bool *now = calloc(old->n ? old->n : 1, sizeof *now);
     int rc = -1;
-    if (!keep || !planned || !gone || !later || plan_diff(old, nw, keep) < 0) {
+    if (!keep || !planned || !gone || !later || !fresh || !now ||
+        plan_diff(old, nw, keep) < 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -445,10 +437,18 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
             if (p->udp && mapping_collides(p->m, &nw->maps[j]))
                 drain_release(b->draining, i);
         }
+    /* A new mapping a removed one holds the port of (gone[i]) binds only
+     * after that one closes: later. Found by port, not pair by pair. */
+    for (size_t j = 0; j < nw->n; j++)
+        fresh[j] = !planned[j];
+    if (ngone && plan_collide(old, gone, nw, fresh, NULL, later) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     /* Everything new binds before anything changes: a bind that fails
      * leaves the running ports as they were. */
     for (size_t j = 0; j < nw->n; j++) {
-        if (planned[j] || (later[j] = needs_removed(old, gone, ngone, &nw->maps[j])))
+        if (planned[j] || later[j])
             continue;
         if (!(planned[j] = port_open(b, &nw->maps[j], -1, nw->freebind, true, err,
                                      errlen))) {
@@ -458,16 +458,15 @@ int berth_reload(struct berth *b, const struct plan *nw, char *err, size_t errle
             goto out;
         }
     }
-    /* Committed from here on. */
-    for (size_t i = 0; i < old->n; i++) {
-        if (!gone[i])
-            continue;
-        bool now = false;
-        for (size_t j = 0; j < nw->n && !now; j++)
-            now = later[j] && nw->maps[j].proto == PROTO_UDP &&
-                  mapping_collides(&old->maps[i], &nw->maps[j]);
-        port_retire(b, b->planned[i], now);
-    }
+    /* Committed from here on. A removed UDP port a later mapping needs
+     * closes now (its flows end with it); out of memory, every removed
+     * port does, which frees every address the later ones need. */
+    for (size_t j = 0; j < nw->n; j++)
+        fresh[j] = later[j] && nw->maps[j].proto == PROTO_UDP;
+    bool all_now = ngone && plan_collide(old, gone, nw, fresh, now, NULL) < 0;
+    for (size_t i = 0; i < old->n; i++)
+        if (gone[i])
+            port_retire(b, b->planned[i], all_now || now[i]);
     for (size_t j = 0; j < nw->n; j++)
         if (later[j] && !(planned[j] = port_open(b, &nw->maps[j], -1, nw->freebind,
                                                  true, err, errlen)))
@@ -497,6 +496,8 @@ out:
     free(planned);
     free(gone);
     free(later);
+    free(fresh);
+    free(now);
     return rc;
 }
 

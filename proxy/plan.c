@@ -145,6 +145,49 @@ out:
     return rc;
 }
 
+int plan_collide(const struct plan *a, const bool *pa, const struct plan *b,
+                 const bool *pb, bool *a_hit, bool *b_hit)
+{
+    const struct mapping **x = sorted(a), **y = sorted(b);
+    int rc = -1;
+    if (!x || !y)
+        goto out;
+    /* The merge walk of plan_diff: only mappings of one key group (one
+     * port, protocol and family) can collide. */
+    for (size_t i = 0, k = 0; i < a->n && k < b->n;) {
+        int ka = port_key(x[i]), kb = port_key(y[k]);
+        if (ka != kb) {
+            if (ka < kb)
+                i++;
+            else
+                k++;
+            continue;
+        }
+        size_t ie = i, ke = k;
+        while (ie < a->n && port_key(x[ie]) == ka)
+            ie++;
+        while (ke < b->n && port_key(y[ke]) == kb)
+            ke++;
+        for (size_t u = i; u < ie; u++)
+            for (size_t v = k; v < ke; v++) {
+                size_t ai = (size_t)(x[u] - a->maps), bi = (size_t)(y[v] - b->maps);
+                if (pa[ai] && pb[bi] && mapping_collides(x[u], y[v])) {
+                    if (a_hit)
+                        a_hit[ai] = true;
+                    if (b_hit)
+                        b_hit[bi] = true;
+                }
+            }
+        i = ie;
+        k = ke;
+    }
+    rc = 0;
+out:
+    free(x);
+    free(y);
+    return rc;
+}
+
 /* Sorting by port keeps this O(n log n) for 65535-port ranges. */
 static int check_collisions(const struct plan *p, const struct config *c, char *err,
                             size_t errlen)

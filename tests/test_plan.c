@@ -304,6 +304,48 @@ START_TEST(test_diff)
 }
 END_TEST
 
+/* Which removed mappings hold the port of which new ones: a wildcard
+ * collides with an address of its port and family, other ports, protocols
+ * and families never, and only picked entries count. */
+START_TEST(test_collide)
+{
+    char err[512];
+    const char *was[] = {"0.0.0.0:9001:10.0.0.1:80",       /* 0 picked */
+                         "127.0.0.1:9002:10.0.0.1:80",     /* 1 picked */
+                         "127.0.0.1:9003:10.0.0.1:80/udp", /* 2 picked */
+                         "127.0.0.1:9004:10.0.0.1:80",     /* 3 not picked */
+                         NULL};
+    const char *now[] = {"127.0.0.5:9001:10.0.0.2:80", /* 0 hits 0 */
+                         "127.0.0.1:9002:10.0.0.2:80", /* 1 hits 1 */
+                         "127.0.0.1:9003:10.0.0.2:80", /* 2 TCP: no */
+                         "127.0.0.1:9004:10.0.0.2:80", /* 3 old 3 not picked */
+                         "[::1]:9001:10.0.0.2:80",     /* 4 IPv6: no */
+                         "127.0.0.1:9005:10.0.0.2:80", /* 5 another port */
+                         NULL};
+    struct plan *a = plan_of(was, err, sizeof err);
+    struct plan *b = plan_of(now, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    bool pa[4] = {true, true, true, false},
+         pb[6] = {true, true, true, true, true, true};
+    bool ha[4] = {false}, hb[6] = {false};
+    ck_assert_int_eq(plan_collide(a, pa, b, pb, ha, hb), 0);
+    const bool wa[4] = {true, true, false, false},
+               wb[6] = {true, true, false, false, false, false};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_msg(ha[i] == wa[i], "old %zu", i);
+    for (size_t j = 0; j < 6; j++)
+        ck_assert_msg(hb[j] == wb[j], "new %zu", j);
+    /* Unpicked on the other side: nothing hit. */
+    bool none[6] = {false}, hc[4] = {false};
+    ck_assert_int_eq(plan_collide(a, pa, b, none, hc, NULL), 0);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert(!hc[i]);
+    plan_free(a);
+    plan_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -317,6 +359,7 @@ int main(void)
     tcase_add_test(tc, test_print);
     tcase_add_test(tc, test_tcp_settings);
     tcase_add_test(tc, test_diff);
+    tcase_add_test(tc, test_collide);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

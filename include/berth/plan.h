@@ -60,6 +60,13 @@ bool mapping_same(const struct mapping *a, const struct mapping *b);
  * (ranges of 65535 ports). 0, or -1 when out of memory. */
 int plan_diff(const struct plan *old, const struct plan *nw, size_t *keep);
 
+/* Which picked mappings of a (pa[i]) collide with picked ones of b (pb[j])
+ * (mapping_collides): a_hit[i] and b_hit[j] are set true for those (either
+ * may be NULL; entries not hit are left as they were). O(n log n) for
+ * plans of different ports. Returns 0, or -1 when out of memory. */
+int plan_collide(const struct plan *a, const bool *pa, const struct plan *b,
+                 const bool *pb, bool *a_hit, bool *b_hit);
+
 /* Fills m's label from its fields. */
 void mapping_label(struct mapping *m);
 void plan_print(const struct plan *p, FILE *out);
