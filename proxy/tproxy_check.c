@@ -121,7 +121,7 @@ static int rt_get(const struct addr *dst, const struct addr *src, int iif,
             continue;
         if (n < 0)
             goto out;
-        int left = (int)n;
+        unsigned int left = (unsigned int)n;
         for (struct nlmsghdr *h = &ans.nh; NLMSG_OK(h, left);
              h = NLMSG_NEXT(h, left)) {
             if (h->nlmsg_seq != 1)
