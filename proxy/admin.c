@@ -80,7 +80,7 @@ struct admin *admin_new(struct event_base *base, const struct addr *addr, char *
     }
     /* Bound here rather than by evhttp_bind_socket, so a failure says why
      * (in use, not an address of this host) as --dns and ports do. */
-    int fd = sock_bind_opt(addr, SOCK_STREAM, false);
+    int fd = sock_bind_opt(addr, SOCK_STREAM, 0, false);
     if (fd < 0) {
         snprintf(err, errlen, "admin: listen tcp %s: %s", where, strerror(errno));
         admin_free(a);

@@ -216,7 +216,7 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
                                     bool freebind, bool copy, char *err, size_t errlen)
 {
     /* Bound (or taken over) here, for both kinds of listener. */
-    fd = sock_listener(&m->listen, m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
+    fd = sock_listener(&m->listen, proto_sock_type(m->proto), proto_ipproto(m->proto),
                        fd, freebind, err, errlen);
     if (fd < 0)
         return NULL;
@@ -232,7 +232,7 @@ static struct berth_port *port_open(struct berth *b, const struct mapping *m, in
         m = p->own;
     }
     p->m = m;
-    if (m->proto == PROTO_TCP)
+    if (proto_is_stream(m->proto))
         p->tcp = tcp_listener_new(b->ctx, m, fd, err, errlen);
     else
         p->udp = udp_listener_new(b->ctx, m, fd, err, errlen);

@@ -122,8 +122,11 @@ int compat_parse(int argc, char **argv, struct compat_args *out, char *err,
             else if (strcmp(value, "udp") == 0 || strcmp(value, "udp4") == 0 ||
                      strcmp(value, "udp6") == 0)
                 out->proto = PROTO_UDP;
+            else if (strcmp(value, "sctp") == 0 || strcmp(value, "sctp4") == 0 ||
+                     strcmp(value, "sctp6") == 0)
+                out->proto = PROTO_SCTP;
             else {
-                snprintf(err, errlen, "-proto '%s': berth forwards tcp and udp",
+                snprintf(err, errlen, "-proto '%s': berth forwards tcp, udp and sctp",
                          value);
                 return -1;
             }
@@ -179,8 +182,9 @@ static void report(bool have_status_fd, const char *error)
 }
 
 /* The socket dockerd handed over must be of the protocol it asked for: a
- * stream socket of another protocol (SCTP, MPTCP's fallback aside) would
- * be accepted from and relayed as if it were TCP. */
+ * TCP socket for -proto sctp (or the reverse) would be accepted from and
+ * relayed as the wrong protocol, messages cut into bytes or bytes read as
+ * messages. */
 static int check_listen_fd(enum proto proto, char *err, size_t errlen)
 {
     int type, protocol;
@@ -190,8 +194,7 @@ static int check_listen_fd(enum proto proto, char *err, size_t errlen)
         snprintf(err, errlen, "-use-listen-fd: fd %d: %s", LISTEN_FD, strerror(errno));
         return -1;
     }
-    if (type != (proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM) ||
-        protocol != (proto == PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP)) {
+    if (type != proto_sock_type(proto) || protocol != proto_ipproto(proto)) {
         snprintf(err, errlen, "-use-listen-fd: fd %d is not a %s socket", LISTEN_FD,
                  proto_name(proto));
         return -1;
@@ -289,7 +292,10 @@ int compat_main(int argc, char **argv)
     struct berth *b = NULL;
     int fd = a.use_listen_fd ? LISTEN_FD : -1;
     if (base && plan_add(&plan, a.proto, &a.host, &a.container) == 0) {
-        plan.maps[0].transparent = sw.transparent;
+        /* dockerd passes one environment to every proxy it starts: the
+         * switches go where they work, transparent mode on TCP and UDP,
+         * the PROXY protocol on TCP. */
+        plan.maps[0].transparent = a.proto != PROTO_SCTP && sw.transparent;
         if (a.proto == PROTO_TCP)
             plan.maps[0].proxy_proto = sw.proxy_proto;
     }

@@ -195,8 +195,8 @@ static int publish_add(struct config *c, const char *spec)
 }
 
 /* Each entry's switches: its own, else its source's. The PROXY protocol is
- * TCP's: a source's switch leaves UDP entries without it (an entry's own
- * was refused when read). */
+ * TCP's, transparent mode TCP's and UDP's: a source's switch leaves other
+ * entries without them (an entry's own was refused when read). */
 static void publish_resolve(struct config *c)
 {
     for (size_t i = 0; i < c->publish.n; i++) {
@@ -208,9 +208,12 @@ static void publish_resolve(struct config *c)
                                                  : d->proxy_proto;
         struct spec sp;
         char why[200];
-        if (spec_parse(c->publish.v[i], &sp, why, sizeof why) == 0 &&
-            sp.proto != PROTO_TCP)
+        if (spec_parse(c->publish.v[i], &sp, why, sizeof why) < 0)
+            continue;
+        if (sp.proto != PROTO_TCP)
             o->proxy_proto = PROXY_PROTO_NONE;
+        if (sp.proto == PROTO_SCTP)
+            o->transparent = false;
     }
 }
 
@@ -472,6 +475,12 @@ static int load_publish_object(struct config *c, const cJSON *obj, const char *w
                 return -1;
             }
             own_t = cJSON_IsTrue(k) ? 1 : 0;
+            if (own_t && sp.proto == PROTO_SCTP) {
+                snprintf(err, errlen,
+                         "%s '%s': transparent mode is for TCP and UDP only", where,
+                         spec->valuestring);
+                return -1;
+            }
         } else if (strcmp(k->string, "proxy_protocol") == 0) {
             enum proxy_proto pp;
             if (!cJSON_IsString(k) ||
@@ -671,11 +680,11 @@ void config_usage(const char *prog, FILE *out)
     fprintf(
         out,
         "Usage: %s [OPTIONS]\n"
-        "       %s -proto tcp|udp -host-ip IP -host-port N -container-ip IP -container-port N [-use-listen-fd]\n"
+        "       %s -proto tcp|udp|sctp -host-ip IP -host-port N -container-ip IP -container-port N [-use-listen-fd]\n"
         "\n"
-        "Publishes TCP and UDP ports, as `docker run -p` does, from one process.\n"
+        "Publishes TCP, UDP and SCTP ports, as `docker run -p` does, from one process.\n"
         "\n"
-        "  -p, --publish SPEC     [HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp]\n"
+        "  -p, --publish SPEC     [HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp|/sctp]\n"
         "                         repeatable; without HOST_IP: 0.0.0.0 and [::] (when the\n"
         "                         host has IPv6); IPv6 in brackets; an address the host\n"
         "                         lacks yet is bound anyway and served once it appears\n"

@@ -43,7 +43,8 @@ int labels_to_spec(const char *label, const char *target, char *out, size_t outl
             colon = label + i;
     }
     if (!colon) {
-        snprintf(err, errlen, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
+        snprintf(err, errlen,
+                 "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp|/sctp]");
         return -1;
     }
     int n = snprintf(out, outlen, "%.*s:%s%s", (int)(colon - label), label, target,
@@ -196,7 +197,8 @@ static void publish_entry(struct pass *p, const struct reg_container *c,
             struct mapping m = {.proto = sp->proto,
                                 .listen = hosts[h],
                                 .target_port = (uint16_t)(sp->target_lo + k),
-                                .transparent = sw->transparent,
+                                .transparent = sp->proto != PROTO_SCTP &&
+                                               sw->transparent,
                                 .proxy_proto = sp->proto == PROTO_TCP
                                                    ? sw->proxy_proto
                                                    : PROXY_PROTO_NONE};

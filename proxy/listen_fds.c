@@ -95,7 +95,9 @@ const char *listen_fd_describe(const struct listen_fd *f, char *buf, size_t len)
         addr_format(&f->addr, a, sizeof a);
     int k = snprintf(buf, len, "fd %d%s%s%s %s/%s", f->fd, *f->name ? " (" : "",
                      f->name, *f->name ? ")" : "", a,
-                     f->type == SOCK_DGRAM ? "udp" : "tcp");
+                     f->protocol == IPPROTO_SCTP ? "sctp"
+                     : f->type == SOCK_DGRAM     ? "udp"
+                                                 : "tcp");
     if (k < 0 && len)
         *buf = '\0';
     return buf;
@@ -131,15 +133,16 @@ static int inspect_one(struct listen_fd *f, char *err, size_t errlen)
         f->addr.len = 0;
         return -1;
     }
-    if (!(type == SOCK_STREAM && proto == IPPROTO_TCP) &&
+    if (!(type == SOCK_STREAM && (proto == IPPROTO_TCP || proto == IPPROTO_SCTP)) &&
         !(type == SOCK_DGRAM && proto == IPPROTO_UDP)) {
         snprintf(err, errlen,
-                 "LISTEN_FDS: %s: neither TCP nor UDP (type %d, protocol %d)", me,
-                 type, proto);
+                 "LISTEN_FDS: %s: neither TCP, UDP nor SCTP (type %d, protocol %d)",
+                 me, type, proto);
         f->addr.len = 0;
         return -1;
     }
     f->type = type;
+    f->protocol = proto;
     char d[sizeof me + ADDR_STRLEN + 8];
     listen_fd_describe(f, d, sizeof d);
     if (type == SOCK_STREAM && !acc) {
@@ -187,11 +190,11 @@ struct listen_fds *listen_fds_from_env(char *err, size_t errlen)
     return t;
 }
 
-int listen_fds_take(struct listen_fds *t, const struct addr *a, int type)
+int listen_fds_take(struct listen_fds *t, const struct addr *a, int protocol)
 {
     for (size_t i = 0; t && i < t->n; i++) {
         struct listen_fd *f = &t->fds[i];
-        if (!f->taken && f->type == type && addr_equal(&f->addr, a)) {
+        if (!f->taken && f->protocol == protocol && addr_equal(&f->addr, a)) {
             f->taken = true;
             return f->fd;
         }

@@ -8,6 +8,7 @@
 
 #include "berth/acceptor.h"
 #include "berth/log.h"
+#include "berth/sctp_sock.h"
 #include "berth/tcp_relay.h"
 
 struct tcp_listener {
@@ -82,10 +83,15 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx, const struct mappin
     /* Accepted sockets inherit TCP_NODELAY and the keepalive settings
      * (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): calls here
      * instead of per connection. Keepalive is set off explicitly too, in
-     * case a socket handed over by dockerd came with it on. */
-    sock_set_nodelay(l->fd);
-    if (sock_set_keepalive(l->fd, &ctx->tcp_keepalive) < 0) {
-        snprintf(err, errlen, "%s: TCP keepalive: %s", m->label, strerror(errno));
+     * case a socket handed over by dockerd came with it on. SCTP's
+     * sockets inherit SCTP_NODELAY and SCTP_RECVRCVINFO the same way. */
+    bool sctp = m->proto == PROTO_SCTP;
+    if (!sctp)
+        sock_set_nodelay(l->fd);
+    if (sctp ? sctp_sock_setup(l->fd) < 0
+             : sock_set_keepalive(l->fd, &ctx->tcp_keepalive) < 0) {
+        snprintf(err, errlen, "%s: %s: %s", m->label,
+                 sctp ? "SCTP socket options" : "TCP keepalive", strerror(errno));
         tcp_listener_free(l);
         return NULL;
     }

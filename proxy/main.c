@@ -224,8 +224,7 @@ static int adopt_passed(const struct plan *plan, struct listen_fds *lf, int **ou
     }
     for (size_t i = 0; i < plan->n; i++) {
         const struct mapping *m = &plan->maps[i];
-        fds[i] = listen_fds_take(lf, &m->listen,
-                                 m->proto == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM);
+        fds[i] = listen_fds_take(lf, &m->listen, proto_ipproto(m->proto));
     }
     const struct listen_fd *f = listen_fds_untaken(lf);
     if (f) {

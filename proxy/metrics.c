@@ -264,13 +264,14 @@ static void render_ports(const struct metrics *m, FILE *out)
     const struct map_stats *s;
     char extra[64];
     family(out, "berth_connections_total", "counter",
-           "TCP connections accepted on a published port.");
+           "TCP connections and SCTP associations accepted on a published port.");
     for (s = m->ports; s; s = s->next)
-        if (s->proto == PROTO_TCP)
+        if (s->proto != PROTO_UDP)
             port_series(out, "berth_connections_total", s, NULL, s->conns);
-    family(out, "berth_connections_active", "gauge", "TCP sessions open now.");
+    family(out, "berth_connections_active", "gauge",
+           "TCP and SCTP sessions open now.");
     for (s = m->ports; s; s = s->next)
-        if (s->proto == PROTO_TCP)
+        if (s->proto != PROTO_UDP)
             port_series(out, "berth_connections_active", s, NULL, s->conns_active);
     family(out, "berth_bytes_total", "counter",
            "Payload bytes relayed (in: client to target, as the kernel took them; "
@@ -281,18 +282,19 @@ static void render_ports(const struct metrics *m, FILE *out)
                         d == METRICS_IN ? ",direction=\"in\"" : ",direction=\"out\"",
                         s->bytes[d]);
     family(out, "berth_connect_errors_total", "counter",
-           "Connects to a TCP target that failed, by reason.");
+           "Connects to a TCP or SCTP target that failed, by reason.");
     for (s = m->ports; s; s = s->next)
-        if (s->proto == PROTO_TCP)
+        if (s->proto != PROTO_UDP)
             for (int r = 0; r < METRICS_CONNECT_REASONS; r++) {
                 snprintf(extra, sizeof extra, ",reason=\"%s\"", connect_reason[r]);
                 port_series(out, "berth_connect_errors_total", s, extra,
                             s->connect_errors[r]);
             }
-    family(out, "berth_connect_duration_seconds", "histogram",
-           "Time from accepting a TCP client to its target's connect succeeding.");
+    family(
+        out, "berth_connect_duration_seconds", "histogram",
+        "Time from accepting a TCP or SCTP client to its target's connect succeeding.");
     for (s = m->ports; s; s = s->next)
-        if (s->proto == PROTO_TCP)
+        if (s->proto != PROTO_UDP)
             histogram_series(out, "berth_connect_duration_seconds", s, &s->connect);
     family(out, "berth_udp_flows_active", "gauge", "UDP flows open now.");
     for (s = m->ports; s; s = s->next)

@@ -201,10 +201,10 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
         return 0;
     size_t k = (size_t)n < cap ? (size_t)n : cap;
     size_t first = 0;
-    /* Only TCP marks replicas (a UDP flow has no connect to fail), and the
-     * clock is read only while some mark may hold. */
+    /* Only TCP and SCTP mark replicas (a UDP flow has no connect to fail),
+     * and the clock is read only while some mark may hold. */
     uint64_t now = 0;
-    bool marks = m->proto == PROTO_TCP && ctx->passed &&
+    bool marks = m->proto != PROTO_UDP && ctx->passed &&
                  (now = clock_ms()) < ctx->passed->last_until_ms;
     bool late[RESOLVE_MAX];
     for (size_t i = 0; i < k; i++) {

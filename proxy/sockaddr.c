@@ -333,10 +333,12 @@ bool sock_err_is_resource(int err, const char **why)
     return true;
 }
 
-int sock_listener(const struct addr *a, int type, int fd, bool freebind, char *err,
-                  size_t errlen)
+int sock_listener(const struct addr *a, int type, int protocol, int fd, bool freebind,
+                  char *err, size_t errlen)
 {
-    const char *proto = type == SOCK_STREAM ? "tcp" : "udp";
+    const char *proto = protocol == IPPROTO_SCTP ? "sctp"
+                        : type == SOCK_STREAM    ? "tcp"
+                                                 : "udp";
     char where[ADDR_STRLEN];
     if (fd >= 0) {
         if (sock_set_nonblock(fd) == 0)
@@ -345,13 +347,26 @@ int sock_listener(const struct addr *a, int type, int fd, bool freebind, char *e
         close(fd);
         return -1;
     }
-    if ((fd = sock_bind_opt(a, type, freebind)) < 0)
-        snprintf(err, errlen, "listen %s %s: %s", proto,
-                 addr_format(a, where, sizeof where), strerror(errno));
-    return fd;
+    if ((fd = sock_bind_opt(a, type, protocol, freebind)) >= 0)
+        return fd;
+    addr_format(a, where, sizeof where);
+    /* Most kernels build SCTP as a module (sctp.ko), some leave it out. */
+    if (protocol == IPPROTO_SCTP &&
+        (errno == EPROTONOSUPPORT || errno == ESOCKTNOSUPPORT ||
+         errno == EAFNOSUPPORT))
+        snprintf(err, errlen,
+                 "listen sctp %s: this kernel has no SCTP (%s): load its module "
+                 "(modprobe sctp)",
+                 where, strerror(errno));
+    else
+        snprintf(err, errlen, "listen %s %s: %s", proto, where, strerror(errno));
+    return -1;
 }
 
-int sock_bind(const struct addr *a, int type) { return sock_bind_opt(a, type, true); }
+int sock_bind(const struct addr *a, int type)
+{
+    return sock_bind_opt(a, type, 0, true);
+}
 
 /* IP_FREEBIND (IPV6_FREEBIND for IPv6, Linux 4.15+): bind() takes an
  * address no interface has yet, and the socket receives as soon as one
@@ -366,9 +381,9 @@ static void set_freebind(int fd, int family)
     (void)setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
 }
 
-int sock_bind_opt(const struct addr *a, int type, bool freebind)
+int sock_bind_opt(const struct addr *a, int type, int protocol, bool freebind)
 {
-    int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd < 0)
         return -1;
     int one = 1;

@@ -1,13 +1,27 @@
 #include "berth/spec.h"
 
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define FIELDS_MAX 5
 
-const char *proto_name(enum proto p) { return p == PROTO_UDP ? "udp" : "tcp"; }
+const char *proto_name(enum proto p)
+{
+    return p == PROTO_UDP ? "udp" : p == PROTO_SCTP ? "sctp" : "tcp";
+}
+
+bool proto_is_stream(enum proto p) { return p != PROTO_UDP; }
+
+int proto_sock_type(enum proto p) { return p == PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM; }
+
+int proto_ipproto(enum proto p)
+{
+    return p == PROTO_UDP ? IPPROTO_UDP : p == PROTO_SCTP ? IPPROTO_SCTP : IPPROTO_TCP;
+}
 
 int spec_parse_proxy_proto(const char *text, enum proxy_proto *out)
 {
@@ -196,8 +210,11 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
             out->proto = PROTO_TCP;
         else if (strcmp(p, "udp") == 0)
             out->proto = PROTO_UDP;
+        else if (strcmp(p, "sctp") == 0)
+            out->proto = PROTO_SCTP;
         else
-            return fail(err, errlen, "unknown protocol '%s' (want tcp or udp)", p);
+            return fail(err, errlen, "unknown protocol '%s' (want tcp, udp or sctp)",
+                        p);
         len = (size_t)(slash - text);
     }
 

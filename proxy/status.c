@@ -77,7 +77,7 @@ static bool add_resolution(struct relay_ctx *ctx, const struct mapping *m, cJSON
             !cJSON_AddStringToObject(r, "address",
                                      addr_format(&found[i], a, sizeof a)) ||
             !cJSON_AddBoolToObject(r, "passed_over",
-                                   m->target_name[0] && m->proto == PROTO_TCP &&
+                                   m->target_name[0] && m->proto != PROTO_UDP &&
                                        relay_passed_over(ctx, &found[i])))
             return false;
     }
@@ -108,7 +108,7 @@ static cJSON *mapping_json(struct relay_ctx *ctx, const struct berth_port *p)
         (m->origin == MAPPING_LABEL &&
          !cJSON_AddStringToObject(o, "container", m->owner ? m->owner : "")) ||
         !cJSON_AddStringToObject(o, "label", m->label) || !add_resolution(ctx, m, o) ||
-        !cJSON_AddNumberToObject(o, m->proto == PROTO_TCP ? "sessions" : "flows",
+        !cJSON_AddNumberToObject(o, m->proto != PROTO_UDP ? "sessions" : "flows",
                                  (double)active) ||
         !cJSON_AddBoolToObject(o, "transparent", m->transparent) ||
         !cJSON_AddStringToObject(o, "proxy_protocol",
@@ -303,7 +303,7 @@ static void put_row(struct evbuffer *out, const cJSON *m)
     if (first)
         html_put(out, str_of(m, "unresolved"));
     evbuffer_add_printf(out, "</td><td>");
-    bool tcp = strcmp(str_of(m, "proto"), "tcp") == 0;
+    bool tcp = strcmp(str_of(m, "proto"), "udp") != 0; /* or sctp */
     put_count(out, num_of(m, tcp ? "sessions" : "flows"), tcp ? "session" : "flow");
     evbuffer_add_printf(out, "</td><td>");
     bool t = cJSON_IsTrue(cJSON_GetObjectItem(m, "transparent"));
@@ -354,7 +354,7 @@ static const char page_script[] =
     "    if (m.transparent) sw.push('transparent');\n"
     "    if (m.proxy_protocol && m.proxy_protocol !== 'off')\n"
     "      sw.push('proxy-protocol ' + m.proxy_protocol);\n"
-    "    var tcp = m.proto === 'tcp';\n"
+    "    var tcp = m.proto !== 'udp';\n"
     "    return [m.listen, m.proto, m.target,\n"
     "      m.source + ('container' in m ? ': ' + m.container : ''), res,\n"
     "      count(tcp ? m.sessions : m.flows, tcp ? 'session' : 'flow'),\n"

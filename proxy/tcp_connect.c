@@ -11,6 +11,7 @@
 #include "berth/clock.h"
 #include "berth/invariant.h"
 #include "berth/log.h"
+#include "berth/sctp_sock.h"
 #include "berth/transparent.h"
 
 struct tcp_connect {
@@ -53,8 +54,14 @@ static struct timeval try_timeout(const struct tcp_connect *c)
  * when this target failed at once. */
 static int start(struct tcp_connect *c, const struct addr *t, bool transparent)
 {
-    c->fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool sctp = c->m->proto == PROTO_SCTP;
+    c->fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   sctp ? IPPROTO_SCTP : 0);
     if (c->fd < 0)
+        return -1;
+    /* Before the connect: the target's first message may come with the
+     * association, and must be read with its stream and PPID. */
+    if (sctp && sctp_sock_setup(c->fd) < 0)
         return -1;
     bool from_client = transparent &&
                        transparent_bind(c->ctx, c->m, c->client, t, c->fd);

@@ -14,9 +14,9 @@
  * that brought at least this much, copies after one that brought less. */
 #define SPLICE_MIN (16 * 1024)
 
-void tcp_pump_init(struct tcp_pump *p)
+void tcp_pump_init(struct tcp_pump *p, bool message)
 {
-    *p = (struct tcp_pump){.pipe = {-1, -1, 0, false}};
+    *p = (struct tcp_pump){.pipe = {-1, -1, 0, false}, .message = message};
 }
 
 void tcp_pump_release(struct tcp_pump *p, struct relay_ctx *ctx)
@@ -25,10 +25,126 @@ void tcp_pump_release(struct tcp_pump *p, struct relay_ctx *ctx)
     free(p->buf);
     p->buf = NULL;
     p->off = 0;
+    if (p->message) {
+        free(p->msg);
+        p->msg = NULL;
+        p->msg_len = p->msg_cap = p->pending = 0;
+    }
+}
+
+/* ---- message mode (SCTP) ---- */
+
+/* Room for need bytes in the message buffer, doubling it, up to what dst
+ * could take as one message. Returns 0, or -1 (errno). */
+static int msg_grow(struct tcp_pump *p, int dst, size_t need)
+{
+    if (need <= p->msg_cap)
+        return 0;
+    if (p->msg_max == 0) {
+        int sndbuf = 0;
+        socklen_t len = sizeof sndbuf;
+        if (getsockopt(dst, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) < 0)
+            return -1;
+        p->msg_max = sndbuf > 0 ? (size_t)sndbuf : 1;
+    }
+    if (need > p->msg_max) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    size_t cap = p->msg_cap ? p->msg_cap * 2 : 64 * 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > p->msg_max)
+        cap = p->msg_max;
+    char *m = realloc(p->msg, cap);
+    if (!m) {
+        errno = ENOMEM;
+        return -1;
+    }
+    p->msg = m;
+    p->msg_cap = cap;
+    return 0;
+}
+
+/* Appends n bytes to the message being put together. */
+static int msg_append(struct tcp_pump *p, int dst, const char *b, size_t n)
+{
+    if (msg_grow(p, dst, p->msg_len + n) < 0)
+        return -1;
+    memcpy(p->msg + p->msg_len, b, n);
+    p->msg_len += n;
+    return 0;
+}
+
+/* A whole message in msg: sent, or left pending when dst has no room. */
+static int msg_send(struct tcp_pump *p, int dst)
+{
+    ssize_t n = sctp_sock_send(dst, p->msg, p->msg_len, &p->info);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        p->pending = p->msg_len;
+        return 0;
+    }
+    /* All or nothing for one message (sctp_sock.h). */
+    if ((size_t)n != p->msg_len) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    p->msg_len = p->pending = 0;
+    return 1;
+}
+
+static ssize_t fill_message(struct tcp_pump *p, struct relay_ctx *ctx, int src,
+                            int dst)
+{
+    bool eor = false;
+    ssize_t n;
+    if (p->msg_len == 0) {
+        /* A new message: most come whole into the scratch buffer and go
+         * on from there, copied nowhere else. */
+        p->asked = ctx->scratch_len;
+        if ((n = sctp_sock_recv(src, ctx->scratch, ctx->scratch_len, &p->info,
+                                &eor)) <= 0)
+            return n;
+        if (eor) {
+            ssize_t sent = sctp_sock_send(dst, ctx->scratch, (size_t)n, &p->info);
+            if (sent == n)
+                return n;
+            if (sent >= 0)
+                errno = EMSGSIZE;
+            if (sent >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                return -2;
+        }
+        if (msg_append(p, dst, ctx->scratch, (size_t)n) < 0)
+            return -2;
+        if (eor)
+            p->pending = p->msg_len;
+        return n;
+    }
+    /* The rest of one that came in pieces, straight into the buffer. */
+    if (msg_grow(p, dst, p->msg_len + 1) < 0)
+        return -2;
+    struct sctp_msg_info ignored;
+    p->asked = p->msg_cap - p->msg_len;
+    n = sctp_sock_recv(src, p->msg + p->msg_len, p->asked, &ignored, &eor);
+    if (n == 0)
+        errno = ECONNABORTED; /* a shutdown cannot cut a message */
+    if (n <= 0)
+        return -1;
+    p->msg_len += (size_t)n;
+    if (eor && msg_send(p, dst) < 0)
+        return -2;
+    return n;
 }
 
 int tcp_pump_flush(struct tcp_pump *p, struct relay_ctx *ctx, int dst)
 {
+    if (p->message) {
+        if (p->pending == 0)
+            return 1;
+        return msg_send(p, dst);
+    }
     while (p->pending > 0) {
         ssize_t n;
         if (p->buf)
@@ -74,6 +190,8 @@ static ssize_t fill_buffered(struct tcp_pump *p, struct relay_ctx *ctx, int src,
 
 ssize_t tcp_pump_fill(struct tcp_pump *p, struct relay_ctx *ctx, int src, int dst)
 {
+    if (p->message)
+        return fill_message(p, ctx, src, dst);
     p->copied = true;
     if (p->buffered || ctx->no_splice)
         return fill_buffered(p, ctx, src, dst);

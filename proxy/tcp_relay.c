@@ -428,7 +428,10 @@ static void start_relaying(struct tcp_session *s, short seen)
         return;
     }
     set_phase(s, TCP_RELAYING);
-    sock_set_nodelay(s->tfd);
+    /* SCTP's counterparts were set before the connect (tcp_connect). */
+    bool tcp = s->m->proto == PROTO_TCP;
+    if (tcp)
+        sock_set_nodelay(s->tfd);
     /* Before anything can read the client: its events go on below. */
     if (s->m->proxy_proto != PROXY_PROTO_NONE && !send_proxy_header(s))
         return;
@@ -441,7 +444,9 @@ static void start_relaying(struct tcp_session *s, short seen)
         event_add(s->up.wr, NULL);
     event_add(s->down.rd, NULL);
     lru_timer_join(&s->list->idle, &s->idle);
-    lru_timer_join(&s->list->young, &s->young);
+    /* SCTP probes idle paths itself (HEARTBEAT). */
+    if (tcp)
+        lru_timer_join(&s->list->young, &s->young);
     /* Most clients have sent by now (the request waited in the kernel
      * through the connect): read it at once rather than after another
      * wait. Skipped for a while after such a read found nothing. */
@@ -518,8 +523,8 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
         s->down.bytes = &list->stats->bytes[METRICS_OUT];
         s->started_ns = metrics_now_ns();
     }
-    tcp_pump_init(&s->up.pump);
-    tcp_pump_init(&s->down.pump);
+    tcp_pump_init(&s->up.pump, m->proto == PROTO_SCTP);
+    tcp_pump_init(&s->down.pump, m->proto == PROTO_SCTP);
     s->up.rd = event_new(ctx->base, s->cfd, EV_READ | EV_CLOSED | EV_PERSIST, on_ready,
                          &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_ready,

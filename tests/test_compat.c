@@ -42,6 +42,20 @@ START_TEST(test_dockerd_forms)
     ck_assert_str_eq(addr_format(&a.host, buf, sizeof buf), "[::]:53");
     ck_assert(a.use_listen_fd);
 
+    /* dockerd's SCTP proxies: -proto sctp (docker-proxy takes sctp4 and
+     * sctp6 as well). */
+    const char *sctp_names[] = {"sctp", "sctp4", "sctp6"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *sctp[] = {"-proto",        sctp_names[i], "-host-ip",
+                              "127.0.0.1",     "-host-port",  "3868",
+                              "-container-ip", "172.17.0.3",  "-container-port",
+                              "3868",          NULL};
+        ck_assert_int_eq(parse(sctp, &a, err, sizeof err), 0);
+        ck_assert_int_eq(a.proto, PROTO_SCTP);
+        ck_assert_str_eq(addr_format(&a.container, buf, sizeof buf),
+                         "172.17.0.3:3868");
+    }
+
     const char *eq[] = {"--proto=udp",          "-host-port=1",
                         "-container-ip=::1",    "-container-port=2",
                         "-use-listen-fd=false", NULL};
@@ -85,8 +99,8 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-    {{"-proto", "sctp", "-host-port", "1", "-container-port", "2"},
-     "-proto 'sctp': berth forwards tcp and udp"},
+    {{"-proto", "icmp", "-host-port", "1", "-container-port", "2"},
+     "-proto 'icmp': berth forwards tcp, udp and sctp"},
     {{"-host-port", "0", "-container-port", "2"},
      "-host-port '0': want a port in 1-65535"},
     {{"-host-port", "1"}, "-container-port is required"},

@@ -427,7 +427,7 @@ START_TEST(test_label_specs)
     ck_assert_str_eq(out, "[::1]:9000-9001:abc:90-91");
     ck_assert_int_eq(labels_to_spec("8080", "abc", out, sizeof out, err, sizeof err),
                      -1);
-    ck_assert_str_eq(err, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]");
+    ck_assert_str_eq(err, "want [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp|/sctp]");
 }
 END_TEST
 

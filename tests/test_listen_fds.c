@@ -177,16 +177,16 @@ START_TEST(test_inspect_and_take)
     ck_assert_str_eq(listen_fd_describe(&t->fds[0], d, sizeof d), want);
 
     /* Address and type must both match. */
-    ck_assert_int_eq(listen_fds_take(t, &tcp, SOCK_DGRAM), -1);
+    ck_assert_int_eq(listen_fds_take(t, &tcp, IPPROTO_UDP), -1);
     addr_from_ip(&other, "127.0.0.2", addr_port(&tcp));
-    ck_assert_int_eq(listen_fds_take(t, &other, SOCK_STREAM), -1);
+    ck_assert_int_eq(listen_fds_take(t, &other, IPPROTO_TCP), -1);
     addr_from_ip(&other, "0.0.0.0", addr_port(&tcp));
-    ck_assert_int_eq(listen_fds_take(t, &other, SOCK_STREAM), -1);
+    ck_assert_int_eq(listen_fds_take(t, &other, IPPROTO_TCP), -1);
     ck_assert_ptr_eq(listen_fds_untaken(t), &t->fds[0]);
-    ck_assert_int_eq(listen_fds_take(t, &tcp, SOCK_STREAM), fds[0]);
-    ck_assert_int_eq(listen_fds_take(t, &tcp, SOCK_STREAM), -1); /* once */
+    ck_assert_int_eq(listen_fds_take(t, &tcp, IPPROTO_TCP), fds[0]);
+    ck_assert_int_eq(listen_fds_take(t, &tcp, IPPROTO_TCP), -1); /* once */
     ck_assert_ptr_eq(listen_fds_untaken(t), &t->fds[1]);
-    ck_assert_int_eq(listen_fds_take(t, &udp, SOCK_DGRAM), fds[1]);
+    ck_assert_int_eq(listen_fds_take(t, &udp, IPPROTO_UDP), fds[1]);
     ck_assert_ptr_null(listen_fds_untaken(t));
     listen_fds_free(t);
     /* Taken: still open, the taker's. */
@@ -233,7 +233,7 @@ START_TEST(test_refused)
         struct sockaddr_in sa = {.sin_family = AF_INET,
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (bind(raw, (struct sockaddr *)&sa, sizeof sa) == 0)
-            refused(raw, "neither TCP nor UDP");
+            refused(raw, "neither TCP, UDP nor SCTP");
         else
             close(raw);
     }
@@ -261,7 +261,7 @@ START_TEST(test_ipv6_wildcard)
     ck_assert_msg(listen_fds_inspect(t, err, sizeof err) == 0, "%s", err);
     struct addr any;
     addr_from_ip(&any, "::", addr_port(&t->fds[0].addr));
-    ck_assert_int_eq(listen_fds_take(t, &any, SOCK_DGRAM), fd);
+    ck_assert_int_eq(listen_fds_take(t, &any, IPPROTO_UDP), fd);
     listen_fds_free(t);
     close(fd);
 }

@@ -2,8 +2,10 @@
  * inputs with the exact reason users will read. */
 #include "check_run.h"
 #include <check.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "berth/spec.h"
 
@@ -27,6 +29,10 @@ static const struct good goods[] = {
     {"20000-20099:10.1.1.1:30000-30099", "0.0.0.0", 20000, 20099, "10.1.1.1", 1, 30000,
      30099, PROTO_TCP},
     {"1:1.2.3.4:65535/udp", "0.0.0.0", 1, 1, "1.2.3.4", 1, 65535, 65535, PROTO_UDP},
+    {"3868:10.0.0.3:3868/sctp", "0.0.0.0", 3868, 3868, "10.0.0.3", 1, 3868, 3868,
+     PROTO_SCTP},
+    {"[::1]:2905-2906:sigtran:2905-2906/sctp", "::1", 2905, 2906, "sigtran", 0, 2905,
+     2906, PROTO_SCTP},
     {"127.0.0.1:8080:web:80", "127.0.0.1", 8080, 8080, "web", 0, 80, 80, PROTO_TCP},
     {"9000-9009:api.lab:9000-9009", "0.0.0.0", 9000, 9009, "api.lab", 0, 9000, 9009,
      PROTO_TCP},
@@ -60,8 +66,8 @@ static const struct bad bads[] = {
      "host ports 8080-8081 and target ports 80-80 differ in length"},
     {"8080:1.2.3.4:80-82",
      "host ports 8080-8080 and target ports 80-82 differ in length"},
-    {"8080:1.2.3.4:80/sctp", "unknown protocol 'sctp' (want tcp or udp)"},
-    {"8080:1.2.3.4:80/", "unknown protocol '' (want tcp or udp)"},
+    {"8080:1.2.3.4:80/dccp", "unknown protocol 'dccp' (want tcp, udp or sctp)"},
+    {"8080:1.2.3.4:80/", "unknown protocol '' (want tcp, udp or sctp)"},
     {"::1:8080:1.2.3.4:80",
      "too many ':' (write IPv6 addresses in brackets, e.g. [::1])"},
     {"8080:fd00::1:80", "too many ':' (write IPv6 addresses in brackets, e.g. [::1])"},
@@ -175,6 +181,24 @@ START_TEST(test_switches)
 }
 END_TEST
 
+/* What each protocol is made of, as the listeners and docker-proxy mode's
+ * fd check ask socket(2) and SO_PROTOCOL for it. */
+START_TEST(test_protocols)
+{
+    ck_assert_str_eq(proto_name(PROTO_TCP), "tcp");
+    ck_assert_str_eq(proto_name(PROTO_UDP), "udp");
+    ck_assert_str_eq(proto_name(PROTO_SCTP), "sctp");
+    ck_assert(proto_is_stream(PROTO_TCP));
+    ck_assert(!proto_is_stream(PROTO_UDP));
+    ck_assert(proto_is_stream(PROTO_SCTP));
+    ck_assert_int_eq(proto_sock_type(PROTO_SCTP), SOCK_STREAM);
+    ck_assert_int_eq(proto_sock_type(PROTO_UDP), SOCK_DGRAM);
+    ck_assert_int_eq(proto_ipproto(PROTO_TCP), IPPROTO_TCP);
+    ck_assert_int_eq(proto_ipproto(PROTO_UDP), IPPROTO_UDP);
+    ck_assert_int_eq(proto_ipproto(PROTO_SCTP), IPPROTO_SCTP);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("spec");
@@ -183,6 +207,7 @@ int main(void)
     tcase_add_loop_test(tc, test_bad, 0, sizeof bads / sizeof bads[0]);
     tcase_add_test(tc, test_long_name_rejected);
     tcase_add_test(tc, test_switches);
+    tcase_add_test(tc, test_protocols);
     tcase_add_test(tc, test_host_default);
     suite_add_tcase(s, tc);
     return check_run(s);

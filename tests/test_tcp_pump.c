@@ -36,7 +36,7 @@ static void fx_start(struct fx *f)
     ck_assert_ptr_nonnull(f->ctx);
     pair(f->base, &f->writer, &f->src);
     pair(f->base, &f->dst, &f->reader);
-    tcp_pump_init(&f->p);
+    tcp_pump_init(&f->p, false);
 }
 
 static void fx_stop(struct fx *f)
@@ -88,7 +88,7 @@ static void drain_check(struct fx *f, const unsigned char *want, size_t n)
 START_TEST(test_after_read)
 {
     struct tcp_pump p;
-    tcp_pump_init(&p);
+    tcp_pump_init(&p, false);
     p.asked = 1000;
     p.copied = true;
     /* A full read: src may hold more. */

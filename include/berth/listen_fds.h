@@ -26,6 +26,8 @@ struct listen_fd {
     char name[LISTEN_FD_NAME_MAX]; /* "" when LISTEN_FDNAMES gave none */
     /* Filled by listen_fds_inspect: */
     int type;         /* SOCK_STREAM (a listening TCP socket) or SOCK_DGRAM (UDP) */
+    int protocol;     /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP (listening,
+                       * one-to-one style: SocketProtocol=sctp) */
     struct addr addr; /* getsockname */
     bool taken;       /* handed to a mapping: no longer ours to close */
 };
@@ -60,10 +62,10 @@ int listen_fds_inspect(struct listen_fds *t, char *err, size_t errlen);
  * unset_environment), so no child takes them for its own. */
 struct listen_fds *listen_fds_from_env(char *err, size_t errlen);
 
-/* The passed socket bound to exactly a (address and port) of type
- * (SOCK_STREAM or SOCK_DGRAM), marked taken: the caller owns the fd now.
- * -1 when none (or it is taken already). */
-int listen_fds_take(struct listen_fds *t, const struct addr *a, int type);
+/* The passed socket bound to exactly a (address and port) of protocol
+ * (IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP), marked taken: the caller
+ * owns the fd now. -1 when none (or it is taken already). */
+int listen_fds_take(struct listen_fds *t, const struct addr *a, int protocol);
 
 /* The first socket not taken (NULL: all were): the one to name when some
  * passed socket matches nothing. */

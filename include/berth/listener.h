@@ -1,4 +1,4 @@
-/* A published TCP port: the listening socket (accepting through the
+/* A published TCP or SCTP port: the listening socket (accepting through the
  * socket toolkit's acceptor), name targets resolved per connection, and the
  * --max-conns limit. Errors: NULL with a one-line reason in err. */
 #ifndef BERTH_LISTENER_H

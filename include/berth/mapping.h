@@ -11,7 +11,9 @@
 
 #include "berth/sockaddr.h"
 
-enum proto { PROTO_TCP, PROTO_UDP };
+/* SCTP is relayed one-to-one style (SOCK_STREAM): a listener and sessions
+ * as for TCP, each message passed whole (tcp_pump.h's message mode). */
+enum proto { PROTO_TCP, PROTO_UDP, PROTO_SCTP };
 
 /* A PROXY protocol header (HAProxy's doc/proxy-protocol.txt) sent to the
  * target as the first bytes of each TCP connection: opt-in per mapping. */

@@ -88,15 +88,16 @@ bool sock_err_is_resource(int err, const char **why);
  * taken, and served from the moment it appears. */
 int sock_bind(const struct addr *a, int type);
 /* The same, with freebind false binding only addresses the host has now
- * (EADDRNOTAVAIL otherwise), as docker-proxy does. */
-int sock_bind_opt(const struct addr *a, int type, bool freebind);
+ * (EADDRNOTAVAIL otherwise), as docker-proxy does; protocol as socket(2)
+ * takes it (0: TCP or UDP by type; IPPROTO_SCTP: SCTP one-to-one style). */
+int sock_bind_opt(const struct addr *a, int type, int protocol, bool freebind);
 
 /* A listener's socket: fd when one was handed over (made non-blocking), or
- * a new one bound to a (freebind as for sock_bind_opt). On failure fd is
- * closed too, and err says "listen tcp 1.2.3.4:80: Address already in
- * use". */
-int sock_listener(const struct addr *a, int type, int fd, bool freebind, char *err,
-                  size_t errlen);
+ * a new one bound to a (protocol and freebind as for sock_bind_opt). On
+ * failure fd is closed too, and err says "listen tcp 1.2.3.4:80: Address
+ * already in use", or, for SCTP on a kernel without it, says that. */
+int sock_listener(const struct addr *a, int type, int protocol, int fd, bool freebind,
+                  char *err, size_t errlen);
 
 /* True when a is a wildcard, loopback, or an address of one of this
  * host's interfaces now (also when the interfaces cannot be read). */

@@ -1,4 +1,4 @@
-/* Publish specs: "[HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp]".
+/* Publish specs: "[HOST_IP:]HOST_PORT[-END]:TARGET:TARGET_PORT[-END][/tcp|/udp|/sctp]".
  *
  * Pure parsing, no I/O. On error the parser writes the reason (without the
  * offending text, which the caller names) into err and returns -1. */
@@ -35,6 +35,11 @@ int spec_parse_ports(const char *text, size_t len, const char *what, uint16_t *l
                      uint16_t *hi, char *err, size_t errlen);
 
 const char *proto_name(enum proto p);
+/* TCP and SCTP: a listening socket, and sessions (tcp_relay); UDP: flows. */
+bool proto_is_stream(enum proto p);
+/* What socket(2) takes for p: SOCK_STREAM or SOCK_DGRAM, and IPPROTO_*. */
+int proto_sock_type(enum proto p);
+int proto_ipproto(enum proto p);
 
 /* "v1" or "v2": a PROXY protocol version; "off" for none. Returns 0, or -1
  * for anything else. */

@@ -5,9 +5,17 @@
  * Only bytes dst could not take yet are held. The pump knows nothing of
  * events, phases or half-closes: tcp_relay drives it.
  *
+ * SCTP sessions pump in message mode (sctp_sock.h): a message read whole
+ * in one piece goes on from the scratch buffer; one that comes in pieces
+ * is put together in the pump's message buffer, and only a whole one is
+ * sent, with its stream, PPID and unordered flag. No splice.
+ *
  * Ownership: a pump is embedded in its owner (nothing allocated to make
  * one); it holds a pipe or a buffer only while bytes are pending, and
- * tcp_pump_release gives them back. */
+ * tcp_pump_release gives them back. The message buffer is the exception:
+ * made for the first message that needs it, it grows to the largest and
+ * is kept until the release at the session's end, so messages cost no
+ * allocation. */
 #ifndef BERTH_TCP_PUMP_H
 #define BERTH_TCP_PUMP_H
 
@@ -17,6 +25,7 @@
 
 #include "berth/pipe_pool.h"
 #include "berth/relay.h"
+#include "berth/sctp_sock.h"
 
 struct tcp_pump {
     struct pipe pipe; /* borrowed from the pool while pending > 0 */
@@ -27,10 +36,19 @@ struct tcp_pump {
     bool buffered; /* splice refused this pair: copy instead */
     bool splicing; /* the next read splices (splice-auto, SPLICE_MIN) */
     bool copied;   /* the last read was a recv into the scratch buffer */
+    /* Message mode: msg holds msg_len bytes of the message being put
+     * together, or, with pending == msg_len, a whole one dst refused. */
+    bool message;
+    char *msg;
+    size_t msg_len, msg_cap;
+    size_t msg_max; /* dst's send buffer, the largest message it takes;
+                     * read when the buffer first grows */
+    struct sctp_msg_info info;
 };
 
-/* An empty pump: no pipe, nothing pending; it starts copying. */
-void tcp_pump_init(struct tcp_pump *p);
+/* An empty pump: no pipe, nothing pending; it starts copying, or with
+ * message true, moves SCTP messages. */
+void tcp_pump_init(struct tcp_pump *p, bool message);
 
 /* Gives back the pipe and the buffer. A pipe still holding bytes is
  * closed, never pooled: the next session must not receive them. */
@@ -42,7 +60,10 @@ int tcp_pump_flush(struct tcp_pump *p, struct relay_ctx *ctx, int dst);
 
 /* Takes bytes from src and gives dst what it takes at once; the rest is
  * pending. Returns the count, 0 at EOF, -1 on a read error (errno; EAGAIN
- * when drained) and -2 on a write error (errno). */
+ * when drained) and -2 on a write error (errno). In message mode a message
+ * still incomplete is held without being pending; one larger than dst's
+ * send buffer fails the write (EMSGSIZE), one cut by EOF the read
+ * (ECONNABORTED). */
 ssize_t tcp_pump_fill(struct tcp_pump *p, struct relay_ctx *ctx, int src, int dst);
 
 /* What a fill that brought n > 0 bytes says about src. */

@@ -102,7 +102,7 @@ class BadUsage(unittest.TestCase):
             f"{P}:127.0.0.1:abc",                      # non-numeric port
             f"70000:127.0.0.1:{Q}",                    # host port too large
             f"{P}:127.0.0.1:70000",                    # target port too large
-            f"{P}:127.0.0.1:{Q}/sctp",                 # unknown protocol
+            f"{P}:127.0.0.1:{Q}/dccp",                 # unknown protocol
             f"{P}-{P + 2}:127.0.0.1:{Q}-{Q + 1}",      # range lengths differ
             f"{P + 2}-{P}:127.0.0.1:{Q + 2}-{Q}",      # reversed range
             f"256.1.1.1:{P}:127.0.0.1:{Q}",            # bad host IP
@@ -169,6 +169,44 @@ class BadUsage(unittest.TestCase):
             with self.subTest(config=name):
                 path = self.config(name, json.dumps(body))
                 self.check_bad(["--config", path], needle, good_ports=[P])
+
+    def test_sctp_switches_refused(self):
+        """An SCTP entry asking for what only TCP (and UDP) have: exit 2,
+        one line naming the entry."""
+        P, Q = self.P, self.Q
+        spec = f"127.0.0.1:{P}:127.0.0.1:{Q}/sctp"
+        for name, entry, needle in [
+                ("sctp-t.json", {"spec": spec, "transparent": True},
+                 "transparent mode is for TCP and UDP only"),
+                ("sctp-pp.json", {"spec": spec, "proxy_protocol": "v2"},
+                 "the PROXY protocol is for TCP only")]:
+            with self.subTest(config=name):
+                path = self.config(name, json.dumps({"publish": [entry]}))
+                self.check_bad(["--config", path], needle)
+
+
+class Sctp(unittest.TestCase):
+    """What berth says about SCTP on the host that runs the suite; the
+    relay itself is tested in a QEMU guest whose kernel has SCTP
+    (tests/sctp/)."""
+
+    def test_check_lists_sctp_mappings(self):
+        rc, out, err, _ = u.run_berth(["--check", "-p", "3868:10.0.0.3:3868/sctp"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("sctp 0.0.0.0:3868 -> 10.0.0.3:3868", out)
+
+    def test_kernel_without_sctp_is_one_line(self):
+        try:
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+            self.skipTest("this kernel has SCTP: the guest suite covers it")
+        except OSError:
+            pass
+        P = u.free_ports(2)
+        rc, out, err, _ = u.run_berth(["-p", f"127.0.0.1:{P}:127.0.0.1:{P + 1}/sctp"])
+        self.assertEqual(rc, 1, err)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn(f"listen sctp 127.0.0.1:{P}: this kernel has no SCTP (", lines[0])
 
 
 class Check(unittest.TestCase):

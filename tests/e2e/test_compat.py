@@ -281,6 +281,38 @@ class BerthCompat(CompatCases, unittest.TestCase):
         self.assertEqual(data, b"1\n-use-listen-fd: fd 4 is not a tcp socket")
         self.assertEqual(p.proc.wait(10), 1)
 
+    def test_sctp_listen_fd_must_be_sctp(self):
+        """-proto sctp with a TCP listening socket on fd 4: refused, its
+        bytes would be read as messages."""
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            ls.bind(("127.0.0.1", 0))
+            ls.listen()
+            P = ls.getsockname()[1]
+            p = self.start(proxy_args("sctp", "127.0.0.1", P, "127.0.0.1", 9)
+                           + ["-use-listen-fd"], fd4=ls)
+        finally:
+            ls.close()
+        data, _ = p.status()
+        self.assertEqual(data, b"1\n-use-listen-fd: fd 4 is not a sctp socket")
+        self.assertEqual(p.proc.wait(10), 1)
+
+    def test_sctp_without_kernel_support(self):
+        """A kernel without SCTP (the host running this suite, usually):
+        dockerd reads one line saying so from fd 3, and berth exits 1."""
+        try:
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+            self.skipTest("this kernel has SCTP: the guest suite (tests/sctp/) covers it")
+        except OSError:
+            pass
+        P = u.free_port()
+        p = self.start(proxy_args("sctp", "127.0.0.1", P, "127.0.0.1", 9))
+        data, _ = p.status()
+        self.assertTrue(data.startswith(
+            b"1\nlisten sctp 127.0.0.1:%d: this kernel has no SCTP (" % P), data)
+        self.assertNotIn(b"\n", data[2:])
+        self.assertEqual(p.proc.wait(10), 1)
+
     def test_settings_from_environment(self):
         """dockerd's flags are fixed: berth's own settings come from the
         environment dockerd passes on, read as the options they name."""

@@ -1,0 +1,49 @@
+/* SCTP's messages on one-to-one style sockets (SOCK_STREAM, IPPROTO_SCTP;
+ * RFC 6458): each recvmsg returns at most one message, in pieces when it
+ * is larger than the buffer (MSG_EOR on the last), with the stream, PPID
+ * and unordered flag it came with (SCTP_RCVINFO, once SCTP_RECVRCVINFO is
+ * on); each sendmsg sends one whole message, with those as SCTP_SNDINFO.
+ * The kernel takes a message whole or not at all (EAGAIN), and refuses one
+ * larger than the socket's send buffer (EMSGSIZE).
+ *
+ * No libsctp: the structures come from the kernel's <linux/sctp.h>. */
+#ifndef BERTH_SCTP_SOCK_H
+#define BERTH_SCTP_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* What a message carries besides its bytes, passed on unchanged. */
+struct sctp_msg_info {
+    uint16_t stream;
+    uint16_t flags; /* SCTP_UNORDERED or 0 */
+    uint32_t ppid;  /* network byte order, as on the wire: opaque here */
+};
+
+/* A socket of berth's (listening, accepted or connecting): SCTP_NODELAY
+ * (a message goes at once, as TCP_NODELAY does for TCP) and
+ * SCTP_RECVRCVINFO (each message's stream and PPID). Accepted sockets
+ * inherit both from their listener. Returns 0, or -1 (errno). */
+int sctp_sock_setup(int fd);
+
+/* One piece of one message into buf: its length, 0 at the peer's shutdown,
+ * -1 on error (errno; EAGAIN when none is queued). *eor says whether it was
+ * the message's last piece; *info is set from the piece's SCTP_RCVINFO
+ * (left alone when the piece came without it). Notifications (none are
+ * asked for) are read and dropped. */
+ssize_t sctp_sock_recv(int fd, void *buf, size_t len, struct sctp_msg_info *info,
+                       bool *eor);
+
+/* Sends buf as one whole message with info: len, or -1 (errno: EAGAIN when
+ * the send buffer has no room for it now, EMSGSIZE when it never will). */
+ssize_t sctp_sock_send(int fd, const void *buf, size_t len,
+                       const struct sctp_msg_info *info);
+
+/* The SCTP_RCVINFO of a received msghdr's control data into *info: true
+ * if it had one. Pure (for tests). */
+bool sctp_sock_read_info(const struct msghdr *mh, struct sctp_msg_info *info);
+
+#endif
