@@ -16,6 +16,25 @@ int sctp_sock_setup(int fd)
     return 0;
 }
 
+int sctp_sock_streams(int fd, struct sctp_streams *out)
+{
+    struct sctp_status st;
+    socklen_t len = sizeof st;
+    memset(&st, 0, sizeof st);
+    if (getsockopt(fd, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+        return -1;
+    *out = (struct sctp_streams){.in = st.sstat_instrms, .out = st.sstat_outstrms};
+    return 0;
+}
+
+int sctp_sock_init_streams(int fd, const struct sctp_streams *s)
+{
+    /* A zero leaves the kernel's value. */
+    struct sctp_initmsg im = {.sinit_num_ostreams = s->in,
+                              .sinit_max_instreams = s->out};
+    return setsockopt(fd, IPPROTO_SCTP, SCTP_INITMSG, &im, sizeof im);
+}
+
 bool sctp_sock_read_info(const struct msghdr *mh, struct sctp_msg_info *info)
 {
     for (const struct cmsghdr *c = CMSG_FIRSTHDR(mh); c;

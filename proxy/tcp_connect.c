@@ -18,6 +18,7 @@ struct tcp_connect {
     struct relay_ctx *ctx;
     const struct mapping *m;
     const struct addr *client;
+    struct sctp_streams streams; /* SCTP: to ask for; 0: the kernel's */
     tcp_connect_fn *done;
     void *arg;
     /* One event for the connect's life, pointed at each try's socket in
@@ -61,7 +62,9 @@ static int start(struct tcp_connect *c, const struct addr *t, bool transparent)
         return -1;
     /* Before the connect: the target's first message may come with the
      * association, and must be read with its stream and PPID. */
-    if (sctp && sctp_sock_setup(c->fd) < 0)
+    if (sctp && (sctp_sock_setup(c->fd) < 0 ||
+                 ((c->streams.in || c->streams.out) &&
+                  sctp_sock_init_streams(c->fd, &c->streams) < 0)))
         return -1;
     bool from_client = transparent &&
                        transparent_bind(c->ctx, c->m, c->client, t, c->fd);
@@ -190,6 +193,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 
 struct tcp_connect *tcp_connect_new(struct relay_ctx *ctx, const struct mapping *m,
                                     const struct addr *client,
+                                    const struct sctp_streams *streams,
                                     const struct addr *targets, size_t n,
                                     tcp_connect_fn *done, void *arg)
 {
@@ -200,6 +204,8 @@ struct tcp_connect *tcp_connect_new(struct relay_ctx *ctx, const struct mapping 
     c->ctx = ctx;
     c->m = m;
     c->client = client;
+    if (streams)
+        c->streams = *streams;
     c->done = done;
     c->arg = arg;
     c->fd = -1;

@@ -529,11 +529,15 @@ struct tcp_session *tcp_session_new(struct relay_ctx *ctx,
                          &s->up);
     s->down.wr = event_new(ctx->base, s->cfd, EV_WRITE | EV_PERSIST, on_ready,
                            &s->down);
+    /* SCTP: the target's association gets as many streams as the
+     * client's, so any message of one has its stream in the other. */
+    struct sctp_streams streams;
+    bool sctp = m->proto == PROTO_SCTP && sctp_sock_streams(client_fd, &streams) == 0;
     /* Nothing is read from the client until the target accepts: its bytes
      * wait in the kernel, and a refusal can still reset it cleanly. */
     if (!s->up.rd || !s->down.wr ||
-        !(s->conn = tcp_connect_new(ctx, m, &s->client, targets, ntargets,
-                                    on_connected, s))) {
+        !(s->conn = tcp_connect_new(ctx, m, &s->client, sctp ? &streams : NULL,
+                                    targets, ntargets, on_connected, s))) {
         relay_log_limited(ctx, LOG_WARN, s->m, &s->client,
                           relay_key(RELAY_SAID_SHORTAGE, ENOMEM, NULL),
                           "cannot start session: out of memory");

@@ -29,6 +29,22 @@ struct sctp_msg_info {
  * inherit both from their listener. Returns 0, or -1 (errno). */
 int sctp_sock_setup(int fd);
 
+/* How many streams an association has each way. */
+struct sctp_streams {
+    uint16_t in, out;
+};
+
+/* The stream counts of fd's association (SCTP_STATUS). Returns 0, or -1
+ * (errno). */
+int sctp_sock_streams(int fd, struct sctp_streams *out);
+
+/* For the association fd is about to make (SCTP_INITMSG): as many streams
+ * out as s->in and at most s->out in, so that towards the target every
+ * stream the client sends on exists, and the target is granted none the
+ * client's association lacks. The peer may grant fewer; the kernel's
+ * default is 10 out. Returns 0, or -1 (errno). */
+int sctp_sock_init_streams(int fd, const struct sctp_streams *s);
+
 /* One piece of one message into buf: its length, 0 at the peer's shutdown,
  * -1 on error (errno; EAGAIN when none is queued). *eor says whether it was
  * the message's last piece; *info is set from the piece's SCTP_RCVINFO

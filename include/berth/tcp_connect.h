@@ -16,6 +16,7 @@
 
 #include "berth/mapping.h"
 #include "berth/relay.h"
+#include "berth/sctp_sock.h"
 #include "berth/sockaddr.h"
 
 struct tcp_connect;
@@ -27,10 +28,13 @@ typedef void tcp_connect_fn(void *arg, int fd, int err);
 
 /* Starts connecting for the client at *client (read for log lines; it and
  * m must outlive the connect). targets: NULL for m->target, else the n
- * replicas of m's name to try in order (copied). NULL: out of memory,
+ * replicas of m's name to try in order (copied). streams: for SCTP, the
+ * client association's stream counts, which the target's is asked to
+ * match (copied; NULL: the kernel's defaults). NULL: out of memory,
  * nothing started. */
 struct tcp_connect *tcp_connect_new(struct relay_ctx *ctx, const struct mapping *m,
                                     const struct addr *client,
+                                    const struct sctp_streams *streams,
                                     const struct addr *targets, size_t n,
                                     tcp_connect_fn *done, void *arg);
 /* How the connect watches its socket: edge-triggered, readable, writable
