@@ -1,52 +1,40 @@
 #include "berth/config.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/config_file.h"
 #include "berth/sockaddr.h"
 #include "berth/spec.h"
 
-/* K_TEXT: a string, which a JSON config may also give as a whole number
- * ("tcp-keepalive": 0). */
-enum kind { K_FLAG, K_STRING, K_LIST, K_UINT, K_TEXT };
-
-struct option_def {
-    const char *name;
-    char short_name;
-    enum kind kind;
-    unsigned max; /* K_UINT: largest accepted value */
-    unsigned min;
-};
-
 /* Order matters only for --help. */
-static const struct option_def options[] = {
-    {"publish", 'p', K_LIST, 0, 0},
-    {"docker", 0, K_STRING, 0, 0},
-    {"no-docker", 0, K_FLAG, 0, 0},
-    {"labels", 0, K_FLAG, 0, 0},
-    {"transparent", 0, K_FLAG, 0, 0},
-    {"proxy-protocol", 0, K_STRING, 0, 0},
-    {"dns", 0, K_LIST, 0, 0},
-    {"domain", 0, K_STRING, 0, 0},
-    {"ttl", 0, K_UINT, INT32_MAX, 0},
-    {"upstream", 0, K_LIST, 0, 0},
-    {"udp-timeout", 0, K_UINT, INT32_MAX, 1},
-    {"max-conns", 0, K_UINT, 1000000, 0},
-    {"tcp-keepalive", 0, K_TEXT, 0, 0},
-    {"idle-timeout", 0, K_UINT, INT32_MAX, 0},
-    {"stale-after", 0, K_UINT, INT32_MAX, 0},
-    {"config", 0, K_STRING, 0, 0},
-    {"check", 0, K_FLAG, 0, 0},
-    {"check-wait", 0, K_UINT, 60, 0},
-    {"log-level", 0, K_STRING, 0, 0},
-    {"log-format", 0, K_STRING, 0, 0},
-    {"admin", 0, K_STRING, 0, 0},
-    {"help", 'h', K_FLAG, 0, 0},
-    {"version", 0, K_FLAG, 0, 0},
+static const struct config_option options[] = {
+    {"publish", 'p', CONFIG_LIST, 0, 0},
+    {"docker", 0, CONFIG_STRING, 0, 0},
+    {"no-docker", 0, CONFIG_FLAG, 0, 0},
+    {"labels", 0, CONFIG_FLAG, 0, 0},
+    {"transparent", 0, CONFIG_FLAG, 0, 0},
+    {"proxy-protocol", 0, CONFIG_STRING, 0, 0},
+    {"dns", 0, CONFIG_LIST, 0, 0},
+    {"domain", 0, CONFIG_STRING, 0, 0},
+    {"ttl", 0, CONFIG_UINT, INT32_MAX, 0},
+    {"upstream", 0, CONFIG_LIST, 0, 0},
+    {"udp-timeout", 0, CONFIG_UINT, INT32_MAX, 1},
+    {"max-conns", 0, CONFIG_UINT, 1000000, 0},
+    {"tcp-keepalive", 0, CONFIG_TEXT, 0, 0},
+    {"idle-timeout", 0, CONFIG_UINT, INT32_MAX, 0},
+    {"stale-after", 0, CONFIG_UINT, INT32_MAX, 0},
+    {"config", 0, CONFIG_STRING, 0, 0},
+    {"check", 0, CONFIG_FLAG, 0, 0},
+    {"check-wait", 0, CONFIG_UINT, 60, 0},
+    {"log-level", 0, CONFIG_STRING, 0, 0},
+    {"log-format", 0, CONFIG_STRING, 0, 0},
+    {"admin", 0, CONFIG_STRING, 0, 0},
+    {"help", 'h', CONFIG_FLAG, 0, 0},
+    {"version", 0, CONFIG_FLAG, 0, 0},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -105,7 +93,7 @@ void config_free(struct config *c)
     free(c);
 }
 
-static const struct option_def *find_long(const char *name, size_t len)
+const struct config_option *config_option_find(const char *name, size_t len)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
         if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
@@ -113,7 +101,7 @@ static const struct option_def *find_long(const char *name, size_t len)
     return NULL;
 }
 
-static const struct option_def *find_short(char c)
+static const struct config_option *find_short(char c)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
         if (options[i].short_name == c)
@@ -181,8 +169,8 @@ static int parse_keepalive(const char *v, struct sock_keepalive *k)
 }
 
 /* A publish entry with nothing of its own yet: its source's switches
- * apply (publish_resolve). */
-static int publish_add(struct config *c, const char *spec)
+ * apply (config_publish_resolve). */
+int config_publish_add(struct config *c, const char *spec)
 {
     struct publish_opts *o = realloc(c->publish_opts, (c->publish.n + 1) * sizeof *o);
     if (!o)
@@ -197,7 +185,7 @@ static int publish_add(struct config *c, const char *spec)
 /* Each entry's switches: its own, else its source's. The PROXY protocol is
  * TCP's, transparent mode TCP's and UDP's: a source's switch leaves other
  * entries without them (an entry's own was refused when read). */
-static void publish_resolve(struct config *c)
+void config_publish_resolve(struct config *c)
 {
     for (size_t i = 0; i < c->publish.n; i++) {
         struct publish_opts *o = &c->publish_opts[i];
@@ -230,7 +218,7 @@ static int set_string(char **slot, const char *value)
 /* Validates one value and stores it. where is "--name" on the command line
  * or "config 'f.json': name" from a file; messages read
  * "<where> '<value>': <reason>". */
-static int apply(struct config *c, const struct option_def *o, const char *v,
+int config_apply(struct config *c, const struct config_option *o, const char *v,
                  const char *where, char *err, size_t errlen)
 {
     const char *name = o->name;
@@ -241,7 +229,7 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
             snprintf(err, errlen, "%s '%s': %s", where, v, why);
             return -1;
         }
-        return publish_add(c, v);
+        return config_publish_add(c, v);
     }
     if (strcmp(name, "proxy-protocol") == 0) {
         struct publish_defaults *d = c->loading_file ? &c->file : &c->cli;
@@ -325,7 +313,7 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
         }
         return 0;
     }
-    if (o->kind == K_UINT) {
+    if (o->kind == CONFIG_UINT) {
         char *end;
         errno = 0;
         unsigned long n = strtoul(v, &end, 10);
@@ -352,7 +340,7 @@ static int apply(struct config *c, const struct option_def *o, const char *v,
     return 0;
 }
 
-static void set_flag(struct config *c, const struct option_def *o, bool on)
+void config_set_flag(struct config *c, const struct config_option *o, bool on)
 {
     const char *n = o->name;
     if (strcmp(n, "no-docker") == 0)
@@ -375,20 +363,20 @@ static int walk_args(struct config *c, int argc, char **argv, bool only_config,
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        const struct option_def *o = NULL;
+        const struct config_option *o = NULL;
         const char *value = NULL;
         char where[64];
         if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
             const char *eq = strchr(arg + 2, '=');
             size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-            o = find_long(arg + 2, len);
+            o = config_option_find(arg + 2, len);
             if (o && eq)
                 value = eq + 1;
         } else if (arg[0] == '-' && arg[1] != '\0' && arg[1] != '-') {
             o = find_short(arg[1]);
             if (o && arg[2] != '\0')
-                value = o->kind == K_FLAG ? NULL : arg + 2;
-            if (o && o->kind == K_FLAG && arg[2] != '\0')
+                value = o->kind == CONFIG_FLAG ? NULL : arg + 2;
+            if (o && o->kind == CONFIG_FLAG && arg[2] != '\0')
                 o = NULL;
         } else {
             snprintf(err, errlen, "unexpected argument '%s' (see berth --help)", arg);
@@ -399,13 +387,13 @@ static int walk_args(struct config *c, int argc, char **argv, bool only_config,
             return -1;
         }
         snprintf(where, sizeof where, "--%s", o->name);
-        if (o->kind == K_FLAG) {
+        if (o->kind == CONFIG_FLAG) {
             if (value) {
                 snprintf(err, errlen, "option '--%s' takes no value", o->name);
                 return -1;
             }
             if (!only_config)
-                set_flag(c, o, true);
+                config_set_flag(c, o, true);
             continue;
         }
         if (!value) {
@@ -418,7 +406,7 @@ static int walk_args(struct config *c, int argc, char **argv, bool only_config,
         bool is_config = strcmp(o->name, "config") == 0;
         if (is_config != only_config)
             continue;
-        if (apply(c, o, value, where, err, errlen) < 0)
+        if (config_apply(c, o, value, where, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -433,246 +421,8 @@ int config_parse_args(struct config *c, int argc, char **argv, char *err,
         return -1;
     if (walk_args(c, argc, argv, false, err, errlen) < 0)
         return -1;
-    publish_resolve(c);
+    config_publish_resolve(c);
     return 0;
-}
-
-/* 1-based line of a byte offset, for JSON syntax errors. */
-static int line_of(const char *text, size_t len, const char *at)
-{
-    int line = 1;
-    for (const char *p = text; p < at && p < text + len; p++)
-        line += *p == '\n';
-    return line;
-}
-
-/* A publish entry written as an object: {"spec": "...", "transparent":
- * true, "proxy_protocol": "v2"}. where names it ("config 'f': publish[2]"). */
-static int load_publish_object(struct config *c, const cJSON *obj, const char *where,
-                               char *err, size_t errlen)
-{
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
-    if (!cJSON_IsString(spec)) {
-        snprintf(err, errlen, "%s: an object needs \"spec\": a publish spec string",
-                 where);
-        return -1;
-    }
-    char why[200];
-    struct spec sp;
-    if (spec_parse(spec->valuestring, &sp, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s '%s': %s", where, spec->valuestring, why);
-        return -1;
-    }
-    signed char own_t = -1, own_pp = -1;
-    const cJSON *k;
-    cJSON_ArrayForEach(k, obj) {
-        if (strcmp(k->string, "spec") == 0)
-            continue;
-        if (strcmp(k->string, "transparent") == 0) {
-            if (!cJSON_IsBool(k)) {
-                snprintf(err, errlen, "%s: 'transparent' must be true or false",
-                         where);
-                return -1;
-            }
-            own_t = cJSON_IsTrue(k) ? 1 : 0;
-            if (own_t && sp.proto == PROTO_SCTP) {
-                snprintf(err, errlen,
-                         "%s '%s': transparent mode is for TCP and UDP only", where,
-                         spec->valuestring);
-                return -1;
-            }
-        } else if (strcmp(k->string, "proxy_protocol") == 0) {
-            enum proxy_proto pp;
-            if (!cJSON_IsString(k) ||
-                spec_parse_proxy_proto(k->valuestring, &pp) < 0) {
-                snprintf(err, errlen,
-                         "%s: 'proxy_protocol' must be \"v1\", \"v2\" or \"off\"",
-                         where);
-                return -1;
-            }
-            if (pp != PROXY_PROTO_NONE && sp.proto != PROTO_TCP) {
-                snprintf(err, errlen, "%s '%s': the PROXY protocol is for TCP only",
-                         where, spec->valuestring);
-                return -1;
-            }
-            own_pp = (signed char)pp;
-        } else {
-            snprintf(err, errlen,
-                     "%s: unknown key '%s' (want spec, transparent, proxy_protocol)",
-                     where, k->string);
-            return -1;
-        }
-    }
-    if (publish_add(c, spec->valuestring) < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    c->publish_opts[c->publish.n - 1].own_transparent = own_t;
-    c->publish_opts[c->publish.n - 1].own_proxy_proto = own_pp;
-    return 0;
-}
-
-static int load_json_value(struct config *c, const struct option_def *o,
-                           const cJSON *item, const char *prefix, char *err,
-                           size_t errlen)
-{
-    char where[300];
-    snprintf(where, sizeof where, "%s: %s", prefix, o->name);
-    if (o->kind == K_FLAG) {
-        if (!cJSON_IsBool(item)) {
-            snprintf(err, errlen, "%s: '%s' must be true or false", prefix, o->name);
-            return -1;
-        }
-        set_flag(c, o, cJSON_IsTrue(item));
-        return 0;
-    }
-    if (o->kind == K_LIST) {
-        const char *want =
-            strcmp(o->name, "publish") == 0
-                ? "an array of specs (strings or {\"spec\": ...} objects)"
-                : "an array of strings";
-        if (!cJSON_IsArray(item)) {
-            snprintf(err, errlen, "%s: '%s' must be %s", prefix, o->name, want);
-            return -1;
-        }
-        int idx = 0;
-        const cJSON *el;
-        cJSON_ArrayForEach(el, item) {
-            if (cJSON_IsObject(el) && strcmp(o->name, "publish") == 0) {
-                snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
-                if (load_publish_object(c, el, where, err, errlen) < 0)
-                    return -1;
-                continue;
-            }
-            if (!cJSON_IsString(el)) {
-                snprintf(err, errlen, "%s: '%s' must be %s", prefix, o->name, want);
-                return -1;
-            }
-            snprintf(where, sizeof where, "%s: %s[%d]", prefix, o->name, idx++);
-            if (apply(c, o, el->valuestring, where, err, errlen) < 0)
-                return -1;
-        }
-        return 0;
-    }
-    if (o->kind == K_UINT || (o->kind == K_TEXT && cJSON_IsNumber(item))) {
-        char num[32];
-        if (cJSON_IsNumber(item)) {
-            double d = item->valuedouble;
-            if (d < 0 || d > 4e9 || d != (double)(unsigned long)d) {
-                if (o->kind == K_TEXT)
-                    snprintf(err, errlen,
-                             "%s: '%s' must be a string or a whole number", prefix,
-                             o->name);
-                else
-                    snprintf(err, errlen, "%s: '%s' must be a whole number in %u-%u",
-                             prefix, o->name, o->min, o->max);
-                return -1;
-            }
-            snprintf(num, sizeof num, "%lu", (unsigned long)d);
-            return apply(c, o, num, where, err, errlen);
-        }
-        snprintf(err, errlen, "%s: '%s' must be a number", prefix, o->name);
-        return -1;
-    }
-    if (!cJSON_IsString(item)) {
-        snprintf(err, errlen, "%s: '%s' must be a string%s", prefix, o->name,
-                 o->kind == K_TEXT ? " or a whole number" : "");
-        return -1;
-    }
-    return apply(c, o, item->valuestring, where, err, errlen);
-}
-
-int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
-{
-    char prefix[256];
-    snprintf(prefix, sizeof prefix, "config '%s'", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", prefix, strerror(errno));
-        return -1;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            if (cap > (1u << 24)) {
-                snprintf(err, errlen, "%s: larger than 16 MiB", prefix);
-                fclose(f);
-                free(text);
-                return -1;
-            }
-            char *bigger = realloc(text, cap = cap * 2 + 8192);
-            if (!bigger) {
-                fclose(f);
-                free(text);
-                snprintf(err, errlen, "%s: out of memory", prefix);
-                return -1;
-            }
-            text = bigger;
-        }
-        size_t n = fread(text + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    bool read_error = ferror(f);
-    fclose(f);
-    text[len] = '\0';
-    if (read_error) {
-        snprintf(err, errlen, "%s: read error", prefix);
-        free(text);
-        return -1;
-    }
-    int rc = config_load_json(c, text, len, prefix, err, errlen);
-    free(text);
-    return rc;
-}
-
-int config_load_json(struct config *c, const char *text, size_t len,
-                     const char *prefix, char *err, size_t errlen)
-{
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (root) {
-        /* Trailing garbage after the object is an error too. */
-        while (end < text + len && (*end == ' ' || *end == '\n' || *end == '\t' ||
-                                    *end == '\r' || *end == '\0'))
-            end++;
-        if (end < text + len) {
-            cJSON_Delete(root);
-            root = NULL;
-        }
-    }
-    if (!root || !cJSON_IsObject(root)) {
-        if (!root)
-            snprintf(err, errlen, "%s: invalid JSON at line %d", prefix,
-                     line_of(text, len, end ? end : text + len));
-        else
-            snprintf(err, errlen, "%s: must be a JSON object", prefix);
-        cJSON_Delete(root);
-        return -1;
-    }
-    int rc = 0;
-    const cJSON *item;
-    c->loading_file = true;
-    cJSON_ArrayForEach(item, root) {
-        const struct option_def *o = find_long(item->string, strlen(item->string));
-        if (!o || strcmp(o->name, "config") == 0 || strcmp(o->name, "help") == 0 ||
-            strcmp(o->name, "version") == 0) {
-            snprintf(err, errlen, "%s: unknown key '%s'", prefix, item->string);
-            rc = -1;
-            break;
-        }
-        if (load_json_value(c, o, item, prefix, err, errlen) < 0) {
-            rc = -1;
-            break;
-        }
-    }
-    c->loading_file = false;
-    cJSON_Delete(root);
-    if (rc == 0)
-        publish_resolve(c);
-    return rc;
 }
 
 void config_usage(const char *prog, FILE *out)

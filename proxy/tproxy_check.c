@@ -20,6 +20,7 @@
 
 #include "berth/clock.h"
 #include "berth/sockaddr.h"
+#include "berth/tproxy_ipt.h"
 
 extern char **environ;
 

@@ -1,4 +1,5 @@
-/* Settings from argv and from a --config JSON file, as plain values.
+/* Settings from argv (and, through config_file, a --config JSON file), as
+ * plain values.
  *
  * Pure: no sockets, no binding. Parsers return 0, or -1 with a one-line
  * message in err that names the offending text and the reason (main prefixes
@@ -93,14 +94,40 @@ void config_free(struct config *c);
 int config_parse_args(struct config *c, int argc, char **argv, char *err,
                       size_t errlen);
 
-/* Loads one JSON file (keys = long option names) into c. */
-int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
-
-/* The same from memory; text need not be NUL-terminated. prefix starts
- * every message ("config 'f.json'"). */
-int config_load_json(struct config *c, const char *text, size_t len,
-                     const char *prefix, char *err, size_t errlen);
-
 void config_usage(const char *prog, FILE *out);
+
+/* For config_file: the option table and the steps a command-line value goes
+ * through, so that a file's keys go through the same ones.
+ * CONFIG_TEXT: a string, which a JSON config may also give as a whole
+ * number ("tcp-keepalive": 0). */
+enum config_kind { CONFIG_FLAG, CONFIG_STRING, CONFIG_LIST, CONFIG_UINT, CONFIG_TEXT };
+
+struct config_option {
+    const char *name;
+    char short_name;
+    enum config_kind kind;
+    unsigned max; /* CONFIG_UINT: largest accepted value */
+    unsigned min;
+};
+
+/* For config_file: the option of a long name (len bytes); NULL if none. */
+const struct config_option *config_option_find(const char *name, size_t len);
+
+/* For config_file: validates one value of o and stores it. where is
+ * "--name" on the command line or "config 'f.json': name" from a file;
+ * messages read "<where> '<value>': <reason>". */
+int config_apply(struct config *c, const struct config_option *o, const char *v,
+                 const char *where, char *err, size_t errlen);
+
+/* For config_file: sets (or clears) a CONFIG_FLAG option. */
+void config_set_flag(struct config *c, const struct config_option *o, bool on);
+
+/* For config_file: appends a publish entry with nothing of its own yet (its
+ * source's switches apply); -1 out of memory. */
+int config_publish_add(struct config *c, const char *spec);
+
+/* For config_file: gives each publish entry its switches, its own else its
+ * source's. */
+void config_publish_resolve(struct config *c);
 
 #endif

@@ -1,10 +1,11 @@
 /* Which marks packets of transparent sockets get in prerouting, read from
- * the rules themselves: `nft -j list ruleset` output and iptables-save
- * text of the mangle table (Documentation/networking/tproxy.rst's rules and
- * any equivalent: nft or iptables, legacy or nft backend, any mark). Pure:
- * tproxy_check runs the tools and asks the kernel the rest.
- * Both parsers read local tools' output, yet are total: never trusting the
- * shape of what they read, bounded in depth and in chains visited. */
+ * the rules themselves: `nft -j list ruleset` output here, iptables-save
+ * text of the mangle table in tproxy_ipt.h (Documentation/networking/
+ * tproxy.rst's rules and any equivalent: nft or iptables, legacy or nft
+ * backend, any mark). Pure: tproxy_check runs the tools and asks the kernel
+ * the rest. Both parsers read local tools' output, yet are total: never
+ * trusting the shape of what they read, bounded in depth and in chains
+ * visited. */
 #ifndef BERTH_TPROXY_RULES_H
 #define BERTH_TPROXY_RULES_H
 
@@ -58,12 +59,17 @@ struct tproxy_marks {
  * ruleset's size. -1 when json is not a ruleset (or out of memory). */
 int tproxy_marks_nft(const char *json, struct tproxy_marks *out);
 
-/* The same from iptables-save (or ip6tables-save) text of the mangle table,
- * family TPROXY_V4 or TPROXY_V6: `-m socket` (with or without --transparent)
- * then `-j MARK` in the same rule or in a chain it jumps to (the kernel
- * doc's DIVERT chain); -p narrows; `-j ACCEPT` (DROP, REJECT) before it
- * ends it, as in nft (out->shadow). */
-void tproxy_marks_iptables(const char *save, unsigned family,
-                           struct tproxy_marks *out);
+/* For tproxy_ipt too: how deep jumps are followed (loops end). */
+#define TPROXY_WALK_DEPTH 16
+
+/* For tproxy_ipt: adds mark for the packets in covers (their bits joining
+ * an equal mark's); past TPROXY_MARKS_MAX marks, dropped. */
+void tproxy_marks_add(struct tproxy_marks *out, uint32_t mark, unsigned covers);
+
+/* For tproxy_ipt: notes rule (its text) in chain as ending, by verb
+ * ("accepts"), the packets in bits before they are marked, for each kind
+ * not noted yet (out->shadow). */
+void tproxy_shadow_add(struct tproxy_marks *out, unsigned bits, const char *rule,
+                       const char *verb, const char *chain);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "berth/compat.h"
 #include "berth/config.h"
+#include "berth/config_file.h"
 #include "berth/plan.h"
 #include "berth/spec.h"
 
