@@ -27,6 +27,7 @@ static const struct config_option options[] = {
     {"tcp-keepalive", 0, CONFIG_TEXT, 0, 0},
     {"idle-timeout", 0, CONFIG_UINT, INT32_MAX, 0},
     {"stale-after", 0, CONFIG_UINT, INT32_MAX, 0},
+    {"swarm-poll", 0, CONFIG_UINT, 86400, 0},
     {"config", 0, CONFIG_STRING, 0, 0},
     {"check", 0, CONFIG_FLAG, 0, 0},
     {"check-wait", 0, CONFIG_UINT, 60, 0},
@@ -47,6 +48,7 @@ struct config *config_new(void)
     c->udp_timeout = CONFIG_UDP_TIMEOUT;
     c->tcp_keepalive = CONFIG_TCP_KEEPALIVE;
     c->stale_after = CONFIG_STALE_AFTER;
+    c->swarm_poll = CONFIG_SWARM_POLL;
     c->check_wait = CONFIG_CHECK_WAIT;
     c->log_level = LOG_INFO;
     c->domain = strdup("docker");
@@ -331,6 +333,8 @@ int config_apply(struct config *c, const struct config_option *o, const char *v,
             c->idle_timeout = (unsigned)n;
         else if (strcmp(name, "stale-after") == 0)
             c->stale_after = (unsigned)n;
+        else if (strcmp(name, "swarm-poll") == 0)
+            c->swarm_poll = (unsigned)n;
         else if (strcmp(name, "check-wait") == 0)
             c->check_wait = (unsigned)n;
         else
@@ -458,6 +462,8 @@ void config_usage(const char *prog, FILE *out)
         "                         (default 0: never)\n"
         "      --stale-after SECONDS  without the Docker engine that long, stop\n"
         "                         resolving names (default 60; 0: never)\n"
+        "      --swarm-poll SECONDS  on a Swarm node, read services and tasks this often\n"
+        "                         (default 10; 0: do not follow Swarm)\n"
         "      --config FILE      JSON file with the same settings\n"
         "      --check            validate, print the plan (and what runs behind each name\n"
         "                         target now), exit without binding\n"

@@ -12,6 +12,7 @@
 #include "berth/docker_endpoint.h"
 #include "berth/docker_fault.h"
 #include "berth/docker_parse.h"
+#include "berth/docker_swarm.h"
 #include "berth/docker_sync.h"
 #include "berth/invariant.h"
 #include "berth/line_split.h"
@@ -35,8 +36,11 @@
 /* During an outage the same failure is said again this often (as a
  * warning: a log filtered to warnings must still show it lasts). */
 #define OUTAGE_REMIND_MS (5 * 60 * 1000)
-/* filters={"type":["container","network"]} */
-#define EVENT_FILTER "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
+/* filters={"type":["container","network","service","node"]} (the last two
+ * come from managers only: they tell docker_swarm to look again) */
+#define EVENT_FILTER                                                                  \
+    "%7B%22type%22%3A%5B%22container%22%2C%22network%22%2C%22service%22%2C%22node%22" \
+    "%5D%7D"
 
 /* Where the client is with the daemon; set_phase makes every change. */
 enum docker_phase {
@@ -56,8 +60,9 @@ struct docker {
     struct registry *reg;
     struct http *http;
     struct docker_endpoint ep;
-    struct docker_sync *sync; /* the list and the inspects */
-    struct metrics *metrics;  /* NULL: nothing counted */
+    struct docker_sync *sync;   /* the list and the inspects */
+    struct docker_swarm *swarm; /* services and tasks, on a swarm node */
+    struct metrics *metrics;    /* NULL: nothing counted */
     char version[16];
     struct http_req *ping, *events, *nets;
     long events_status;
@@ -130,6 +135,7 @@ static void stop_requests(struct docker *d)
     http_cancel(d->nets);
     d->ping = d->events = d->nets = NULL;
     docker_sync_stop(d->sync);
+    docker_swarm_stop(d->swarm);
     line_split_reset(&d->lines);
 }
 
@@ -177,6 +183,7 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
             evtimer_del(d->notify);
             d->changed(d->arg);
         }
+        docker_swarm_start(d->swarm, d->version);
         break;
     }
     case DOCKER_WAITING: {
@@ -259,6 +266,8 @@ static void check_synced(struct docker *d)
 
 static void on_sync_changed(void *arg) { changed(arg); }
 
+static void on_swarm_changed(void *arg) { changed(arg); }
+
 static void on_sync_listed(void *arg)
 {
     struct docker *d = arg;
@@ -332,6 +341,10 @@ static void handle_event(void *arg, const char *line, size_t len)
     metrics_docker_event(d->metrics);
     log_debug("docker: event %s %s %.12s", ev.type, ev.action, ev.id);
     const char *a = ev.action;
+    if (strcmp(ev.type, "service") == 0 || strcmp(ev.type, "node") == 0) {
+        docker_swarm_poke(d->swarm);
+        return;
+    }
     if (strcmp(ev.type, "network") == 0) {
         if (strcmp(a, "connect") == 0 || strcmp(a, "disconnect") == 0) {
             if (ev.id[0])
@@ -474,7 +487,9 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
         !(d->retry = evtimer_new(base, on_retry, d)) ||
         !(d->notify = evtimer_new(base, on_notify, d)) ||
         !(d->stale = evtimer_new(base, on_stale, d)) ||
-        !(d->sync = docker_sync_new(base, d->http, &d->ep.target, reg, &hooks))) {
+        !(d->sync = docker_sync_new(base, d->http, &d->ep.target, reg, &hooks)) ||
+        !(d->swarm = docker_swarm_new(base, d->http, &d->ep.target, reg,
+                                      on_swarm_changed, d))) {
         snprintf(err, errlen, "docker: %s", d->http ? "out of memory" : why);
         docker_free(d);
         return NULL;
@@ -507,8 +522,9 @@ void docker_free(struct docker *d)
 {
     if (!d)
         return;
-    if (d->http && d->sync)
+    if (d->http && d->sync && d->swarm)
         stop_requests(d);
+    docker_swarm_free(d->swarm);
     docker_sync_free(d->sync);
     http_free(d->http);
     if (d->retry)
@@ -522,6 +538,11 @@ void docker_free(struct docker *d)
 }
 
 bool docker_synced(const struct docker *d) { return d->phase == DOCKER_SYNCED; }
+
+void docker_set_swarm_poll(struct docker *d, unsigned seconds)
+{
+    docker_swarm_set_poll(d->swarm, seconds);
+}
 
 void docker_set_metrics(struct docker *d, struct metrics *m)
 {

@@ -150,6 +150,8 @@ static void log_kept(const struct config *was, const struct config *now)
         kept[n++] = "dns, upstream, domain, ttl";
     if (was->stale_after != now->stale_after)
         kept[n++] = "stale-after";
+    if (was->swarm_poll != now->swarm_poll)
+        kept[n++] = "swarm-poll";
     if (was->max_conns != now->max_conns)
         kept[n++] = "max-conns";
     if (memcmp(&was->tcp_keepalive, &now->tcp_keepalive, sizeof was->tcp_keepalive))
@@ -395,6 +397,7 @@ int main(int argc, char **argv)
     }
     if (docker) {
         docker_set_stale_after(docker, c->stale_after);
+        docker_set_swarm_poll(docker, c->swarm_poll);
         docker_set_metrics(docker, metrics);
     }
     /* /status and / read the ports and the engine afresh per request. */

@@ -301,8 +301,8 @@ static int claim_ep(struct name_index *x, struct name_ref *ref,
 static size_t count_claims(const struct reg_container *c)
 {
     size_t all = c->neps ? c->neps : 1; /* a claim_all */
-    size_t n = 2 * all + (c->project != NULL);
-    if (c->service && c->project && !c->oneoff)
+    size_t n = 2 * all + (c->project != NULL) + c->nnames * all;
+    if (c->service && c->project && !c->oneoff && !c->swarm)
         n += 2 * all;
     for (size_t i = 0; i < c->neps; i++)
         n += 2 + c->eps[i].naliases + c->eps[i].has_v4 + c->eps[i].has_v6;
@@ -320,9 +320,19 @@ struct name_ref *name_index_add(struct name_index *x, const struct reg_container
     char key[KEY_MAX], shortid[13];
     snprintf(shortid, sizeof shortid, "%s", c->id);
     const char *name = c->name ? c->name : "";
-    if (claim_all(x, ref, key, name_key(key, name, NULL, NULL), R_NAME, c) < 0 ||
-        claim_all(x, ref, key, name_key(key, shortid, NULL, NULL), R_SHORT_ID, c) < 0)
+    /* A Swarm entry: its own names, no short id; a VIP has no name. */
+    bool named = !c->swarm || name[0];
+    if ((named &&
+         claim_all(x, ref, key, name_key(key, name, NULL, NULL), R_NAME, c) < 0) ||
+        (!c->swarm && claim_all(x, ref, key, name_key(key, shortid, NULL, NULL),
+                                R_SHORT_ID, c) < 0))
         goto undo;
+    for (size_t i = 0; i < c->nnames; i++) {
+        const char *const *p = c->names[i].part;
+        if (claim_all(x, ref, key, name_key(key, p[0], p[1], p[2]),
+                      c->names[i].replica ? R_REPLICA : R_SERVICE, c) < 0)
+            goto undo;
+    }
     /* Projects and networks hold names below them: they exist, with no
      * address of their own, so resolvers do not take "lab" as NXDOMAIN
      * and give up on "api.lab". */
@@ -330,7 +340,7 @@ struct name_ref *name_index_add(struct name_index *x, const struct reg_container
     if (c->project &&
         claim(x, ref, key, name_key(key, c->project, NULL, NULL), parent) < 0)
         goto undo;
-    if (c->service && c->project && !c->oneoff) {
+    if (c->service && c->project && !c->oneoff && !c->swarm) {
         char num[16];
         snprintf(num, sizeof num, "%d", c->number);
         if (claim_all(x, ref, key, name_key(key, c->service, c->project, NULL),
@@ -339,7 +349,7 @@ struct name_ref *name_index_add(struct name_index *x, const struct reg_container
                       R_REPLICA, c) < 0)
             goto undo;
     }
-    for (size_t i = 0; i < c->neps; i++)
+    for (size_t i = 0; i < c->neps && named; i++)
         if (claim_ep(x, ref, c, name, &c->eps[i]) < 0)
             goto undo;
     return ref;

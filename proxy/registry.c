@@ -27,6 +27,7 @@ struct ctr {
     char *transparent, *proxy_protocol;
     int number;
     bool oneoff;
+    bool swarm;
     struct ep *eps;
     size_t neps;
     size_t slot;            /* where it is in registry.ctrs */
@@ -45,6 +46,7 @@ struct registry {
      * reordering for the name index never move a container. */
     struct ctr **ctrs;
     size_t n, cap;
+    size_t nswarm;      /* of them, Swarm entries */
     struct idmap *byid; /* id -> ctr: a host may run 100,000 */
     struct name_index *index;
     struct net *nets;
@@ -142,7 +144,7 @@ void registry_clear(struct registry *r)
         ctr_clear(r->ctrs[i]);
         free(r->ctrs[i]);
     }
-    r->n = 0;
+    r->n = r->nswarm = 0;
     registry_clear_networks(r);
 }
 
@@ -163,6 +165,7 @@ static int copy_ctr(struct ctr *dst, const struct reg_container *src)
     memset(dst, 0, sizeof *dst);
     dst->number = src->number;
     dst->oneoff = src->oneoff;
+    dst->swarm = src->swarm;
     if (!(dst->id = strdup(src->id)) ||
         !(dst->name = strdup(src->name ? src->name : "")) ||
         (src->project && !(dst->project = strdup(src->project))) ||
@@ -215,6 +218,7 @@ int registry_put(struct registry *r, const struct reg_container *c)
         name_index_remove(r->index, old->names);
         unkey(r, old, old->neps);
         fresh.slot = old->slot;
+        r->nswarm = r->nswarm - old->swarm + fresh.swarm;
         ctr_clear(old);
         *old = fresh;
     } else {
@@ -236,6 +240,7 @@ int registry_put(struct registry *r, const struct reg_container *c)
         }
         n->slot = r->n;
         r->ctrs[r->n++] = n;
+        r->nswarm += n->swarm;
     }
     r->version++;
     return 0;
@@ -250,6 +255,7 @@ nomem:
 
 static void drop(struct registry *r, struct ctr *c)
 {
+    r->nswarm -= c->swarm;
     idmap_del(r->byid, c->id);
     name_index_remove(r->index, c->names);
     unkey(r, c, c->neps);
@@ -281,7 +287,9 @@ size_t registry_sweep(struct registry *r)
 {
     size_t gone = 0;
     for (size_t i = 0; i < r->n;) {
-        if (r->ctrs[i]->kept == r->sweep) {
+        /* Swarm's entries are not in the container list: docker_swarm
+         * sweeps them itself. */
+        if (r->ctrs[i]->kept == r->sweep || r->ctrs[i]->swarm) {
             i++;
         } else { /* the last one moves into slot i: look at it next */
             drop(r, r->ctrs[i]);
@@ -373,26 +381,7 @@ int registry_ptr(struct registry *r, const struct addr *ip, char *name, size_t l
 
 static bool in_subnet(const struct reg_subnet *s, const struct addr *ip)
 {
-    if (s->net.ss.ss_family != ip->ss.ss_family)
-        return false;
-    const unsigned char *a, *b;
-    size_t bytes;
-    if (ip->ss.ss_family == AF_INET) {
-        a = (const void *)&((const struct sockaddr_in *)&ip->ss)->sin_addr;
-        b = (const void *)&((const struct sockaddr_in *)&s->net.ss)->sin_addr;
-        bytes = 4;
-    } else {
-        a = (const void *)&((const struct sockaddr_in6 *)&ip->ss)->sin6_addr;
-        b = (const void *)&((const struct sockaddr_in6 *)&s->net.ss)->sin6_addr;
-        bytes = 16;
-    }
-    unsigned bits = s->prefix > bytes * 8 ? (unsigned)bytes * 8 : s->prefix;
-    for (unsigned i = 0; i < bits; i++) {
-        unsigned char m = (unsigned char)(0x80 >> (i % 8));
-        if ((a[i / 8] & m) != (b[i / 8] & m))
-            return false;
-    }
-    return true;
+    return addr_in_subnet(ip, &s->net, s->prefix);
 }
 
 bool registry_knows_client(struct registry *r, const struct addr *ip)
@@ -407,6 +396,8 @@ bool registry_knows_client(struct registry *r, const struct addr *ip)
 uint64_t registry_version(const struct registry *r) { return r->version; }
 
 size_t registry_count(const struct registry *r) { return r->n; }
+
+size_t registry_swarm_count(const struct registry *r) { return r->nswarm; }
 
 void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
 {
@@ -429,10 +420,20 @@ void registry_foreach(struct registry *r, registry_visit_fn *fn, void *arg)
                                            c->eps[k].v6,
                                            (const char *const *)c->eps[k].aliases,
                                            c->eps[k].naliases};
-        struct reg_container rc = {
-            c->id,     c->name,        c->project,       c->service,
-            c->number, c->oneoff,      c->publish,       eps,
-            c->neps,   c->transparent, c->proxy_protocol};
+        struct reg_container rc = {c->id,
+                                   c->name,
+                                   c->project,
+                                   c->service,
+                                   c->number,
+                                   c->oneoff,
+                                   c->publish,
+                                   eps,
+                                   c->neps,
+                                   c->transparent,
+                                   c->proxy_protocol,
+                                   c->swarm,
+                                   NULL,
+                                   0};
         fn(&rc, arg);
     }
     free(eps);

@@ -189,14 +189,23 @@ size_t relay_resolve(struct relay_ctx *ctx, const struct mapping *m, unsigned *r
         return 0;
     struct addr found[RESOLVE_MAX];
     size_t len = strlen(m->target_name), cap = max < RESOLVE_MAX ? max : RESOLVE_MAX;
+    /* A Swarm service's name answers its VIP in DNS; berth goes to its
+     * tasks itself ("tasks.<name>"), balancing and following them where
+     * no VIP may answer. */
+    const char *name = m->target_name;
+    char tasks[sizeof m->target_name + 8];
+    if (registry_swarm_count(ctx->reg) &&
+        snprintf(tasks, sizeof tasks, "tasks.%s", name) < (int)sizeof tasks &&
+        registry_resolve(ctx->reg, tasks, len + 6, AF_INET, NULL, 0) >= 0) {
+        name = tasks;
+        len += 6;
+    }
     /* The registry rotates: with more replicas than fit here, each
      * connection still starts one further along all of them. */
     unsigned start = (*rr)++;
-    int n = registry_resolve_from(ctx->reg, m->target_name, len, AF_INET, start, found,
-                                  cap);
+    int n = registry_resolve_from(ctx->reg, name, len, AF_INET, start, found, cap);
     if (n <= 0)
-        n = registry_resolve_from(ctx->reg, m->target_name, len, AF_INET6, start,
-                                  found, cap);
+        n = registry_resolve_from(ctx->reg, name, len, AF_INET6, start, found, cap);
     if (n <= 0)
         return 0;
     size_t k = (size_t)n < cap ? (size_t)n : cap;

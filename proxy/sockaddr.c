@@ -407,6 +407,30 @@ fail:;
     return -1;
 }
 
+bool addr_in_subnet(const struct addr *ip, const struct addr *net, unsigned prefix)
+{
+    if (net->ss.ss_family != ip->ss.ss_family)
+        return false;
+    const unsigned char *a, *b;
+    size_t bytes;
+    if (ip->ss.ss_family == AF_INET) {
+        a = (const void *)&((const struct sockaddr_in *)&ip->ss)->sin_addr;
+        b = (const void *)&((const struct sockaddr_in *)&net->ss)->sin_addr;
+        bytes = 4;
+    } else {
+        a = (const void *)&((const struct sockaddr_in6 *)&ip->ss)->sin6_addr;
+        b = (const void *)&((const struct sockaddr_in6 *)&net->ss)->sin6_addr;
+        bytes = 16;
+    }
+    unsigned bits = prefix > bytes * 8 ? (unsigned)bytes * 8 : prefix;
+    for (unsigned i = 0; i < bits; i++) {
+        unsigned char m = (unsigned char)(0x80 >> (i % 8));
+        if ((a[i / 8] & m) != (b[i / 8] & m))
+            return false;
+    }
+    return true;
+}
+
 bool sock_addr_configured(const struct addr *a)
 {
     if (addr_is_any(a) || addr_is_loopback(a))

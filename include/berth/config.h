@@ -29,6 +29,11 @@
  * container's address to a new one. */
 #define CONFIG_STALE_AFTER 60
 
+/* Seconds between reads of a swarm's tasks (Swarm sends no task events):
+ * a scaled or moved service is followed within this, at the cost of a
+ * few requests to the engine each time (Traefik's Swarm provider: 15). */
+#define CONFIG_SWARM_POLL 10
+
 /* How long --check waits for the Docker engine to sync before it says
  * what runs behind each name target: a local engine takes milliseconds. */
 #define CONFIG_CHECK_WAIT 3
@@ -73,6 +78,7 @@ struct config {
     struct sock_keepalive tcp_keepalive; /* both sockets of a session */
     unsigned idle_timeout; /* seconds without a byte either way; 0 = never */
     unsigned stale_after;  /* seconds without the engine; 0 = never stale */
+    unsigned swarm_poll;   /* seconds between Swarm rounds; 0 = not followed */
     char *config_path;
     char *admin; /* --admin ADDR:PORT, validated; NULL: no HTTP listener */
     bool check;

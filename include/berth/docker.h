@@ -36,6 +36,10 @@ void docker_free(struct docker *d);
  * 0: never. The default is CONFIG_STALE_AFTER. */
 void docker_set_stale_after(struct docker *d, unsigned seconds);
 
+/* Seconds between reads of a swarm's tasks (docker_swarm.h); 0: Swarm is
+ * not followed. The default is CONFIG_SWARM_POLL. */
+void docker_set_swarm_poll(struct docker *d, unsigned seconds);
+
 /* True once the first full sync finished (and after each resync). */
 bool docker_synced(const struct docker *d);
 

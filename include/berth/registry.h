@@ -15,6 +15,11 @@
  *                                 key (label com.docker.compose.network,
  *                                 with com.docker.compose.project): "backend"
  *                                 for docker-compose's "lab_backend"
+ * Swarm (docker_swarm.c) adds entries that are not this node's containers:
+ *   <service>.<stack>             a service's VIP, or its running tasks
+ *   tasks.<service>.<stack>       every running task of a service
+ *   <slot>.<service>.<stack>      one task
+ *   (a service outside stacks: <service>, tasks.<service>, <slot>.<service>)
  * When one name could mean several of these, the earlier row wins: a
  * network's Docker name always before a Compose key. A key that networks
  * of several projects share names the network, among them, under which
@@ -54,6 +59,15 @@ struct reg_endpoint {
     size_t naliases;
 };
 
+/* A name of a Swarm entry: up to three labels joined by dots ("tasks",
+ * "web", "lab"; unused ones NULL). replica: one task's name (ranked as
+ * <number>.<service>.<project>), else a service's (every holder's
+ * addresses together). */
+struct reg_name {
+    const char *part[3];
+    bool replica;
+};
+
 /* A running container as docker.c sees it. Strings are borrowed for the
  * call; the registry copies what it keeps. */
 struct reg_container {
@@ -69,6 +83,13 @@ struct reg_container {
     /* berth.transparent and berth.proxy-protocol labels, or NULL: what
      * the ports of berth.publish switch on. */
     const char *transparent, *proxy_protocol;
+    /* A Swarm task or service VIP (docker_swarm owns it; a resync's sweep
+     * of containers keeps it): it claims names[] instead of a short id
+     * and Compose names, and its name (with its endpoints' names and PTR)
+     * only when not empty. project: its stack, as a parent name. */
+    bool swarm;
+    const struct reg_name *names;
+    size_t nnames;
 };
 
 struct reg_subnet {
@@ -140,6 +161,10 @@ bool registry_stale(const struct registry *r);
 void registry_set_engine(struct registry *r, bool known, const char *why);
 bool registry_known(const struct registry *r);
 const char *registry_engine_why(const struct registry *r);
+
+/* How many Swarm entries it holds: a name target then tries
+ * "tasks.<name>" first, so a service's tasks are reached, never its VIP. */
+size_t registry_swarm_count(const struct registry *r);
 
 /* Changes every time the content does. */
 uint64_t registry_version(const struct registry *r);

@@ -21,6 +21,8 @@ void addr_set_port(struct addr *a, uint16_t port);
 bool addr_is_any(const struct addr *a);
 /* 127.0.0.0/8 or ::1. */
 bool addr_is_loopback(const struct addr *a);
+/* True when ip is inside net/prefix (same family; the ports ignored). */
+bool addr_in_subnet(const struct addr *ip, const struct addr *net, unsigned prefix);
 bool addr_equal(const struct addr *a, const struct addr *b);
 uint32_t addr_hash(const struct addr *a);
 
