@@ -27,11 +27,11 @@ int sctp_sock_streams(int fd, struct sctp_streams *out)
     return 0;
 }
 
-int sctp_sock_init_streams(int fd, const struct sctp_streams *s)
+int sctp_sock_init_streams(int fd, uint16_t out, uint16_t in_max)
 {
     /* A zero leaves the kernel's value. */
-    struct sctp_initmsg im = {.sinit_num_ostreams = s->in,
-                              .sinit_max_instreams = s->out};
+    struct sctp_initmsg im = {.sinit_num_ostreams = out,
+                              .sinit_max_instreams = in_max};
     return setsockopt(fd, IPPROTO_SCTP, SCTP_INITMSG, &im, sizeof im);
 }
 

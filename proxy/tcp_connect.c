@@ -64,7 +64,7 @@ static int start(struct tcp_connect *c, const struct addr *t, bool transparent)
      * association, and must be read with its stream and PPID. */
     if (sctp && (sctp_sock_setup(c->fd) < 0 ||
                  ((c->streams.in || c->streams.out) &&
-                  sctp_sock_init_streams(c->fd, &c->streams) < 0)))
+                  sctp_sock_init_streams(c->fd, c->streams.in, c->streams.out) < 0)))
         return -1;
     bool from_client = transparent &&
                        transparent_bind(c->ctx, c->m, c->client, t, c->fd);

@@ -38,12 +38,16 @@ struct sctp_streams {
  * (errno). */
 int sctp_sock_streams(int fd, struct sctp_streams *out);
 
-/* For the association fd is about to make (SCTP_INITMSG): as many streams
- * out as s->in and at most s->out in, so that towards the target every
- * stream the client sends on exists, and the target is granted none the
- * client's association lacks. The peer may grant fewer; the kernel's
- * default is 10 out. Returns 0, or -1 (errno). */
-int sctp_sock_init_streams(int fd, const struct sctp_streams *s);
+/* For the associations fd will make or accept (SCTP_INITMSG): out streams
+ * asked for, and at most in_max granted to the peer (0: the kernel's,
+ * 65535). The peer may grant fewer out; the kernel's default is 10.
+ * Returns 0, or -1 (errno). */
+int sctp_sock_init_streams(int fd, uint16_t out, uint16_t in_max);
+
+/* The out streams a listener offers each client: the kernel's 10 would
+ * cut off a client that expects answers on stream 10 or above (each costs
+ * the kernel some 24 bytes per association, so not the 65535 maximum). */
+#define SCTP_LISTEN_STREAMS 1024
 
 /* One piece of one message into buf: its length, 0 at the peer's shutdown,
  * -1 on error (errno; EAGAIN when none is queued). *eor says whether it was
