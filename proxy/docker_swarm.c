@@ -35,6 +35,7 @@
 enum sw_step {
     SW_IDLE,     /* between rounds (or stopped) */
     SW_PING,     /* which role: the Swarm header */
+    SW_INFO,     /* ... or /info's, before API 1.42 */
     SW_NETWORKS, /* the overlays, and which are attached */
     SW_GATEWAY,  /* docker_gwbridge's members (some overlay not attached) */
     SW_LOCAL,    /* this node's task containers */
@@ -47,6 +48,7 @@ enum sw_step {
 static const char *const step_what[] = {
     "",
     "GET /_ping",
+    "GET /info",
     "GET /networks",
     "GET /networks/docker_gwbridge",
     "GET /containers/json",
@@ -68,7 +70,8 @@ struct docker_swarm {
     bool running; /* between start and stop */
     bool again;   /* poked during a round: another one soon after */
     enum sw_step step;
-    char role[8]; /* "manager", "worker" or "" */
+    char role[8];   /* "manager", "worker" or "" */
+    bool role_said; /* /_ping had a Swarm header (API 1.42+) */
     struct http_req *req;
     struct event *timer;
     struct json_split js;
@@ -481,30 +484,9 @@ static void run_step(struct docker_swarm *s, enum sw_step step)
 
 /* ---- the role, from /_ping's Swarm header ---- */
 
-static void on_ping_headers(void *arg, long status, const char *headers)
+/* The role known: the round goes on, or ends without a swarm. */
+static void role_known(struct docker_swarm *s)
 {
-    struct docker_swarm *s = arg;
-    char v[32] = "";
-    s->role[0] = '\0';
-    if (status == 200 && http_header_value(headers, "Swarm", v, sizeof v) == 0) {
-        if (strcmp(v, "active/manager") == 0)
-            snprintf(s->role, sizeof s->role, "manager");
-        else if (strcmp(v, "active/worker") == 0)
-            snprintf(s->role, sizeof s->role, "worker");
-    }
-}
-
-static void on_ping(void *arg, long status, const char *body, size_t len,
-                    const struct http_error *error)
-{
-    struct docker_swarm *s = arg;
-    char err[400];
-    s->req = NULL;
-    if (error || status != 200) {
-        docker_fault_explain(s->target, error, status, body, len, err, sizeof err);
-        round_failed(s, err);
-        return;
-    }
     if (!s->role[0]) {
         forget_all(s, "this engine is not in a swarm (any more)");
         round_end(s);
@@ -512,6 +494,63 @@ static void on_ping(void *arg, long status, const char *body, size_t len,
     }
     swarm_round_reset(s->round);
     run_step(s, SW_NETWORKS);
+}
+
+static void on_info(void *arg, long status, const char *body, size_t len,
+                    const struct http_error *error)
+{
+    struct docker_swarm *s = arg;
+    char err[400];
+    s->req = NULL;
+    /* An engine without /info (a stand-in of the Engine API) is no swarm
+     * node: nothing to say. */
+    if (!error && status == 404) {
+        s->role[0] = '\0';
+    } else if (error || status != 200) {
+        docker_fault_explain(s->target, error, status, body, len, err, sizeof err);
+        round_failed(s, err);
+        return;
+    } else if (swarm_parse_info(body, len, s->role, err, sizeof err) < 0) {
+        round_failed(s, err);
+        return;
+    }
+    role_known(s);
+}
+
+static void on_ping_headers(void *arg, long status, const char *headers)
+{
+    struct docker_swarm *s = arg;
+    char v[32] = "";
+    s->role[0] = '\0';
+    s->role_said = status == 200 &&
+                   http_header_value(headers, "Swarm", v, sizeof v) == 0;
+    if (strcmp(v, "active/manager") == 0)
+        snprintf(s->role, sizeof s->role, "manager");
+    else if (strcmp(v, "active/worker") == 0)
+        snprintf(s->role, sizeof s->role, "worker");
+}
+
+static void on_ping(void *arg, long status, const char *body, size_t len,
+                    const struct http_error *error)
+{
+    struct docker_swarm *s = arg;
+    char err[400], path[64];
+    s->req = NULL;
+    if (error || status != 200) {
+        docker_fault_explain(s->target, error, status, body, len, err, sizeof err);
+        round_failed(s, err);
+        return;
+    }
+    if (s->role_said) {
+        role_known(s);
+        return;
+    }
+    s->step = SW_INFO;
+    snprintf(path, sizeof path, "/v%s/info", s->version);
+    struct http_callbacks cb = {.done = on_info, .arg = s};
+    if (!(s->req = http_get(s->http, s->target, path, REQUEST_TIMEOUT_MS, BODY_MAX,
+                            &cb)))
+        round_failed(s, "cannot start a request");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

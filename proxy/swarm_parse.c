@@ -74,6 +74,22 @@ static cJSON *object(const char *elem, size_t len)
     return root;
 }
 
+int swarm_parse_info(const char *body, size_t len, char role[8], char *err,
+                     size_t errlen)
+{
+    cJSON *root = object(body, len);
+    if (!root)
+        return fail(err, errlen, "not a JSON object", "info");
+    const cJSON *sw = at(root, "Swarm");
+    const char *state = str_at(sw, "LocalNodeState");
+    role[0] = '\0';
+    if (state && strcmp(state, "active") == 0)
+        snprintf(role, 8, "%s",
+                 cJSON_IsTrue(at(sw, "ControlAvailable")) ? "manager" : "worker");
+    cJSON_Delete(root);
+    return 0;
+}
+
 int swarm_parse_service(const char *elem, size_t len, struct swarm_service *out,
                         char *err, size_t errlen)
 {

@@ -66,6 +66,12 @@ const char *swarm_short_name(const char *name, const char *stack);
 /* "10.0.1.5/24" or "10.0.1.5" into *out. Returns 0, or -1. */
 int swarm_parse_ip(const char *text, struct swarm_ip *out);
 
+/* GET /info: the node's role in its swarm into role ("manager",
+ * "worker", or "" when it is in none, or not active). For engines whose
+ * /_ping has no Swarm header (before API 1.42). */
+int swarm_parse_info(const char *body, size_t len, char role[8], char *err,
+                     size_t errlen);
+
 /* One element of GET /services. */
 int swarm_parse_service(const char *elem, size_t len, struct swarm_service *out,
                         char *err, size_t errlen);
