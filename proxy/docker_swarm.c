@@ -24,6 +24,12 @@
 #define BODY_MAX (16u << 20)
 /* An event's round: soon, and one for a burst of events. */
 #define POKE_MS 500
+/* Swarm has no task events: after a service event (or at start), while
+ * some replicated service runs fewer tasks than it wants, look again every
+ * second, at most this many times, so a new or scaled service is followed
+ * as its tasks start rather than a poll interval later. */
+#define QUICK_MS 1000
+#define QUICK_ROUNDS 30
 
 /* filters={"driver":["overlay"]}, {"label":["com.docker.swarm.task.id"]}
  * and {"desired-state":["running"]} */
@@ -67,8 +73,10 @@ struct docker_swarm {
     void *arg;
     char version[16];
     unsigned poll_s;
-    bool running; /* between start and stop */
-    bool again;   /* poked during a round: another one soon after */
+    bool running;    /* between start and stop */
+    bool again;      /* poked during a round: another one soon after */
+    bool converging; /* the last round: some service short of its tasks */
+    unsigned quick;  /* quick rounds left (QUICK_ROUNDS) */
     enum sw_step step;
     char role[8];   /* "manager", "worker" or "" */
     bool role_said; /* /_ping had a Swarm header (API 1.42+) */
@@ -100,7 +108,14 @@ static void round_end(struct docker_swarm *s)
     s->step = SW_IDLE;
     if (!s->running || !s->poll_s)
         return;
-    schedule(s, s->again ? POKE_MS : (uint64_t)s->poll_s * 1000);
+    uint64_t ms = (uint64_t)s->poll_s * 1000;
+    if (s->again)
+        ms = POKE_MS;
+    else if (s->converging && s->quick && QUICK_MS < ms) {
+        s->quick--;
+        ms = QUICK_MS;
+    }
+    schedule(s, ms);
     s->again = false;
 }
 
@@ -137,6 +152,7 @@ static void apply(struct docker_swarm *s)
         return;
     }
     s->last_why[0] = '\0';
+    s->converging = out.converging;
     if (!s->said_follow || strcmp(s->said_role, s->role) != 0) {
         log_info("swarm: following %zu services, %zu tasks as a %s%s", out.services,
                  out.tasks, s->role,
@@ -620,6 +636,7 @@ void docker_swarm_start(struct docker_swarm *s, const char *version)
         return;
     }
     s->running = true;
+    s->quick = QUICK_ROUNDS;
     if (s->step == SW_IDLE)
         schedule(s, 0);
 }
@@ -639,6 +656,7 @@ void docker_swarm_poke(struct docker_swarm *s)
 {
     if (!s->running)
         return;
+    s->quick = QUICK_ROUNDS;
     if (s->step != SW_IDLE) {
         s->again = true;
         return;

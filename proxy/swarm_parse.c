@@ -107,6 +107,11 @@ int swarm_parse_service(const char *elem, size_t len, struct swarm_service *out,
         !copy(out->stack, sizeof out->stack, str_at(at(spec, "Labels"), STACK_LABEL)))
         rc = fail(err, errlen, "no ID or Spec.Name, or one too long", "service");
     out->dnsrr = mode && strcmp(mode, "dnsrr") == 0;
+    const cJSON *want = at(at(at(spec, "Mode"), "Replicated"), "Replicas");
+    out->replicas = cJSON_IsNumber(want) && want->valuedouble >= 0 &&
+                            want->valuedouble <= 1e6
+                        ? (int)want->valuedouble
+                        : -1;
     const cJSON *vip;
     cJSON_ArrayForEach(vip, at(at(root, "Endpoint"), "VirtualIPs")) {
         struct swarm_attach *a = &out->vips[out->nvips];
@@ -250,7 +255,7 @@ int swarm_parse_view(const char *body, size_t len, swarm_view_fn *fn, void *arg,
     cJSON_ArrayForEach(svc, at(root, "Services")) {
         if (rc < 0)
             break;
-        struct swarm_service s = {0};
+        struct swarm_service s = {.replicas = -1};
         /* Containers attached to the network outside any service sit
          * under the empty name. */
         if (!svc->string || !svc->string[0] ||
@@ -337,6 +342,7 @@ int swarm_parse_local_task(const char *elem, size_t len, struct swarm_task *t,
              !copy(s->stack, sizeof s->stack, str_at(labels, STACK_LABEL)) ||
              !s->id[0])
         rc = fail(err, errlen, "task labels missing or too long", "container");
+    s->replicas = -1;
     if (rc == 1) {
         memcpy(t->service_id, s->id, sizeof s->id);
         s->dnsrr = true; /* seen from here: no VIP */

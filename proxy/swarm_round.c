@@ -442,6 +442,8 @@ static int apply_tasks(struct swarm_round *r, struct swarm_held *h,
         if (!s || idmap_get(m->chosen, t->id) ||
             (!local && r->nodes_known && !idmap_get(m->nodes, t->node_id)))
             continue;
+        if (!local)
+            ((struct swarm_service *)s)->running++;
         struct item it = {.s = s, .t = t};
         reach(m, t, &it);
         if (!it.neps)
@@ -479,8 +481,13 @@ int swarm_round_apply(struct swarm_round *r, struct swarm_held *h,
                         put_item(h, reg, &m, &it, out) < 0))
             goto done;
     }
+    for (size_t i = 0; i < r->nsvcs; i++)
+        r->svcs[i].running = 0;
     if (apply_tasks(r, h, reg, &m, out) < 0)
         goto done;
+    for (size_t i = 0; i < r->nsvcs; i++)
+        out->converging |= r->svcs[i].replicas > 0 &&
+                           r->svcs[i].running < (size_t)r->svcs[i].replicas;
     /* What no longer is. */
     for (size_t i = 0; i < h->n;) {
         struct entry *e = h->v[i];

@@ -26,7 +26,8 @@ START_TEST(test_service_vip_and_dnsrr)
     ck_assert_int_eq(
         swarm_parse_service(
             S("{\"ID\":\"k3v1x2\",\"Spec\":{\"Name\":\"lab_web\",\"Labels\":"
-              "{\"com.docker.stack.namespace\":\"lab\"},\"EndpointSpec\":{\"Mode\":\"vip\"}},"
+              "{\"com.docker.stack.namespace\":\"lab\"},\"Mode\":{\"Replicated\":{\"Replicas\":3}},"
+              "\"EndpointSpec\":{\"Mode\":\"vip\"}},"
               "\"Endpoint\":{\"Spec\":{\"Mode\":\"vip\"},\"VirtualIPs\":["
               "{\"NetworkID\":\"ingressid\",\"Addr\":\"10.0.0.5/24\"},"
               "{\"NetworkID\":\"netid\",\"Addr\":\"10.0.1.2/24\"}]}}"),
@@ -36,6 +37,7 @@ START_TEST(test_service_vip_and_dnsrr)
     ck_assert_str_eq(s.name, "lab_web");
     ck_assert_str_eq(s.stack, "lab");
     ck_assert(!s.dnsrr);
+    ck_assert_int_eq(s.replicas, 3);
     ck_assert_uint_eq(s.nvips, 2);
     ck_assert_str_eq(s.vips[1].net_id, "netid");
     ck_assert_str_eq(ip_text(&s.vips[1].ip, b, sizeof b), "10.0.1.2");
@@ -46,6 +48,7 @@ START_TEST(test_service_vip_and_dnsrr)
                                          &s, err, sizeof err),
                      0);
     ck_assert(s.dnsrr);
+    ck_assert_int_eq(s.replicas, -1); /* global, or not said */
     ck_assert_str_eq(s.stack, "");
     ck_assert_str_eq(swarm_short_name(s.name, s.stack), "db");
     /* A stack prefix that is the whole name, or another stack's. */

@@ -36,6 +36,9 @@ struct swarm_service {
     char name[SWARM_NAME_MAX];  /* as Docker names it: "lab_web" */
     char stack[SWARM_NAME_MAX]; /* com.docker.stack.namespace, or "" */
     bool dnsrr;                 /* endpoint mode dnsrr: no VIP */
+    int replicas;               /* a replicated service's desired count; -1:
+                                 * global, or not known (a network's view) */
+    size_t running;             /* swarm_round_apply: its running tasks seen */
     struct swarm_attach vips[SWARM_ATTACH_MAX];
     size_t nvips;
 };

@@ -64,6 +64,9 @@ struct swarm_outcome {
     size_t services; /* with at least one reachable task */
     size_t tasks;    /* reachable */
     size_t put, dropped;
+    /* Some replicated service runs fewer tasks than it wants: being
+     * created, scaled or updated; worth looking again soon. */
+    bool converging;
 };
 
 /* Puts r's entries into reg, drops what earlier rounds put and r has not.
