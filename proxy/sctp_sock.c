@@ -10,10 +10,31 @@
 int sctp_sock_setup(int fd)
 {
     int one = 1;
+    struct sctp_event change = {.se_type = SCTP_ASSOC_CHANGE, .se_on = 1};
     if (setsockopt(fd, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof one) < 0 ||
-        setsockopt(fd, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof one) < 0)
+        setsockopt(fd, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_SCTP, SCTP_EVENT, &change, sizeof change) < 0)
         return -1;
     return 0;
+}
+
+enum sctp_notice sctp_sock_notice(const void *buf, size_t n)
+{
+    struct sctp_assoc_change ac;
+    if (n < sizeof ac)
+        return SCTP_NOTICE_NONE;
+    memcpy(&ac, buf, sizeof ac);
+    if (ac.sac_type != SCTP_ASSOC_CHANGE)
+        return SCTP_NOTICE_NONE;
+    switch (ac.sac_state) {
+    case SCTP_SHUTDOWN_COMP:
+        return SCTP_NOTICE_ENDED;
+    case SCTP_COMM_LOST:
+    case SCTP_CANT_STR_ASSOC:
+        return SCTP_NOTICE_LOST;
+    default:
+        return SCTP_NOTICE_NONE;
+    }
 }
 
 int sctp_sock_streams(int fd, struct sctp_streams *out)
@@ -68,10 +89,20 @@ ssize_t sctp_sock_recv(int fd, void *buf, size_t len, struct sctp_msg_info *info
         ssize_t n = recvmsg(fd, &mh, 0);
         if (n <= 0)
             return n;
-        /* Not asked for; one may still come from a peer's socket set up
-         * otherwise: dropped, piece by piece. */
-        if (mh.msg_flags & MSG_NOTIFICATION)
+        /* Never in the middle of a message (partial delivery holds them
+         * back), so a whole one fits any buffer berth reads into. */
+        if (mh.msg_flags & MSG_NOTIFICATION) {
+            enum sctp_notice what = mh.msg_flags & MSG_EOR
+                                        ? sctp_sock_notice(buf, (size_t)n)
+                                        : SCTP_NOTICE_NONE;
+            if (what == SCTP_NOTICE_ENDED)
+                return 0;
+            if (what == SCTP_NOTICE_LOST) {
+                errno = ECONNRESET;
+                return -1;
+            }
             continue;
+        }
         sctp_sock_read_info(&mh, info);
         *eor = mh.msg_flags & MSG_EOR;
         return n;

@@ -80,6 +80,33 @@ START_TEST(test_no_info)
 }
 END_TEST
 
+static struct sctp_assoc_change change(uint16_t state)
+{
+    return (struct sctp_assoc_change){.sac_type = SCTP_ASSOC_CHANGE,
+                                      .sac_length = sizeof(struct sctp_assoc_change),
+                                      .sac_state = state};
+}
+
+/* The association's end shows only as a notification once berth passed
+ * the other side's shutdown on: read as the end of the stream; a lost
+ * association as a reset; anything else passed over. */
+START_TEST(test_notices)
+{
+    struct sctp_assoc_change c = change(SCTP_SHUTDOWN_COMP);
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c), SCTP_NOTICE_ENDED);
+    c = change(SCTP_COMM_LOST);
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c), SCTP_NOTICE_LOST);
+    c = change(SCTP_CANT_STR_ASSOC);
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c), SCTP_NOTICE_LOST);
+    c = change(SCTP_COMM_UP);
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c), SCTP_NOTICE_NONE);
+    c = change(SCTP_SHUTDOWN_COMP);
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c - 1), SCTP_NOTICE_NONE);
+    c.sac_type = SCTP_SHUTDOWN_EVENT;
+    ck_assert_int_eq(sctp_sock_notice(&c, sizeof c), SCTP_NOTICE_NONE);
+}
+END_TEST
+
 /* A socket of another protocol refuses SCTP's options: the error reaches
  * the caller (a listener names it) instead of a socket half set up. */
 START_TEST(test_setup_wrong_socket)
@@ -120,6 +147,7 @@ int main(void)
     TCase *tc = tcase_create("sctp_sock");
     tcase_add_test(tc, test_read_info);
     tcase_add_test(tc, test_no_info);
+    tcase_add_test(tc, test_notices);
     tcase_add_test(tc, test_setup_wrong_socket);
     tcase_add_test(tc, test_listener_without_sctp);
     suite_add_tcase(s, tc);

@@ -24,10 +24,23 @@ struct sctp_msg_info {
 };
 
 /* A socket of berth's (listening, accepted or connecting): SCTP_NODELAY
- * (a message goes at once, as TCP_NODELAY does for TCP) and
- * SCTP_RECVRCVINFO (each message's stream and PPID). Accepted sockets
- * inherit both from their listener. Returns 0, or -1 (errno). */
+ * (a message goes at once, as TCP_NODELAY does for TCP), SCTP_RECVRCVINFO
+ * (each message's stream and PPID) and the association's changes as
+ * notifications: SCTP has no half-close, so once berth passed one side's
+ * shutdown on, the other side's association ends with a SHUTDOWN-ACK that
+ * no read reports as an end of stream; only SCTP_SHUTDOWN_COMP says it.
+ * Accepted sockets inherit all three from their listener. Returns 0, or
+ * -1 (errno). */
 int sctp_sock_setup(int fd);
+
+/* What a notification says about the association. */
+enum sctp_notice {
+    SCTP_NOTICE_NONE,  /* nothing that ends it (started, restarted, ...) */
+    SCTP_NOTICE_ENDED, /* its shutdown completed: the end of the stream */
+    SCTP_NOTICE_LOST,  /* it broke, or never started: as a reset */
+};
+/* Reads a whole notification of n bytes. Pure (for tests). */
+enum sctp_notice sctp_sock_notice(const void *buf, size_t n);
 
 /* How many streams an association has each way. */
 struct sctp_streams {
@@ -44,16 +57,18 @@ int sctp_sock_streams(int fd, struct sctp_streams *out);
  * Returns 0, or -1 (errno). */
 int sctp_sock_init_streams(int fd, uint16_t out, uint16_t in_max);
 
-/* The out streams a listener offers each client: the kernel's 10 would
- * cut off a client that expects answers on stream 10 or above (each costs
- * the kernel some 24 bytes per association, so not the 65535 maximum). */
+/* The streams a listener offers each client, and grants it at most, each
+ * way: the kernel's 10 out would cut off a client that expects answers on
+ * stream 10 or above; each stream costs the kernel some 24 bytes per
+ * association (and berth asks the target for as many), so not 65535. */
 #define SCTP_LISTEN_STREAMS 1024
 
-/* One piece of one message into buf: its length, 0 at the peer's shutdown,
- * -1 on error (errno; EAGAIN when none is queued). *eor says whether it was
- * the message's last piece; *info is set from the piece's SCTP_RCVINFO
- * (left alone when the piece came without it). Notifications (none are
- * asked for) are read and dropped. */
+/* One piece of one message into buf: its length, 0 at the peer's shutdown
+ * (or when the association's shutdown completed), -1 on error (errno;
+ * EAGAIN when none is queued; ECONNRESET when the association was lost).
+ * *eor says whether it was the message's last piece; *info is set from the
+ * piece's SCTP_RCVINFO (left alone when the piece came without it). Other
+ * notifications are read and dropped. */
 ssize_t sctp_sock_recv(int fd, void *buf, size_t len, struct sctp_msg_info *info,
                        bool *eor);
 

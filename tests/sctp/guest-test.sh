@@ -205,6 +205,32 @@ case_target_down() {
     client 127.0.0.1 3877 --assocs 2 --expect-end --connect-wait 10 --timeout 15
 }
 
+# SCTP has no half-close: once berth passed one side's end on, the other
+# side's association ends with a SHUTDOWN-ACK that no read reports. The
+# session must still close (both ways round), or its fds stay and a
+# --max-conns port stops taking clients: with --max-conns 1 each next
+# client is served only if the last session was closed.
+case_sessions_close() {
+    start_echo 127.0.0.1 3879 || return 1
+    start_echo 127.0.0.1 3881 --close-after 3 || return 1
+    start_berth $B --no-docker --log-level debug --max-conns 1 \
+        -p 127.0.0.1:3880:127.0.0.1:3879/sctp -p 127.0.0.1:3882:127.0.0.1:3881/sctp
+    for n in 1 2 3; do
+        client 127.0.0.1 3880 --assocs 1 --rounds 5 --connect-wait 10 --timeout 10 || return 1
+        client 127.0.0.1 3882 --assocs 1 --expect-close-after 3 --connect-wait 10 \
+            --timeout 10 || return 1
+    done
+    i=0
+    while [ "$(grep -c ': closed$' "$blog")" -lt 6 ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    closed=$(grep -c ': closed$' "$blog")
+    [ "$closed" = 6 ] && return 0
+    why="berth closed $closed of 6 sessions: $(grep -v 'debug: docker' "$blog" | tail -n 8)"
+    return 1
+}
+
 echo "guest: $(uname -r), berth and sctp_peer from the host"
 # No module autoloading: case 1 needs a kernel without SCTP until case 2.
 echo >/proc/sys/kernel/modprobe
@@ -216,6 +242,7 @@ run_case 4 "docker-proxy mode -use-listen-fd (SCTP taken, TCP refused)" case_pro
 run_case 5 "native mode, IPv4 (32 associations) and IPv6" case_native
 run_case 6 "the target ends the association: the shutdown is passed on" case_target_ends
 run_case 7 "target not listening: the client's association is ended" case_target_down
+run_case 8 "sessions close after a clean end either way (--max-conns 1, 6 in a row)" case_sessions_close
 echo "guest suite: $passed passed, $failed failed in $(since "$start") s"
 if [ $failed = 0 ]; then
     echo "SCTP-GUEST: PASS"
