@@ -89,7 +89,8 @@ struct tcp_listener *tcp_listener_new(struct relay_ctx *ctx, const struct mappin
     if (!sctp)
         sock_set_nodelay(l->fd);
     if (sctp ? sctp_sock_setup(l->fd) < 0 ||
-                   sctp_sock_init_streams(l->fd, SCTP_LISTEN_STREAMS, 0) < 0
+                   sctp_sock_init_streams(l->fd, SCTP_LISTEN_STREAMS,
+                                          SCTP_LISTEN_STREAMS) < 0
              : sock_set_keepalive(l->fd, &ctx->tcp_keepalive) < 0) {
         snprintf(err, errlen, "%s: %s: %s", m->label,
                  sctp ? "SCTP socket options" : "TCP keepalive", strerror(errno));

@@ -14,6 +14,10 @@
  * that brought at least this much, copies after one that brought less. */
 #define SPLICE_MIN (16 * 1024)
 
+/* Message mode: the buffer kept for messages that arrive in pieces or wait
+ * for dst; a larger one is freed once its message is sent. */
+#define MSG_KEEP (64 * 1024)
+
 void tcp_pump_init(struct tcp_pump *p, bool message)
 {
     *p = (struct tcp_pump){.pipe = {-1, -1, 0, false}, .message = message};
@@ -51,7 +55,7 @@ static int msg_grow(struct tcp_pump *p, int dst, size_t need)
         errno = EMSGSIZE;
         return -1;
     }
-    size_t cap = p->msg_cap ? p->msg_cap * 2 : 64 * 1024;
+    size_t cap = p->msg_cap ? p->msg_cap * 2 : MSG_KEEP;
     while (cap < need)
         cap *= 2;
     if (cap > p->msg_max)
@@ -92,6 +96,13 @@ static int msg_send(struct tcp_pump *p, int dst)
         return -1;
     }
     p->msg_len = p->pending = 0;
+    /* A buffer grown for a large message is not kept while the session
+     * idles (up to dst's send buffer, some 200 KiB, per direction). */
+    if (p->msg_cap > MSG_KEEP) {
+        free(p->msg);
+        p->msg = NULL;
+        p->msg_cap = 0;
+    }
     return 1;
 }
 
@@ -232,7 +243,8 @@ ssize_t tcp_pump_fill(struct tcp_pump *p, struct relay_ctx *ctx, int src, int ds
 enum tcp_pump_after tcp_pump_after_read(const struct tcp_pump *p, size_t n,
                                         bool src_et, bool src_fin)
 {
-    if (n >= p->asked)
+    /* One message per read: a short one says nothing of what follows. */
+    if (n >= p->asked || p->message)
         return TCP_PUMP_MORE;
     /* Edge-triggered, a short read proves nothing: libevent reports a
      * reset (EPOLLERR|EPOLLHUP) as a plain read event, without EV_CLOSED,

@@ -13,9 +13,9 @@
  * Ownership: a pump is embedded in its owner (nothing allocated to make
  * one); it holds a pipe or a buffer only while bytes are pending, and
  * tcp_pump_release gives them back. The message buffer is the exception:
- * made for the first message that needs it, it grows to the largest and
- * is kept until the release at the session's end, so messages cost no
- * allocation. */
+ * made for the first message that needs it, 64 KiB of it is kept until
+ * the release at the session's end, so messages cost no allocation; one
+ * grown for a larger message is freed once that message is sent. */
 #ifndef BERTH_TCP_PUMP_H
 #define BERTH_TCP_PUMP_H
 
