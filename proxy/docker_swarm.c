@@ -1,6 +1,5 @@
 #include "berth/docker_swarm.h"
 
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +11,7 @@
 #include "berth/invariant.h"
 #include "berth/json_split.h"
 #include "berth/log.h"
-#include "berth/swarm_parse.h"
+#include "berth/swarm_feed.h"
 #include "berth/swarm_round.h"
 
 #define REQUEST_TIMEOUT_MS 10000
@@ -165,31 +164,34 @@ static void apply(struct docker_swarm *s)
     round_end(s);
 }
 
-/* ---- lists, element by element ---- */
+/* ---- answers, fed into the round (swarm_feed.h) ---- */
 
-typedef int elem_fn(struct docker_swarm *s, const char *elem, size_t len, char *err,
-                    size_t errlen);
+static enum sw_step after(struct docker_swarm *s, enum sw_step done);
 
-static int on_network(struct docker_swarm *s, const char *e, size_t len, char *err,
-                      size_t errlen);
-static int on_local(struct docker_swarm *s, const char *e, size_t len, char *err,
-                    size_t errlen);
-static int on_service(struct docker_swarm *s, const char *e, size_t len, char *err,
-                      size_t errlen);
-static int on_node(struct docker_swarm *s, const char *e, size_t len, char *err,
-                   size_t errlen);
-static int on_task(struct docker_swarm *s, const char *e, size_t len, char *err,
-                   size_t errlen);
-
-static elem_fn *const step_elem[] = {
-    [SW_NETWORKS] = on_network, [SW_LOCAL] = on_local, [SW_SERVICES] = on_service,
-    [SW_NODES] = on_node,       [SW_TASKS] = on_task,
-};
+static enum swarm_answer answer_of(enum sw_step step)
+{
+    switch (step) {
+    case SW_NETWORKS:
+        return SWARM_NETWORKS;
+    case SW_LOCAL:
+        return SWARM_LOCAL;
+    case SW_SERVICES:
+        return SWARM_SERVICES;
+    case SW_NODES:
+        return SWARM_NODES;
+    case SW_TASKS:
+        return SWARM_TASKS;
+    case SW_GATEWAY:
+        return SWARM_GATEWAY;
+    default:
+        return SWARM_VIEW;
+    }
+}
 
 static int elem(void *arg, const char *e, size_t len, char *err, size_t errlen)
 {
     struct docker_swarm *s = arg;
-    return step_elem[s->step](s, e, len, err, errlen);
+    return swarm_feed_elem(s->round, answer_of(s->step), e, len, err, errlen);
 }
 
 static void on_list_data(void *arg, const char *data, size_t len)
@@ -202,8 +204,6 @@ static void on_list_data(void *arg, const char *data, size_t len)
         round_failed(s, err);
     }
 }
-
-static enum sw_step after(struct docker_swarm *s, enum sw_step done);
 
 static void on_list_done(void *arg, long status, const char *body, size_t len,
                          const struct http_error *error)
@@ -221,129 +221,13 @@ static void on_list_done(void *arg, long status, const char *body, size_t len,
     }
 }
 
-/* ---- each kind of element ---- */
-
-/* True when this host has an address inside one of n's subnets: berth
- * runs in a container attached to it, and reaches every task on it. */
-static bool attached(const struct swarm_network *n, const struct ifaddrs *all)
-{
-    for (const struct ifaddrs *i = all; i; i = i->ifa_next) {
-        if (!i->ifa_addr ||
-            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
-            continue;
-        struct addr a = {.len = i->ifa_addr->sa_family == AF_INET
-                                    ? sizeof(struct sockaddr_in)
-                                    : sizeof(struct sockaddr_in6)};
-        memcpy(&a.ss, i->ifa_addr, a.len);
-        for (size_t k = 0; k < n->nsubnets; k++)
-            if (addr_in_subnet(&a, &n->subnets[k].net, n->subnets[k].prefix))
-                return true;
-    }
-    return false;
-}
-
-static int on_network(struct docker_swarm *s, const char *e, size_t len, char *err,
-                      size_t errlen)
-{
-    struct swarm_network n;
-    if (swarm_parse_network(e, len, &n, err, errlen) < 0)
-        return -1;
-    if (n.ingress) /* the routing mesh: no task is named through it */
-        return 0;
-    struct ifaddrs *all = NULL;
-    if (getifaddrs(&all) < 0)
-        all = NULL;
-    bool on = attached(&n, all);
-    freeifaddrs(all);
-    if (swarm_round_add_network(s->round, &n, on) < 0) {
-        snprintf(err, errlen, "more than %d overlay networks", SWARM_NETWORKS_MAX);
-        return -1;
-    }
-    return 0;
-}
-
-static int on_local(struct docker_swarm *s, const char *e, size_t len, char *err,
-                    size_t errlen)
-{
-    struct swarm_task t;
-    struct swarm_service svc;
-    int r = swarm_parse_local_task(e, len, &t, &svc, err, errlen);
-    if (r <= 0)
-        return r;
-    if (swarm_round_add_local(s->round, &t, &svc) < 0) {
-        snprintf(err, errlen, "more than %d task containers", SWARM_TASKS_MAX);
-        return -1;
-    }
-    return 0;
-}
-
-static int on_service(struct docker_swarm *s, const char *e, size_t len, char *err,
-                      size_t errlen)
-{
-    struct swarm_service svc;
-    if (swarm_parse_service(e, len, &svc, err, errlen) < 0)
-        return -1;
-    if (swarm_round_add_service(s->round, &svc) < 0) {
-        snprintf(err, errlen, "more than %d services", SWARM_SERVICES_MAX);
-        return -1;
-    }
-    return 0;
-}
-
-static int on_node(struct docker_swarm *s, const char *e, size_t len, char *err,
-                   size_t errlen)
-{
-    char id[SWARM_ID_MAX];
-    bool ready;
-    if (swarm_parse_node(e, len, id, &ready, err, errlen) < 0)
-        return -1;
-    if (swarm_round_add_node(s->round, id, ready) < 0) {
-        snprintf(err, errlen, "more than %d nodes", SWARM_TASKS_MAX);
-        return -1;
-    }
-    return 0;
-}
-
-static int on_task(struct docker_swarm *s, const char *e, size_t len, char *err,
-                   size_t errlen)
-{
-    struct swarm_task t;
-    int r = swarm_parse_task(e, len, &t, err, errlen);
-    if (r <= 0)
-        return r;
-    if (swarm_round_add_task(s->round, &t) < 0) {
-        snprintf(err, errlen, "more than %d running tasks", SWARM_TASKS_MAX);
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- whole answers: docker_gwbridge, a network's view ---- */
-
-static int gateway(void *arg, const char *cid, const struct swarm_ip *ip)
-{
-    return swarm_round_add_gateway(arg, cid, ip);
-}
-
-static int view_service(void *arg, const struct swarm_service *svc,
-                        const struct swarm_task *tasks, size_t n)
-{
-    struct swarm_round *r = arg;
-    if (swarm_round_add_service(r, svc) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (swarm_round_add_task(r, &tasks[i]) < 0)
-            return -1;
-    return 0;
-}
-
+/* docker_gwbridge's members, or a network's view: whole. */
 static void on_body_done(void *arg, long status, const char *body, size_t len,
                          const struct http_error *error)
 {
     struct docker_swarm *s = arg;
     char err[400];
     s->req = NULL;
-    int rc = 0;
     if (s->step == SW_GATEWAY && !error && status == 404) {
         body = "{}"; /* no task ever ran here */
         len = 2;
@@ -352,11 +236,8 @@ static void on_body_done(void *arg, long status, const char *body, size_t len,
         round_failed(s, err);
         return;
     }
-    if (s->step == SW_GATEWAY)
-        rc = swarm_parse_members(body, len, gateway, s->round, err, sizeof err);
-    else
-        rc = swarm_parse_view(body, len, view_service, s->round, err, sizeof err);
-    if (rc < 0) {
+    if (swarm_feed_body(s->round, answer_of(s->step), body, len, err, sizeof err) <
+        0) {
         round_failed(s, err);
         return;
     }

@@ -431,6 +431,25 @@ bool addr_in_subnet(const struct addr *ip, const struct addr *net, unsigned pref
     return true;
 }
 
+bool sock_host_in_subnet(const struct addr *net, unsigned prefix)
+{
+    struct ifaddrs *all;
+    if (getifaddrs(&all) < 0)
+        return false;
+    bool found = false;
+    for (const struct ifaddrs *i = all; i && !found; i = i->ifa_next) {
+        int f = i->ifa_addr ? i->ifa_addr->sa_family : AF_UNSPEC;
+        if (f != AF_INET && f != AF_INET6)
+            continue;
+        struct addr a = {.len = f == AF_INET ? sizeof(struct sockaddr_in)
+                                             : sizeof(struct sockaddr_in6)};
+        memcpy(&a.ss, i->ifa_addr, a.len);
+        found = addr_in_subnet(&a, net, prefix);
+    }
+    freeifaddrs(all);
+    return found;
+}
+
 bool sock_addr_configured(const struct addr *a)
 {
     if (addr_is_any(a) || addr_is_loopback(a))

@@ -23,6 +23,9 @@ bool addr_is_any(const struct addr *a);
 bool addr_is_loopback(const struct addr *a);
 /* True when ip is inside net/prefix (same family; the ports ignored). */
 bool addr_in_subnet(const struct addr *ip, const struct addr *net, unsigned prefix);
+/* True when one of this host's interfaces has an address inside
+ * net/prefix (getifaddrs, read per call). */
+bool sock_host_in_subnet(const struct addr *net, unsigned prefix);
 bool addr_equal(const struct addr *a, const struct addr *b);
 uint32_t addr_hash(const struct addr *a);
 

@@ -1,67 +1,40 @@
 /* libFuzzer target: Swarm's answers come from the engine (or whatever
- * answers on its socket): every parser of them, then a round made of what
- * they read applied to a registry twice (attached and not), must neither
- * crash nor leave the registry holding what the round no longer has. */
+ * answers on its socket): every parser of them, through the round's feed,
+ * then the round applied to a registry, must neither crash nor leave the
+ * registry holding what a round no longer has. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/swarm_round.h"
+#include "berth/swarm_feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int view(void *arg, const struct swarm_service *s, const struct swarm_task *t,
-                size_t n)
-{
-    struct swarm_round *r = arg;
-    if (swarm_round_add_service(r, s) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (swarm_round_add_task(r, &t[i]) < 0)
-            return -1;
-    return 0;
-}
-
-static int member(void *arg, const char *cid, const struct swarm_ip *ip)
-{
-    return swarm_round_add_gateway(arg, cid, ip);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *body = (const char *)data;
-    char err[256], id[SWARM_ID_MAX];
-    bool ready;
+    char err[256];
     struct registry *reg = registry_new();
     struct swarm_round *r = swarm_round_new();
     struct swarm_held *h = swarm_held_new();
     if (!reg || !r || !h)
         goto out;
+    static const enum swarm_answer lists[] = {SWARM_NETWORKS, SWARM_LOCAL,
+                                              SWARM_SERVICES, SWARM_NODES,
+                                              SWARM_TASKS};
     for (int pass = 0; pass < 2; pass++) {
         swarm_round_reset(r);
-        struct swarm_network n;
-        struct swarm_service s;
-        struct swarm_task t;
-        if (swarm_parse_network(body, size, &n, err, sizeof err) == 0)
-            swarm_round_add_network(r, &n, pass == 0);
-        if (swarm_parse_service(body, size, &s, err, sizeof err) == 0)
-            swarm_round_add_service(r, &s);
-        if (swarm_parse_task(body, size, &t, err, sizeof err) == 1) {
-            swarm_round_add_task(r, &t);
-            /* Attached to whatever network the task names. */
-            for (size_t i = 0; i < t.naddrs; i++) {
-                struct swarm_network on = {0};
-                memcpy(on.id, t.addrs[i].net_id, sizeof on.id);
-                memcpy(on.name, t.addrs[i].net_id, sizeof on.id);
-                swarm_round_add_network(r, &on, pass == 0);
-            }
-        }
-        if (swarm_parse_node(body, size, id, &ready, err, sizeof err) == 0)
-            swarm_round_add_node(r, id, ready);
-        swarm_parse_view(body, size, view, r, err, sizeof err);
-        swarm_parse_members(body, size, member, r, err, sizeof err);
-        if (swarm_parse_local_task(body, size, &t, &s, err, sizeof err) == 1)
-            swarm_round_add_local(r, &t, &s);
+        /* The input as an overlay berth is attached to, on the first pass. */
+        struct swarm_network n = {.nsubnets = 1};
+        memcpy(n.id, "netid", 6);
+        memcpy(n.name, "lab_net", 8);
+        addr_from_ip(&n.subnets[0].net, "10.0.0.0", 0);
+        n.subnets[0].prefix = 8;
+        swarm_round_add_network(r, &n, pass == 0);
+        for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+            swarm_feed_elem(r, lists[i], body, size, err, sizeof err);
+        swarm_feed_body(r, SWARM_GATEWAY, body, size, err, sizeof err);
+        swarm_feed_body(r, SWARM_VIEW, body, size, err, sizeof err);
         struct swarm_outcome o;
         swarm_round_apply(r, h, reg, &o);
         struct addr a[4];
