@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "berth/sockaddr.h"
 #include "berth/swarm_parse.h"
@@ -74,11 +75,26 @@ static int gateway(void *arg, const char *cid, const struct swarm_ip *ip)
     return swarm_round_add_gateway(arg, cid, ip);
 }
 
-static int view_service(void *arg, const struct swarm_service *s,
+/* A service of a network's view that is not the network's stack's: another
+ * stack's when its name starts with "<stack>_" of a network that stack
+ * made (the view has no labels), else outside stacks. */
+static void guess_stack(const struct swarm_round *r, struct swarm_service *s)
+{
+    for (size_t i = 0; i < swarm_round_networks(r) && !s->stack[0]; i++) {
+        bool on;
+        const struct swarm_network *n = swarm_round_network(r, i, &on);
+        if (n->stack[0] && swarm_short_name(s->name, n->stack) != s->name)
+            memcpy(s->stack, n->stack, sizeof s->stack);
+    }
+}
+
+static int view_service(void *arg, const struct swarm_service *svc,
                         const struct swarm_task *tasks, size_t n)
 {
     struct swarm_round *r = arg;
-    if (swarm_round_add_service(r, s) < 0)
+    struct swarm_service s = *svc;
+    guess_stack(r, &s);
+    if (swarm_round_add_service(r, &s) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (swarm_round_add_task(r, &tasks[i]) < 0)

@@ -263,7 +263,12 @@ int swarm_parse_view(const char *body, size_t len, swarm_view_fn *fn, void *arg,
             continue;
         if (!copy(s.id, sizeof s.id, s.name))
             continue;
-        memcpy(s.stack, net.stack, sizeof s.stack);
+        /* The view has no labels: a service is the network's stack's when
+         * Docker's "<stack>_" prefix says so; another stack's service or
+         * one outside stacks may share the network (swarm_feed guesses
+         * the first from the other networks' stacks). */
+        if (swarm_short_name(s.name, net.stack) != s.name)
+            memcpy(s.stack, net.stack, sizeof s.stack);
         const char *vip = str_at(svc, "VIP");
         s.dnsrr = true;
         if (vip && vip[0] && swarm_parse_ip(vip, &s.vips[0].ip) == 0) {

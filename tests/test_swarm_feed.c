@@ -127,6 +127,54 @@ START_TEST(test_every_kind_then_applied)
 }
 END_TEST
 
+/* A worker's view has no labels: a service on the network of stack lab is
+ * lab's by its "lab_" prefix, another stack's by the prefix of a network
+ * that stack made, and one outside stacks is named by itself. */
+START_TEST(test_view_stacks)
+{
+    struct swarm_round *r = swarm_round_new();
+    struct swarm_held *h = swarm_held_new();
+    struct registry *reg = registry_new();
+    ck_assert(r && h && reg);
+    ck_assert_int_eq(
+        swarm_feed_elem(r, SWARM_NETWORKS,
+                        S("{\"Name\":\"lab_net\",\"Id\":\"n1\",\"Labels\":{"
+                          "\"com.docker.stack.namespace\":\"lab\"},\"IPAM\":{"
+                          "\"Config\":[{\"Subnet\":\"127.0.0.0/8\"}]}}"),
+                        err, sizeof err),
+        0);
+    ck_assert_int_eq(
+        swarm_feed_elem(r, SWARM_NETWORKS,
+                        S("{\"Name\":\"other_default\",\"Id\":\"n2\",\"Labels\":"
+                          "{\"com.docker.stack.namespace\":\"other\"}}"),
+                        err, sizeof err),
+        0);
+    ck_assert_int_eq(
+        swarm_feed_body(
+            r, SWARM_VIEW,
+            S("{\"Name\":\"lab_net\",\"Id\":\"n1\",\"Labels\":{"
+              "\"com.docker.stack.namespace\":\"lab\"},\"Services\":{"
+              "\"lab_web\":{\"VIP\":\"\",\"Tasks\":[{\"Name\":\"lab_web.1.a\","
+              "\"EndpointIP\":\"127.0.8.1\"}]},"
+              "\"other_api\":{\"VIP\":\"\",\"Tasks\":[{\"Name\":\"other_api.1.b\","
+              "\"EndpointIP\":\"127.0.8.2\"}]},"
+              "\"solo\":{\"VIP\":\"\",\"Tasks\":[{\"Name\":\"solo.1.c\","
+              "\"EndpointIP\":\"127.0.8.3\"}]}}}"),
+            err, sizeof err),
+        0);
+    struct swarm_outcome out;
+    ck_assert_int_eq(swarm_round_apply(r, h, reg, &out), 0);
+    struct addr a[2];
+    ck_assert_int_eq(registry_resolve(reg, S("tasks.web.lab"), AF_INET, a, 2), 1);
+    ck_assert_int_eq(registry_resolve(reg, S("tasks.api.other"), AF_INET, a, 2), 1);
+    ck_assert_int_eq(registry_resolve(reg, S("tasks.solo"), AF_INET, a, 2), 1);
+    ck_assert_int_eq(registry_resolve(reg, S("solo.lab"), AF_INET, a, 2), -1);
+    swarm_held_free(h, reg);
+    registry_free(reg);
+    swarm_round_free(r);
+}
+END_TEST
+
 START_TEST(test_bounds_named)
 {
     struct swarm_round *r = swarm_round_new();
@@ -149,6 +197,7 @@ int main(void)
     TCase *tc = tcase_create("feed");
     tcase_add_test(tc, test_networks_attached_by_address);
     tcase_add_test(tc, test_every_kind_then_applied);
+    tcase_add_test(tc, test_view_stacks);
     tcase_add_test(tc, test_bounds_named);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -178,11 +178,14 @@ START_TEST(test_view)
         "{\"Name\":\"lab_web.3.ccc\",\"EndpointIP\":\"10.0.1.7\"}]},"
         "\"lab_agent\":{\"VIP\":\"\",\"Tasks\":[{\"Name\":\"lab_agent.node1.ggg\","
         "\"EndpointIP\":\"10.0.1.8\"}]},"
-        "\"\":{\"Tasks\":[{\"Name\":\"loose\",\"EndpointIP\":\"10.0.1.9\"}]}}}";
+        "\"\":{\"Tasks\":[{\"Name\":\"loose\",\"EndpointIP\":\"10.0.1.9\"}]},"
+        "\"solo\":{\"VIP\":\"10.0.1.3\",\"Tasks\":[]}}}";
     struct seen v = {0};
     ck_assert_int_eq(swarm_parse_view(S(body), on_view, &v, err, sizeof err), 0);
-    ck_assert_uint_eq(v.nservices, 2);
+    ck_assert_uint_eq(v.nservices, 3);
     ck_assert_str_eq(v.services[0], "lab_web|lab");
+    /* On the stack's network, but not of the stack: no stack. */
+    ck_assert_str_eq(v.services[2], "solo|");
     ck_assert(!v.dnsrr[0]);
     ck_assert(v.dnsrr[1]);
     ck_assert_uint_eq(v.ntasks, 3);

@@ -95,7 +95,8 @@ int swarm_parse_network(const char *elem, size_t len, struct swarm_network *out,
 typedef int swarm_view_fn(void *arg, const struct swarm_service *s,
                           const struct swarm_task *tasks, size_t n);
 /* GET /networks/{id}?verbose=true: fn for each of its services (stack:
- * the network's own com.docker.stack.namespace label). At most
+ * the network's own com.docker.stack.namespace label, when the service's
+ * name starts with "<stack>_"; else ""). At most
  * SWARM_VIEW_TASKS tasks per service are read. */
 #define SWARM_VIEW_TASKS 4096
 int swarm_parse_view(const char *body, size_t len, swarm_view_fn *fn, void *arg,
