@@ -11,7 +11,11 @@ leaves it out), and faults can be set per endpoint, among them answers
 that never end (a body, a header block, an event line) and floods of
 events. bulk(n) adds n more containers at once, their list and inspect
 answers made from templates, for the scale test (test_docker_scale.py).
-backends() and who() are the greeting backends and the client that asks
+swarm_mode() (fakeswarm.py's _SwarmMixin) adds a scripted Docker Swarm: the role
+by /info (and /_ping's Swarm header), overlays, nodes, services, tasks,
+docker_gwbridge and this node's task containers, a network's verbose
+view, bulk tasks and service events (test_swarm_api.py); off, nothing
+answers differently. backends() and who() are the greeting backends and the client that asks
 which one it reached; rss_kib() reads a process's resident memory.
 """
 
@@ -33,6 +37,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_util as u  # noqa: E402
+from fakeswarm import _SwarmMixin  # noqa: E402
 
 FIX = os.path.join(u.REPO, "tests", "fixtures", "docker")
 SETTLE_S = 15.0
@@ -107,7 +112,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.fake._handle(self)
 
 
-class FakeDocker:
+class FakeDocker(_SwarmMixin):
     """A scripted Docker Engine API on a unix socket. Containers are
     {name: (id, {network: (ip, aliases)}, labels)}; the names in stopped
     exist but do not run (inspect: Running false, no address; the list, which
@@ -134,6 +139,7 @@ class FakeDocker:
         self._tmpl_list = _fixture("containers_list.json")[0]
         self.server = None
         self.paused = False
+        self.swarm = None           # FakeSwarm once swarm_mode() is called
         if start:
             self.start()
 
@@ -323,11 +329,13 @@ class FakeDocker:
                           if n not in ("host", "none") else []}}
                 for n in sorted(names)]
 
-    def _reply(self, h, status, body, ctype="application/json"):
+    def _reply(self, h, status, body, ctype="application/json", extra=()):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
         h.send_response(status)
         h.send_header("Api-Version", self.version)
+        for k, v in extra:
+            h.send_header(k, v)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
@@ -345,13 +353,19 @@ class FakeDocker:
         path = urllib.parse.urlsplit(h.path).path
         key, m = next(((k, hit) for k, rx in self.ROUTES if (hit := re.fullmatch(rx, path))),
                       ("other", None))
+        query = urllib.parse.unquote(urllib.parse.urlsplit(h.path).query)
+        skey, sm = self._swarm_key(path, query)
+        if skey:
+            key, m = skey, sm
         with self.lock:
             self.requests.append((time.monotonic(), key, h.path))
             fault = self.faults.get(key)
         if fault and fault[0] != "endlessline":     # that one is a 200 stream
             return self._fault(h, key, *fault)
         if key == "ping":
-            return self._reply(h, 200, b"OK", "text/plain; charset=utf-8")
+            return self._reply(h, 200, b"OK", "text/plain; charset=utf-8", self._ping_swarm())
+        if skey:
+            return self._swarm_answer(h, key, m)
         if key == "events":
             return self._events(h)
         with self.lock:
@@ -531,3 +545,4 @@ def who(port, timeout=3.0):
         except socket.timeout:
             return "timeout"
     return data.decode("utf-8", "replace").strip() if data else "closed"
+
