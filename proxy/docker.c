@@ -168,10 +168,12 @@ static void set_phase(struct docker *d, enum docker_phase p, const char *why)
             log_info("docker: reconnected after %s, resynced %zu running containers "
                      "(API %s)",
                      docker_duration(clock_ms() - d->outage_ms, took, sizeof took),
-                     registry_count(d->reg), d->version);
+                     registry_count(d->reg) - registry_swarm_count(d->reg),
+                     d->version);
         else
             log_info("docker: synced %zu running containers (API %s)",
-                     registry_count(d->reg), d->version);
+                     registry_count(d->reg) - registry_swarm_count(d->reg),
+                     d->version);
         backoff_reset(&d->backoff);
         registry_set_engine(d->reg, true, NULL);
         evtimer_del(d->stale);
@@ -494,6 +496,7 @@ struct docker *docker_new(struct event_base *base, struct registry *reg,
         docker_free(d);
         return NULL;
     }
+    docker_sync_leave_tasks(d->sync, true); /* Swarm followed by default */
     char where[sizeof d->ep.url + sizeof d->ep.source + 64];
     docker_endpoint_describe(&d->ep, where, sizeof where);
     log_info("docker: following %s", where);
@@ -542,6 +545,7 @@ bool docker_synced(const struct docker *d) { return d->phase == DOCKER_SYNCED; }
 void docker_set_swarm_poll(struct docker *d, unsigned seconds)
 {
     docker_swarm_set_poll(d->swarm, seconds);
+    docker_sync_leave_tasks(d->sync, seconds > 0);
 }
 
 void docker_set_metrics(struct docker *d, struct metrics *m)

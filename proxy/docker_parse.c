@@ -118,6 +118,7 @@ int docker_parse_inspect(const char *body, size_t len, struct docker_inspect *ou
         out->c.publish = str_at(labels, "berth.publish");
         out->c.transparent = str_at(labels, "berth.transparent");
         out->c.proxy_protocol = str_at(labels, "berth.proxy-protocol");
+        out->swarm_task = str_at(labels, "com.docker.swarm.task.id") != NULL;
         const char *num = str_at(labels, "com.docker.compose.container-number");
         out->c.number = num ? atoi(num) : 0;
     }

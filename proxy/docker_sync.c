@@ -42,6 +42,7 @@ struct docker_sync {
     struct registry *reg;
     struct docker_sync_hooks hooks;
     char version[16];
+    bool leave_tasks; /* see docker_sync_leave_tasks */
     struct http_req *list_req;
     /* The list as it arrives; once applied, the ids still to inspect, from
      * list_next on (freed when all were started). */
@@ -81,7 +82,7 @@ static void apply_inspect(struct docker_sync *s, const char *id, long status,
         log_error("docker: inspect %.12s: %s; keeping what was known", id, err);
         return;
     }
-    if (in.running) {
+    if (in.running && !(in.swarm_task && s->leave_tasks)) {
         if (registry_put(s->reg, &in.c) < 0)
             log_error("docker: inspect %.12s: out of memory", id);
         else
@@ -327,6 +328,11 @@ int docker_sync_list(struct docker_sync *s, const char *version)
 }
 
 /* ---- set-up ---- */
+
+void docker_sync_leave_tasks(struct docker_sync *s, bool leave)
+{
+    s->leave_tasks = leave;
+}
 
 void docker_sync_stop(struct docker_sync *s)
 {

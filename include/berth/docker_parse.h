@@ -16,6 +16,7 @@
 struct docker_inspect {
     void *json; /* the cJSON tree */
     bool running;
+    bool swarm_task; /* a Swarm task's (label com.docker.swarm.task.id) */
     struct reg_container c;
     struct reg_endpoint *eps;
     const char **aliases; /* all endpoints' aliases, one array */

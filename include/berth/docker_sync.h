@@ -52,6 +52,11 @@ int docker_sync_list(struct docker_sync *s, const char *version);
 void docker_sync_inspect(struct docker_sync *s, const char *id);
 /* Cancels the list and every inspect; no hook runs after this. */
 void docker_sync_stop(struct docker_sync *s);
+
+/* Swarm is followed (docker_swarm.h): its task containers are left out of
+ * the registry, whose Swarm entries name them at an address berth can
+ * reach (their overlay address may not be). */
+void docker_sync_leave_tasks(struct docker_sync *s, bool leave);
 /* The list was applied and no inspect waits or runs. */
 bool docker_sync_idle(const struct docker_sync *s);
 

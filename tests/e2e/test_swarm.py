@@ -322,6 +322,13 @@ class HostBerth(unittest.TestCase):
             self.assertEqual(errors, {})
             self.assertEqual(dig("127.0.0.1", dport, "tasks.web.lab.docker"),
                              ("NOERROR", gw_addrs), "the host berth names the gwbridge addresses")
+            # A task container's own name too (Docker's name for it): never
+            # its overlay address, which this namespace cannot route to.
+            for t in N.tasks(WEB):
+                name = f"{WEB}.{t['Slot']}.{t['ID']}.docker"
+                rcode, addrs = dig("127.0.0.1", dport, name)
+                self.assertEqual(rcode, "NOERROR", name)
+                self.assertEqual(addrs, [N.gwbridge_addr(N.container_of(t))], name)
             rc = b.stop()
             self.assertEqual(rc, 0, b.log_tail())
         finally:
