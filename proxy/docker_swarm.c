@@ -123,8 +123,8 @@ static void round_failed(struct docker_swarm *s, const char *why)
     char line[sizeof s->last_why];
     snprintf(line, sizeof line, "%s: %s", step_what[s->step], why);
     if (strcmp(line, s->last_why) != 0) {
-        log_warn("swarm: %s; keeping the last %zu entries, trying again in %us", line,
-                 swarm_held_count(s->held), s->poll_s);
+        log_warn("swarm: %s; keeping the last %zu entries, trying again", line,
+                 swarm_held_count(s->held));
         snprintf(s->last_why, sizeof s->last_why, "%s", line);
     }
     round_end(s);
@@ -134,6 +134,7 @@ static void round_failed(struct docker_swarm *s, const char *why)
 static void forget_all(struct docker_swarm *s, const char *why)
 {
     size_t n = swarm_held_clear(s->held, s->reg);
+    s->nsaid = 0; /* overlays are said again if they come back */
     if (n) {
         log_info("swarm: %s; %zu entries dropped", why, n);
         s->changed(s->arg);

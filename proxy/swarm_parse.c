@@ -239,6 +239,12 @@ static bool task_from_name(const char *name, struct swarm_task *t)
     long slot = *mid == '.' ? strtol(mid + 1, &end, 10) : 0;
     t->slot = *mid == '.' && end == last && slot > 0 && slot <= 1000000 ? (int)slot
                                                                         : 0;
+    /* A global service's: its node in the middle, kept for the task's name. */
+    size_t n = (size_t)(last - mid - 1);
+    if (!t->slot && *mid == '.' && n < sizeof t->node_id) {
+        memcpy(t->node_id, mid + 1, n);
+        t->node_id[n] = '\0';
+    }
     return true;
 }
 

@@ -202,6 +202,7 @@ size_t swarm_held_clear(struct swarm_held *h, struct registry *reg)
     for (size_t i = 0; i < h->ncounts; i++)
         free(h->counts[i]);
     h->n = h->ncounts = 0;
+    h->round = 0; /* the next round is a first one again: said as a whole */
     idmap_clear(h->byid);
     idmap_clear(h->byname);
     return n;
@@ -239,15 +240,47 @@ static void maps_free(struct maps *m)
     idmap_free(m->chosen);
 }
 
+/* src's attachments on networks dst has none on, appended to dst's. */
+static void merge_attach(struct swarm_attach *dst, size_t *n,
+                         const struct swarm_attach *src, size_t k)
+{
+    for (size_t i = 0; i < k && *n < SWARM_ATTACH_MAX; i++) {
+        bool have = false;
+        for (size_t j = 0; j < *n && !have; j++)
+            have = strcmp(dst[j].net_id, src[i].net_id) == 0;
+        if (!have)
+            dst[(*n)++] = src[i];
+    }
+}
+
 static int maps_make(struct maps *m, struct swarm_round *r)
 {
     *m = (struct maps){idmap_new(), idmap_new(), idmap_new(),
                        idmap_new(), idmap_new(), idmap_new()};
     if (!m->svcs || !m->nets || !m->nodes || !m->gws || !m->vips || !m->chosen)
         return -1;
-    for (size_t i = 0; i < r->nsvcs; i++)
-        if (idmap_put(m->svcs, r->svcs[i].id, &r->svcs[i]) < 0)
+    /* A worker reads one view per network: a service or task on two
+     * networks comes twice, each time with that network's address. One
+     * entry each, with both (the repeat's id emptied: passed over). */
+    for (size_t i = 0; i < r->nsvcs; i++) {
+        struct swarm_service *s = &r->svcs[i], *first = idmap_get(m->svcs, s->id);
+        if (first) {
+            merge_attach(first->vips, &first->nvips, s->vips, s->nvips);
+            s->id[0] = '\0';
+        } else if (idmap_put(m->svcs, s->id, s) < 0) {
             return -1;
+        }
+    }
+    for (size_t i = 0; i < r->ntasks; i++) {
+        struct swarm_task *t = &r->tasks[i], *first = idmap_get(m->chosen, t->id);
+        if (first) {
+            merge_attach(first->addrs, &first->naddrs, t->addrs, t->naddrs);
+            t->id[0] = '\0';
+        } else if (idmap_put(m->chosen, t->id, t) < 0) {
+            return -1;
+        }
+    }
+    idmap_clear(m->chosen);
     for (size_t i = 0; i < r->nnets; i++)
         if (idmap_put(m->nets, r->nets[i].n.id, &r->nets[i]) < 0)
             return -1;
@@ -428,28 +461,32 @@ static void reach(const struct maps *m, const struct swarm_task *t, struct item 
         to_endpoint(&it->eps[it->neps++], "docker_gwbridge", &g->ip);
 }
 
+/* Counts each service's running and reachable tasks (put false), or puts
+ * the reachable ones (put true). The cluster's tasks first, then this
+ * node's containers of tasks the cluster's did not reach. */
 static int apply_tasks(struct swarm_round *r, struct swarm_held *h,
-                       struct registry *reg, struct maps *m, struct swarm_outcome *out)
+                       struct registry *reg, struct maps *m, bool put,
+                       struct swarm_outcome *out)
 {
-    /* The cluster's tasks first, then this node's containers of tasks the
-     * cluster's did not reach. */
     for (size_t i = 0; i < r->ntasks + r->nlocals; i++) {
         bool local = i >= r->ntasks;
-        const struct swarm_task *t = local ? &r->locals[i - r->ntasks].t
-                                           : &r->tasks[i];
-        const struct swarm_service *s = local ? &r->locals[i - r->ntasks].s
-                                              : idmap_get(m->svcs, t->service_id);
-        if (!s || idmap_get(m->chosen, t->id) ||
+        struct swarm_task *t = local ? &r->locals[i - r->ntasks].t : &r->tasks[i];
+        struct swarm_service *s = local ? &r->locals[i - r->ntasks].s
+                                        : idmap_get(m->svcs, t->service_id);
+        if (!s || !t->id[0] || (put && idmap_get(m->chosen, t->id)) ||
             (!local && r->nodes_known && !idmap_get(m->nodes, t->node_id)))
             continue;
-        if (!local)
-            ((struct swarm_service *)s)->running++;
         struct item it = {.s = s, .t = t};
         reach(m, t, &it);
+        if (!put) {
+            s->running += !local;
+            s->reachable += it.neps > 0;
+            continue;
+        }
         if (!it.neps)
             continue;
-        if (idmap_put(m->chosen, t->id, (void *)t) < 0 ||
-            put_item(h, reg, m, &it, out) < 0 || count_task(h, s->name) < 0)
+        if (idmap_put(m->chosen, t->id, t) < 0 || put_item(h, reg, m, &it, out) < 0 ||
+            count_task(h, s->name) < 0)
             return -1;
         out->tasks++;
     }
@@ -468,10 +505,18 @@ int swarm_round_apply(struct swarm_round *r, struct swarm_held *h,
         errno = ENOMEM;
         goto done;
     }
-    /* VIPs on attached networks: the service's name is theirs in DNS. */
+    for (size_t i = 0; i < r->nsvcs; i++)
+        r->svcs[i].running = r->svcs[i].reachable = 0;
+    if (apply_tasks(r, h, reg, &m, false, out) < 0)
+        goto done;
+    /* VIPs on attached networks: the service's name is theirs in DNS, while
+     * some task of it is reachable (relays go to "tasks.<name>", and with
+     * none there must find nothing rather than the VIP). */
     for (size_t i = 0; i < r->nsvcs; i++) {
         const struct swarm_service *s = &r->svcs[i];
         struct item it = {.s = s};
+        if (!s->id[0] || !s->reachable)
+            continue;
         for (size_t k = 0; k < s->nvips && !s->dnsrr; k++) {
             const struct rnet *n = idmap_get(m.nets, s->vips[k].net_id);
             if (n && n->attached)
@@ -481,9 +526,7 @@ int swarm_round_apply(struct swarm_round *r, struct swarm_held *h,
                         put_item(h, reg, &m, &it, out) < 0))
             goto done;
     }
-    for (size_t i = 0; i < r->nsvcs; i++)
-        r->svcs[i].running = 0;
-    if (apply_tasks(r, h, reg, &m, out) < 0)
+    if (apply_tasks(r, h, reg, &m, true, out) < 0)
         goto done;
     for (size_t i = 0; i < r->nsvcs; i++)
         out->converging |= r->svcs[i].replicas > 0 &&

@@ -196,6 +196,7 @@ START_TEST(test_view)
     ck_assert_int_eq(v.tasks[1].slot, 3);
     ck_assert_str_eq(v.tasks[2].id, "ggg");
     ck_assert_int_eq(v.tasks[2].slot, 0);
+    ck_assert_str_eq(v.tasks[2].node_id, "node1"); /* for its name */
     ck_assert_int_eq(swarm_parse_view(S("[]"), on_view, &v, err, sizeof err), -1);
 }
 END_TEST

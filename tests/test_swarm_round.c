@@ -230,6 +230,57 @@ START_TEST(test_local_containers_and_no_stack)
 }
 END_TEST
 
+/* A worker reads one view per overlay: a service and a task on two of
+ * them come twice. One entry each, with both networks' addresses, put
+ * once and not again in a steady round. */
+static void two_views(void)
+{
+    swarm_round_reset(round_);
+    network("A", "lab_a", true);
+    network("B", "lab_b", true);
+    struct swarm_service sa = service("lab_web", "lab_web", "lab", "10.0.1.2");
+    struct swarm_service sb = sa;
+    snprintf(sa.vips[0].net_id, sizeof sa.vips[0].net_id, "A");
+    snprintf(sb.vips[0].net_id, sizeof sb.vips[0].net_id, "B");
+    sb.vips[0].ip = ip4("10.0.2.2");
+    struct swarm_task ta = task("t1", "lab_web", "", 1, "10.0.1.5", NULL), tb = ta;
+    snprintf(ta.addrs[0].net_id, sizeof ta.addrs[0].net_id, "A");
+    snprintf(tb.addrs[0].net_id, sizeof tb.addrs[0].net_id, "B");
+    tb.addrs[0].ip = ip4("10.0.2.5");
+    ck_assert_int_eq(swarm_round_add_service(round_, &sa), 0);
+    ck_assert_int_eq(swarm_round_add_task(round_, &ta), 0);
+    ck_assert_int_eq(swarm_round_add_service(round_, &sb), 0);
+    ck_assert_int_eq(swarm_round_add_task(round_, &tb), 0);
+}
+
+START_TEST(test_worker_views_merged)
+{
+    two_views();
+    struct swarm_outcome out = apply();
+    ck_assert_uint_eq(out.tasks, 1);
+    ck_assert_str_eq(resolve("web.lab"), "10.0.1.2 10.0.2.2");
+    ck_assert_str_eq(resolve("tasks.web.lab"), "10.0.1.5 10.0.2.5");
+    two_views();
+    out = apply();
+    ck_assert_uint_eq(out.put, 0);
+}
+END_TEST
+
+/* A vip service with no task berth can reach has no name: a publish
+ * target finds nothing (and closes its client) instead of the VIP. */
+START_TEST(test_no_vip_without_tasks)
+{
+    swarm_round_reset(round_);
+    network("net", "lab_net", true);
+    struct swarm_service web = service("W", "lab_web", "lab", "10.0.1.2");
+    web.replicas = 0;
+    ck_assert_int_eq(swarm_round_add_service(round_, &web), 0);
+    apply();
+    ck_assert_str_eq(resolve("web.lab"), "-");
+    ck_assert_str_eq(resolve("tasks.web.lab"), "-");
+}
+END_TEST
+
 /* Containers of this node are the docker client's: a resync's sweep of
  * them leaves Swarm's entries alone. */
 START_TEST(test_container_sweep_keeps_swarm)
@@ -262,6 +313,8 @@ int main(void)
     tcase_add_test(tc, test_not_attached_local_only);
     tcase_add_test(tc, test_local_containers_and_no_stack);
     tcase_add_test(tc, test_container_sweep_keeps_swarm);
+    tcase_add_test(tc, test_worker_views_merged);
+    tcase_add_test(tc, test_no_vip_without_tasks);
     tcase_add_test(tc, test_bounds);
     suite_add_tcase(s, tc);
     return check_run(s);

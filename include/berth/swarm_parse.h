@@ -39,6 +39,7 @@ struct swarm_service {
     int replicas;               /* a replicated service's desired count; -1:
                                  * global, or not known (a network's view) */
     size_t running;             /* swarm_round_apply: its running tasks seen */
+    size_t reachable;           /* ... and of them, those berth can reach */
     struct swarm_attach vips[SWARM_ATTACH_MAX];
     size_t nvips;
 };
