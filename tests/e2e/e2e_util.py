@@ -731,3 +731,20 @@ def tcp_roundtrip(addr, msg=b"ping", timeout=IO_TIMEOUT, family=None, extra=0):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def main_or_skip(requirements, cleaned):
+    """The __main__ of a suite that needs daemons or tools: exit 77 (ctest's
+    skip) saying why when requirements() raises SkipTest, else run it; on
+    Ctrl-C say that `cleaned` was cleaned up (the fixtures' finally blocks
+    ran) and exit 1."""
+    try:
+        requirements()
+    except unittest.SkipTest as e:
+        print(f"SKIP: {e}")
+        sys.exit(77)
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        sys.stderr.write(f"interrupted ({e}); {cleaned} cleaned up\n")
+        sys.exit(1)

@@ -88,6 +88,16 @@ def require():
             raise unittest.SkipTest(f"{name} not installed (a swarm node needs it)")
 
 
+def require_clients():
+    """require(), and the clients the Swarm suites use: dig, dnsmasq, curl."""
+    import test_dns as td
+    require()
+    for name, path in (("dig", td.DIG), ("dnsmasq", td.DNSMASQ),
+                       ("curl", shutil.which("curl"))):
+        if not path:
+            raise unittest.SkipTest(f"{name} not installed")
+
+
 def import_berth_image(hosts, berth=None):
     """scripts/berth-image --berth BERTH -H each host; the tag."""
     argv = [BERTH_IMAGE_SCRIPT, "--berth", berth or u.BERTH, "--tag", BERTH_IMAGE]

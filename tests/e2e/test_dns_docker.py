@@ -549,13 +549,4 @@ class DnsDocker(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    try:
-        requirements()
-    except unittest.SkipTest as e:
-        print(f"SKIP: {e}")
-        sys.exit(77)
-    try:
-        u.main()
-    except KeyboardInterrupt as e:
-        note(f"interrupted ({e}); containers, dockerd, dnsmasq and berth cleaned up")
-        sys.exit(1)
+    u.main_or_skip(requirements, "containers, dockerd, dnsmasq and berth")

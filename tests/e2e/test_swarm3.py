@@ -57,16 +57,8 @@ DEPLOYED = None      # time.monotonic() of the stack deploy
 RESULTS = {}
 
 
-def note(msg):
-    sys.stderr.write(f"    [{time.strftime('%T')}] {msg}\n")
-    sys.stderr.flush()
-
-
-def requirements():
-    sl.require()
-    for name, path in (("dig", td.DIG), ("dnsmasq", td.DNSMASQ), ("curl", CURL)):
-        if not path:
-            raise unittest.SkipTest(f"{name} not installed")
+note = sl.note
+requirements = sl.require_clients
 
 
 def setUpModule():
@@ -303,13 +295,4 @@ class ThroughBerth(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    try:
-        requirements()
-    except unittest.SkipTest as e:
-        print(f"SKIP: {e}")
-        sys.exit(77)
-    try:
-        u.main()
-    except KeyboardInterrupt as e:
-        note(f"interrupted ({e}); namespaces, dockerd, containers cleaned up")
-        sys.exit(1)
+    u.main_or_skip(requirements, "namespaces, dockerd, containers")
