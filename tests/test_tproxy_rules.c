@@ -17,30 +17,7 @@
 #include <unistd.h>
 
 #include "berth/tproxy_rules.h"
-
-#define TPROXY_FIXTURES FIXTURES "/../tproxy/"
-
-static char *slurp(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s%s", TPROXY_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-/* The TPROXY_* bits mark carries in m, or 0 when it is not there. */
-static unsigned covers(const struct tproxy_marks *m, uint32_t mark)
-{
-    for (size_t i = 0; i < m->n; i++)
-        if (m->mark[i] == mark)
-            return m->covers[i];
-    return 0;
-}
+#include "tproxyfx.h"
 
 START_TEST(test_nft_berth_tproxy)
 {
